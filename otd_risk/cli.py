@@ -1,0 +1,32 @@
+"""The ``otd-risk`` command line: thin commands over the project's functions.
+
+Each command module under ``otd_risk/commands`` registers its commands on the one Typer app;
+heavy imports happen inside the commands so that ``otd-risk --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="otd-risk",
+    help="Predict which open customer orders will miss their due date, and which stage drives "
+    "the risk. Start with `otd-risk demo`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# One module per area; each defines ``register(app)``.
+COMMAND_MODULES = (
+    "otd_risk.commands.data_cmds",
+)
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(app)
+
+
+def main() -> None:  # pragma: no cover - thin entry point
+    app()

@@ -1,0 +1,30 @@
+"""Shared helpers for the CLI commands: error reporting without tracebacks, settings."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class UserError(Exception):
+    """An error a person can fix: printed without a traceback, exit code 2."""
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the project's own errors for people into a clear message and a non-zero exit."""
+    from data.errors import ContractError, DataSourceError
+
+    try:
+        yield
+    except (ContractError, DataSourceError, UserError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        sys.stderr.flush()
+        raise typer.Exit(code=2) from None

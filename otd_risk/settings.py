@@ -1,0 +1,118 @@
+"""One typed settings object for every knob of otd-risk.
+
+Read from environment variables prefixed ``OTD_RISK_`` (and a ``.env`` file), overridable in
+tests through :func:`get_settings.cache_clear` or by passing a ``Settings`` explicitly. This module
+imports nothing from the project, so every layer may read it; importing it has no side effects
+(nothing is created on disk until :meth:`Settings.ensure_home` is called).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of otd-risk, with its default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OTD_RISK_", env_file=".env", extra="forbid", validate_default=True
+    )
+
+    home: Path = Field(default=Path(".otd-risk"))
+    """Project home: MLflow store, scoring runs, API keys, logs. Created on first use."""
+
+    mlflow_tracking_uri: str | None = None
+    """MLflow tracking URI. Empty: a SQLite store at ``<home>/mlflow.db`` with artifacts under
+    ``<home>/mlartifacts``. The standard ``MLFLOW_TRACKING_URI`` variable is honoured too."""
+
+    data: str | None = None
+    """Default dataset: a folder of CSV/Parquet tables or a SQL URL (sqlite:///…, postgresql://…)."""
+
+    timezone: str = "UTC"
+    """The dataset's time zone: timestamps without an offset are read in it, and lateness compares
+    calendar dates in it."""
+
+    late_grace_days: int = Field(default=0, ge=0)
+    """An order is late when delivered more than this many days after its due date."""
+
+    capacity_planning_horizon_days: int = Field(default=14, ge=0)
+    """A capacity row without ``recorded_at`` is taken as known this many days before its date."""
+
+    snapshot_every_days: int = Field(default=7, ge=1)
+    """Training examples: each historical order is seen at creation, then every this many days
+    until it is delivered."""
+
+    extra_order_features: list[str] = Field(default_factory=list)
+    """Extra columns of the ``orders`` table to use as features (text as categories, numbers as
+    numbers), e.g. ``["shipment_mode", "vendor"]``."""
+
+    model_name: str = "otd-risk"
+    """Registered model name in the MLflow registry."""
+
+    champion_alias: str = "champion"
+    """Registry alias of the model that serves."""
+
+    promotion_metric: Literal["pr_auc", "roc_auc", "brier"] = "pr_auc"
+    """Metric the promotion gate compares on the validation window (brier: lower is better)."""
+
+    validation_days: int = Field(default=60, ge=1)
+    """Length of the validation window before the training cut-off."""
+
+    seed: int = 42
+    """Seed for everything random in training."""
+
+    default_lang: Literal["en", "zh"] = "en"
+    """Language of messages for people when a request does not ask for one."""
+
+    scoring_log_url: str | None = None
+    """SQL URL of the scoring log. Empty: SQLite at ``<home>/scoring_log.db``."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as "
+                             "'Asia/Shanghai' or 'UTC'") from exc
+        return value
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI in force (the embedded SQLite store by default)."""
+        import os
+
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"]
+        return f"sqlite:///{self.home.resolve() / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where the embedded store keeps MLflow artifacts."""
+        return self.home.resolve() / "mlartifacts"
+
+    @property
+    def scoring_log(self) -> str:
+        """SQL URL of the scoring log."""
+        return self.scoring_log_url or f"sqlite:///{self.home.resolve() / 'scoring_log.db'}"
+
+    def ensure_home(self) -> Path:
+        """Create the project home if needed and return its absolute path."""
+        home = self.home.resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing
+    the environment)."""
+    return Settings()
