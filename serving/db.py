@@ -1,0 +1,47 @@
+"""The serving store: one SQLite database under the project home for scoring runs and API keys."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, MetaData, create_engine, event
+
+SERVING_DB = "serving.db"
+
+METADATA = MetaData()
+"""Tables of the serving store; declared in serving.keys and serving.runs."""
+
+
+def serving_db_path(home: Path) -> Path:
+    """Where the serving store lives for a project home."""
+    return home.resolve() / SERVING_DB
+
+
+@lru_cache(maxsize=8)
+def _engine_for(path: str) -> Engine:
+    engine = create_engine(f"sqlite:///{path}", future=True)
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
+        # WAL lets the API read the latest run while `otd-risk score` writes the next one;
+        # busy_timeout makes concurrent writers wait instead of failing at once.
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return engine
+
+
+def serving_engine(home: Path) -> Engine:
+    """The engine of the serving store (the home is created on first use, not at import)."""
+    home = home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    # The tables are declared in these modules; importing them registers them on METADATA.
+    from serving import keys, runs  # noqa: F401
+
+    engine = _engine_for(str(serving_db_path(home)))
+    METADATA.create_all(engine)
+    return engine

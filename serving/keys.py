@@ -1,0 +1,141 @@
+"""API keys: created with a role, shown once, stored only as a SHA-256 hash, revocable.
+
+A key looks like ``otd_<id>_<secret>``: the id finds the row, the secret (256 random bits) is
+checked against the stored hash with a constant-time comparison. The key itself is never stored
+and never logged; a high-entropy secret makes a plain SHA-256 enough (no password stretching).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import Column, DateTime, String, Table, insert, select, update
+
+from serving.db import METADATA, serving_engine
+
+Role = Literal["reader", "admin"]
+ROLES: tuple[str, ...] = ("reader", "admin")
+ROLE_RANK = {"reader": 0, "admin": 1}
+"""An admin may do everything a reader may."""
+
+KEY_PREFIX = "otd"
+
+API_KEYS = Table(
+    "api_keys",
+    METADATA,
+    Column("key_id", String(16), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("role", String(16), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What is known about a key, without its secret."""
+
+    key_id: str
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    """A new key: ``key`` is shown to the person once and never again."""
+
+    info: KeyInfo
+    key: str
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(home: Path, role: str, name: str = "") -> CreatedKey:
+    """Create a key with ``role`` (reader or admin) and return it with its one-time secret."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; use one of: {', '.join(ROLES)}")
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    with serving_engine(home).begin() as conn:
+        conn.execute(
+            insert(API_KEYS).values(
+                key_id=key_id, name=name, role=role, secret_sha256=_hash(secret), created_at=now
+            )
+        )
+    info = KeyInfo(key_id=key_id, name=name, role=role, created_at=now)
+    return CreatedKey(info=info, key=f"{KEY_PREFIX}_{key_id}_{secret}")
+
+
+def revoke_key(home: Path, key_id: str) -> KeyInfo:
+    """Revoke a key by id; raises ``KeyError`` naming the fix when there is no such key."""
+    engine = serving_engine(home)
+    with engine.begin() as conn:
+        row = conn.execute(select(API_KEYS).where(API_KEYS.c.key_id == key_id)).mappings().first()
+        if row is None:
+            raise KeyError(f"no API key with id {key_id!r}; `otd-risk keys list` shows the ids")
+        if row["revoked_at"] is None:
+            conn.execute(
+                update(API_KEYS)
+                .where(API_KEYS.c.key_id == key_id)
+                .values(revoked_at=datetime.now(UTC))
+            )
+        row = conn.execute(select(API_KEYS).where(API_KEYS.c.key_id == key_id)).mappings().first()
+    return _info(row)
+
+
+def list_keys(home: Path) -> list[KeyInfo]:
+    """All keys (active and revoked), oldest first."""
+    with serving_engine(home).connect() as conn:
+        rows = conn.execute(select(API_KEYS).order_by(API_KEYS.c.created_at)).mappings().all()
+    return [_info(r) for r in rows]
+
+
+def verify_key(home: Path, presented: str) -> KeyInfo | None:
+    """The active key matching ``presented``, or None (malformed, unknown, wrong or revoked)."""
+    parts = presented.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        return None
+    _, key_id, secret = parts
+    with serving_engine(home).connect() as conn:
+        row = conn.execute(select(API_KEYS).where(API_KEYS.c.key_id == key_id)).mappings().first()
+    if row is None or row["revoked_at"] is not None:
+        return None
+    if not hmac.compare_digest(row["secret_sha256"], _hash(secret)):
+        return None
+    return _info(row)
+
+
+def role_allows(role: str, required: str) -> bool:
+    """Whether a key with ``role`` may use a route that requires ``required``."""
+    return ROLE_RANK.get(role, -1) >= ROLE_RANK[required]
+
+
+def _info(row) -> KeyInfo:
+    return KeyInfo(
+        key_id=row["key_id"],
+        name=row["name"],
+        role=row["role"],
+        created_at=_utc(row["created_at"]),
+        revoked_at=None if row["revoked_at"] is None else _utc(row["revoked_at"]),
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; they were stored in UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

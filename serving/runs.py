@@ -1,0 +1,197 @@
+"""Scoring runs recorded under the project home: a run is all there or absent.
+
+Each run records the model version, as_of, the data fingerprint, counts, when it was made and its
+ranked rows. The latest complete run is the list the API serves.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+)
+
+from serving.columns import RANKED_COLUMNS, STAGE_COLUMNS
+from serving.db import METADATA, serving_engine
+
+SCORING_RUNS = Table(
+    "scoring_runs",
+    METADATA,
+    Column("run_id", String(32), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("model_version", String(32), nullable=False),
+    Column("model_run_id", String(64), nullable=True),
+    Column("as_of", DateTime(timezone=True), nullable=False),
+    Column("data_fingerprint", String(64), nullable=False),
+    Column("data_source", Text, nullable=False, default=""),
+    Column("n_open", Integer, nullable=False),
+    Column("n_scored", Integer, nullable=False),
+)
+
+SCORED_ORDERS = Table(
+    "scored_orders",
+    METADATA,
+    Column(
+        "run_id",
+        String(32),
+        ForeignKey("scoring_runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("rank", Integer, primary_key=True),
+    Column("order_id", String(200), nullable=False),
+    Column("risk", Float, nullable=False),
+    Column("top_stage", String(32), nullable=False),
+    *(Column(c, Float, nullable=False) for c in STAGE_COLUMNS),
+    Column("reasons", Text, nullable=False),
+    Column("plant_id", String(200), nullable=True),
+    Column("customer_id", String(200), nullable=True),
+    Column("due_date", String(10), nullable=True),
+    Column("days_to_due", Integer, nullable=True),
+    Index("ix_scored_orders_run_order", "run_id", "order_id"),
+)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One recorded scoring run, without its rows."""
+
+    run_id: str
+    created_at: datetime
+    model_version: str
+    model_run_id: str | None
+    as_of: datetime
+    data_fingerprint: str
+    data_source: str
+    n_open: int
+    n_scored: int
+
+
+def record_run(
+    home: Path,
+    ranked: pd.DataFrame,
+    *,
+    model_version: str,
+    model_run_id: str | None,
+    as_of: pd.Timestamp,
+    data_fingerprint: str,
+    data_source: str = "",
+    n_open: int | None = None,
+) -> RunInfo:
+    """Store a ranked list and its provenance in one transaction and return the run."""
+    missing = [c for c in RANKED_COLUMNS if c not in ranked.columns]
+    if missing:
+        raise ValueError(
+            f"the ranked list lacks columns {missing}; build it with "
+            "serving.scoring.score_open_orders"
+        )
+    info = RunInfo(
+        run_id=uuid.uuid4().hex,
+        created_at=datetime.now(UTC),
+        model_version=str(model_version),
+        model_run_id=model_run_id,
+        as_of=pd.Timestamp(as_of).to_pydatetime(),
+        data_fingerprint=data_fingerprint,
+        data_source=data_source,
+        n_open=len(ranked) if n_open is None else int(n_open),
+        n_scored=len(ranked),
+    )
+    rows = _rows_for_db(ranked, info.run_id)
+    with serving_engine(home).begin() as conn:
+        conn.execute(insert(SCORING_RUNS).values(**info.__dict__))
+        if rows:
+            conn.execute(insert(SCORED_ORDERS), rows)
+    return info
+
+
+def latest_run(home: Path) -> RunInfo | None:
+    """The most recent complete run, or None when nothing was scored yet."""
+    with serving_engine(home).connect() as conn:
+        row = (
+            conn.execute(select(SCORING_RUNS).order_by(SCORING_RUNS.c.created_at.desc()).limit(1))
+            .mappings()
+            .first()
+        )
+    return None if row is None else _info(row)
+
+
+def list_runs(home: Path, limit: int = 20) -> list[RunInfo]:
+    """Recent runs, newest first."""
+    with serving_engine(home).connect() as conn:
+        rows = (
+            conn.execute(
+                select(SCORING_RUNS).order_by(SCORING_RUNS.c.created_at.desc()).limit(limit)
+            )
+            .mappings()
+            .all()
+        )
+    return [_info(r) for r in rows]
+
+
+def load_run_rows(home: Path, run_id: str) -> pd.DataFrame:
+    """A run's ranked rows (columns as in ``RANKED_COLUMNS``; ``reasons`` as lists of str)."""
+    cols = ", ".join(f'"{c}"' for c in RANKED_COLUMNS)
+    with serving_engine(home).connect() as conn:
+        frame = pd.read_sql_query(
+            f"SELECT {cols} FROM scored_orders WHERE run_id = ? ORDER BY rank",
+            conn.connection.driver_connection,
+            params=(run_id,),
+        )
+    frame["reasons"] = [json.loads(r) for r in frame["reasons"]]
+    frame["due_date"] = pd.to_datetime(frame["due_date"])
+    frame["days_to_due"] = frame["days_to_due"].astype("Int64")
+    return frame
+
+
+def delete_runs_before(home: Path, keep: int) -> int:
+    """Delete all but the ``keep`` newest runs; returns how many were deleted."""
+    keep_ids = [r.run_id for r in list_runs(home, limit=keep)]
+    with serving_engine(home).begin() as conn:
+        old = (
+            conn.execute(
+                select(SCORING_RUNS.c.run_id).where(SCORING_RUNS.c.run_id.not_in(keep_ids))
+            )
+            .scalars()
+            .all()
+        )
+        if old:
+            conn.execute(delete(SCORED_ORDERS).where(SCORED_ORDERS.c.run_id.in_(old)))
+            conn.execute(delete(SCORING_RUNS).where(SCORING_RUNS.c.run_id.in_(old)))
+    return len(old)
+
+
+def _rows_for_db(ranked: pd.DataFrame, run_id: str) -> list[dict]:
+    frame = ranked[list(RANKED_COLUMNS)].copy()
+    frame["reasons"] = [json.dumps(list(r), ensure_ascii=False) for r in frame["reasons"]]
+    frame["due_date"] = pd.to_datetime(frame["due_date"]).dt.strftime("%Y-%m-%d")
+    frame["run_id"] = run_id
+    frame = frame.astype(object).where(frame.notna(), None)
+    # astype(object) hands the driver Python scalars, and NaN/NA become NULL.
+    return frame.to_dict("records")
+
+
+def _info(row) -> RunInfo:
+    values = {k: row[k] for k in RunInfo.__dataclass_fields__}
+    for key in ("created_at", "as_of"):  # SQLite hands back naive datetimes; they were UTC
+        values[key] = _utc(values[key])
+    return RunInfo(**values)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
