@@ -54,7 +54,8 @@ def run_demo(
 
     step(f"Loading and validating {world_dir}")
     dataset = load_dataset(
-        world_dir, tz=settings.timezone,
+        world_dir,
+        tz=settings.timezone,
         capacity_horizon_days=settings.capacity_planning_horizon_days,
     )
 

@@ -70,6 +70,19 @@ class Settings(BaseSettings):
     default_lang: Literal["en", "zh"] = "en"
     """Language of messages for people when a request does not ask for one."""
 
+    monitor_drift_share_watch: float = Field(default=0.2, ge=0, le=1)
+    """Monitoring: this share of drifted features (or a drifted prediction) means ``watch``."""
+
+    monitor_drift_share_retrain: float = Field(default=0.5, ge=0, le=1)
+    """Monitoring: this share of drifted features means ``retrain recommended``."""
+
+    monitor_max_pr_auc_drop: float = Field(default=0.10, ge=0, le=1)
+    """Monitoring: realised PR AUC this far (absolute) below the champion's validation PR AUC
+    means ``retrain recommended``; half of it means ``watch``."""
+
+    monitor_min_matured: int = Field(default=100, ge=1)
+    """Monitoring: fewer matured orders than this and realised accuracy is not judged."""
+
     scoring_log_url: str | None = None
     """SQL URL of the scoring log. Empty: SQLite at ``<home>/scoring_log.db``."""
 
@@ -79,8 +92,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as "
-                             "'Asia/Shanghai' or 'UTC'") from exc
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Asia/Shanghai' or 'UTC'"
+            ) from exc
         return value
 
     @property

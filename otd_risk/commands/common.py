@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
@@ -25,6 +26,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except (ContractError, DataSourceError, UserError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        # Escape: a message quoting a bad value may contain brackets rich would read as markup.
+        message = escape(str(exc))
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.stderr.flush()
         raise typer.Exit(code=2) from None

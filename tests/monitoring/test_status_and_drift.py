@@ -1,0 +1,80 @@
+"""Monitoring's pure parts: drift figures from Evidently and the status rules."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitoring.drift import compute_drift
+from monitoring.status import Thresholds, decide_status
+
+
+def _frames(shift: float, n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    ref = pd.DataFrame(
+        {
+            "supplier_on_time_90d": rng.beta(8, 2, n),
+            "slack_days": rng.normal(20, 5, n),
+            "priority": rng.choice(["normal", "rush"], n, p=[0.8, 0.2]),
+            "risk": rng.beta(2, 6, n),
+        }
+    )
+    cur = ref.copy()
+    cur["supplier_on_time_90d"] = np.clip(rng.beta(8, 2, n) - shift, 0, 1)
+    cur["slack_days"] = rng.normal(20, 5, n)
+    cur["priority"] = rng.choice(["normal", "rush"], n, p=[0.8, 0.2])
+    cur["risk"] = rng.beta(2, 6, n)
+    return ref, cur
+
+
+def test_no_drift_between_samples_of_one_distribution():
+    ref, cur = _frames(shift=0.0)
+    result = compute_drift(
+        ref, cur, numerical=["supplier_on_time_90d", "slack_days"], categorical=["priority"]
+    )
+    assert set(result.features) == {"supplier_on_time_90d", "slack_days", "priority"}
+    assert not any(d.drifted for d in result.features.values())
+    assert result.drifted_share == 0.0
+    assert result.prediction is not None and not result.prediction.drifted
+
+
+def test_a_shifted_feature_is_flagged_and_the_others_are_not():
+    ref, cur = _frames(shift=0.3)
+    result = compute_drift(
+        ref, cur, numerical=["supplier_on_time_90d", "slack_days"], categorical=["priority"]
+    )
+    assert result.features["supplier_on_time_90d"].drifted
+    assert result.features["supplier_on_time_90d"].score > 0.5
+    assert not result.features["slack_days"].drifted
+    assert result.drifted_share == pytest.approx(1 / 3)
+
+
+def test_large_frames_are_sampled_to_the_cap():
+    ref, cur = _frames(shift=0.0, n=5000)
+    result = compute_drift(ref, cur, numerical=["slack_days"], categorical=[], max_rows=1000)
+    assert (result.n_reference, result.n_current) == (1000, 1000)
+
+
+@pytest.mark.parametrize(
+    ("share", "pred", "realised", "n", "expected"),
+    [
+        (0.0, False, 0.60, 500, "ok"),
+        (0.25, False, 0.60, 500, "watch"),
+        (0.6, False, 0.60, 500, "retrain recommended"),
+        (0.0, True, 0.60, 500, "watch"),
+        (0.0, False, 0.56, 500, "watch"),  # 0.06 below 0.62: past half the limit
+        (0.0, False, 0.45, 500, "retrain recommended"),
+        (0.0, False, 0.10, 50, "ok"),  # too few matured orders to judge
+    ],
+)
+def test_status_rules(share, pred, realised, n, expected):
+    status, reasons = decide_status(
+        drifted_share=share,
+        drifted_features=["a"] if share else [],
+        prediction_drifted=pred,
+        realised_pr_auc=realised,
+        n_matured=n,
+        reference_pr_auc=0.62,
+        thresholds=Thresholds(),
+    )
+    assert status == expected
+    assert reasons
