@@ -1,0 +1,518 @@
+"""Reading and writing datasets: a folder of CSV/Parquet tables, or a SQL database by URL.
+
+Loading brings every table into the canonical dtypes of :mod:`data.dataset`. Values that cannot be
+read as their contract type are refused here, while the raw text is still at hand, so the error
+shows the offending value as the source wrote it; the remaining rules live in
+:mod:`data.validate`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+
+from data.contract import TABLES, Column, Table
+from data.dataset import Dataset
+from data.errors import MAX_ROWS_SHOWN, ContractError, DataSourceError
+
+Format = Literal["csv", "parquet"]
+
+SQL_SCHEMES = ("sqlite", "postgresql")
+"""URL schemes (before any ``+driver``) that load from a SQL database."""
+
+_OFFSET_AT_END = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
+"""An ISO 8601 offset at the end of a timestamp: ``Z``, ``+08:00``, ``-0500`` or ``+08``."""
+
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9.+-]*)://")
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+
+def _iso_timestamps(values: pd.Series) -> pd.Series:
+    """Aware timestamps as ISO 8601 text in UTC with an explicit ``+00:00`` offset; NaT -> NaN.
+
+    numpy formats the whole column in C; the unit is the coarsest that loses nothing, so whole
+    seconds stay short (``2024-03-01T08:00:00+00:00``).
+    """
+    utc = values.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
+    ns = utc.to_numpy().astype("int64")
+    present = utc.notna().to_numpy()
+    unit = "ns"
+    for candidate, step in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if not (ns[present] % step).any():
+            unit = candidate
+            break
+    text = np.datetime_as_string(utc.to_numpy(), unit=unit)
+    out = pd.Series(np.char.add(text.astype(str), "+00:00"), index=values.index, dtype=object)
+    return out.where(present)
+
+
+def _iso_dates(values: pd.Series) -> pd.Series:
+    """Naive midnight datetimes as ``YYYY-MM-DD``; NaT -> NaN."""
+    text = np.datetime_as_string(values.to_numpy().astype("datetime64[D]"), unit="D")
+    return pd.Series(text, index=values.index, dtype=object).where(values.notna().to_numpy())
+
+
+def _text_frame(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
+    """The table with timestamps and dates as contract text (for CSV and SQLite)."""
+    out = frame.copy()
+    for col in table.columns_of_kind("timestamp"):
+        if col in out.columns and isinstance(out[col].dtype, pd.DatetimeTZDtype):
+            out[col] = _iso_timestamps(out[col])
+    for col in table.columns_of_kind("date"):
+        if col in out.columns and pd.api.types.is_datetime64_dtype(out[col].dtype):
+            out[col] = _iso_dates(out[col])
+    return out
+
+
+def _arrow_table(frame: pd.DataFrame, table: Table):
+    """The table as a pyarrow Table: timestamps as UTC instants, dates as ``date32``."""
+    import pyarrow as pa
+
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    for col in table.columns_of_kind("date"):
+        if col in frame.columns and pa.types.is_timestamp(arrow.schema.field(col).type):
+            i = arrow.schema.get_field_index(col)
+            arrow = arrow.set_column(i, col, arrow.column(col).cast(pa.date32()))
+    return arrow
+
+
+def write_dataset(dataset: Dataset, out: str | Path, fmt: Format = "csv") -> Path:
+    """Write each present table as ``NAME.csv`` or ``NAME.parquet`` in the contract's format.
+
+    Timestamps become ISO 8601 with an offset (UTC), dates ``YYYY-MM-DD``, ids stay strings,
+    extra columns are kept. A table of the other format left in the folder from an earlier write
+    is removed, because a folder holding both would be refused on loading. Returns the folder.
+    """
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"unknown format {fmt!r}: use 'csv' or 'parquet'")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    other = "parquet" if fmt == "csv" else "csv"
+    for name, frame in dataset.tables().items():
+        table = TABLES[name]
+        stale = folder / f"{name}.{other}"
+        if stale.exists():
+            stale.unlink()
+        path = folder / f"{name}.{fmt}"
+        if fmt == "csv":
+            _text_frame(frame, table).to_csv(path, index=False, na_rep="", encoding="utf-8")
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(_arrow_table(frame, table), path)
+    return folder
+
+
+def _sql_types(table: Table, frame: pd.DataFrame, dialect: str) -> dict:
+    """SQLAlchemy column types derived from the contract (extra columns: pandas' choice)."""
+    from sqlalchemy import Date, DateTime, Float, Text
+
+    kinds = {c.name: c.kind for c in table.columns}
+    types: dict = {}
+    for col in frame.columns:
+        kind = kinds.get(col)
+        if kind in ("id", "text", "stage"):
+            types[col] = Text()
+        elif kind == "number":
+            types[col] = Float(precision=53)
+        elif kind == "timestamp":
+            # SQLite has no time-zone-aware type: ISO text with its offset keeps the instant.
+            types[col] = Text() if dialect == "sqlite" else DateTime(timezone=True)
+        elif kind == "date":
+            types[col] = Text() if dialect == "sqlite" else Date()
+    return types
+
+
+def write_sql(dataset: Dataset, url: str, *, if_exists: Literal["replace", "fail"] = "replace"):
+    """Write each present table to the SQL database at ``url`` under its contract name.
+
+    SQLite stores timestamps and dates as ISO 8601 text (it has no aware type); PostgreSQL gets
+    ``timestamptz``, ``date``, ``text`` and ``double precision`` columns.
+    """
+    engine = _engine(url)
+    try:
+        dialect = engine.dialect.name
+        with engine.begin() as conn:
+            for name, frame in dataset.tables().items():
+                table = TABLES[name]
+                data = _text_frame(frame, table) if dialect == "sqlite" else frame
+                data.to_sql(
+                    name,
+                    conn,
+                    if_exists=if_exists,
+                    index=False,
+                    dtype=_sql_types(table, frame, dialect),
+                    chunksize=50_000,
+                )
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading raw tables
+# ---------------------------------------------------------------------------------------------
+
+
+def _engine(url: str):
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    match = _URL.match(url)
+    scheme = match.group("scheme").split("+")[0].lower() if match else ""
+    if scheme not in SQL_SCHEMES:
+        raise DataSourceError(
+            f"{url!r}: unknown data source URL scheme {scheme!r}; use a folder of CSV/Parquet "
+            "tables, sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
+        )
+    try:
+        return create_engine(url)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise DataSourceError(
+            f"{url!r}: cannot open this database URL ({exc}); check the "
+            "spelling, e.g. sqlite:///data/otd.db"
+        ) from exc
+
+
+def _is_sql_url(source: str) -> bool:
+    return bool(_URL.match(source))
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Every column as text: ``00042`` stays ``00042``; an empty field is missing, and nothing
+    else is (``NA`` may be a real code)."""
+    try:
+        return pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            encoding="utf-8-sig",
+            skipinitialspace=False,
+        )
+    except pd.errors.EmptyDataError as exc:
+        raise DataSourceError(
+            f"{path}: the file is empty; write a header line with the "
+            "contract's column names, then one line per row"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise DataSourceError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            "export the file as UTF-8 CSV"
+        ) from exc
+    except pd.errors.ParserError as exc:
+        raise DataSourceError(
+            f"{path}: not a readable CSV file ({exc}); check the quoting and "
+            "that every line has as many fields as the header"
+        ) from exc
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        arrow = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataSourceError(
+            f"{path}: not a readable Parquet file ({exc}); write it again "
+            "with pyarrow or export the table as CSV"
+        ) from exc
+    # date32 -> datetime64 (not Python date objects, which are slow to convert afterwards).
+    return arrow.to_pandas(date_as_object=False)
+
+
+def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    if not folder.exists():
+        raise DataSourceError(
+            f"{folder}: no such folder; pass --data with a folder holding "
+            "orders.csv or orders.parquet, or a SQL URL"
+        )
+    if not folder.is_dir():
+        raise DataSourceError(
+            f"{folder}: not a folder; pass the folder that holds the tables "
+            "(orders.csv, order_stages.csv, ...), not a single file"
+        )
+    frames: dict[str, pd.DataFrame] = {}
+    where: dict[str, str] = {}
+    for name, table in TABLES.items():
+        csv, parquet = folder / f"{name}.csv", folder / f"{name}.parquet"
+        if csv.exists() and parquet.exists():
+            raise DataSourceError(
+                f"{folder}: both {csv.name} and {parquet.name} are present; "
+                f"keep one of them so it is clear which {name} to read"
+            )
+        if csv.exists():
+            frames[name], where[name] = _read_csv(csv), str(csv)
+        elif parquet.exists():
+            frames[name], where[name] = _read_parquet(parquet), str(parquet)
+        elif table.required:
+            raise DataSourceError(
+                f"{folder}: no {name} table; the folder must hold {name}.csv "
+                f"or {name}.parquet (the contract's required table)"
+            )
+    return frames, where
+
+
+def _read_sql(url: str) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = _engine(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        # SQLite would silently create an empty database for a mistyped path.
+        if db and db != ":memory:" and not db.startswith("file:") and not Path(db).exists():
+            raise DataSourceError(
+                f"{url}: no such SQLite file {db!r}; check the path (three "
+                "slashes for a relative path, four for an absolute one)"
+            )
+    frames: dict[str, pd.DataFrame] = {}
+    where: dict[str, str] = {}
+    try:
+        with engine.connect() as conn:
+            present = set(inspect(conn).get_table_names())
+            for name, table in TABLES.items():
+                if name not in present:
+                    if table.required:
+                        raise DataSourceError(
+                            f"{parsed.render_as_string(hide_password=True)}: "
+                            f"no table named {name!r}; the database must hold "
+                            "the contract's required orders table"
+                        )
+                    continue
+                frames[name] = pd.read_sql_table(name, conn)
+                where[name] = f"{parsed.render_as_string(hide_password=True)} table {name}"
+    except SQLAlchemyError as exc:
+        raise DataSourceError(
+            f"{parsed.render_as_string(hide_password=True)}: cannot read the "
+            f"database ({exc.__class__.__name__}: {exc}); check the URL, the "
+            "server and the credentials"
+        ) from exc
+    finally:
+        engine.dispose()
+    return frames, where
+
+
+# ---------------------------------------------------------------------------------------------
+# Typing columns
+# ---------------------------------------------------------------------------------------------
+
+
+def _refuse(table: str, column: str, raw: pd.Series, bad: np.ndarray, expected: str) -> None:
+    """Raise a ContractError showing the raw values of the first offending rows."""
+    positions = np.flatnonzero(bad)
+    shown = [(int(p), raw.iloc[p]) for p in positions[:MAX_ROWS_SHOWN]]
+    raise ContractError(table, column, expected, shown, n_bad=len(positions))
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Any column as ``object`` holding ``str``, missing as NaN, without changing the text."""
+    if values.dtype == object:
+        # Parquet/SQL may hand back non-str objects (ints, decimals); text is left untouched.
+        if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+            return values
+        present = values.notna()
+        out = values.copy()
+        out[present] = values[present].astype(str)
+        return out
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return values.astype("int64").astype(str).astype(object)
+    if pd.api.types.is_float_dtype(values.dtype):
+        # Integer ids stored as float because of a missing value: 42.0 -> "42", not "42.0".
+        present = values.notna().to_numpy()
+        out = pd.Series(np.nan, index=values.index, dtype=object)
+        nums = values.to_numpy()[present]
+        whole = np.isfinite(nums) & (nums == np.round(nums))
+        text = np.where(whole, nums.astype("int64", copy=False).astype(str), nums.astype(str))
+        out[present] = text
+        return out
+    # pandas string / arrow / categorical dtypes.
+    return values.astype(object).where(values.notna(), np.nan)
+
+
+def _text_column(values: pd.Series) -> pd.Series:
+    """Ids, text and stages: strings; an empty string is missing (the contract's rule)."""
+    out = _as_text(values)
+    # Parquet and SQL give None for missing text: one missing marker (NaN) for every source.
+    missing = (out.isna() | (out == "")).to_numpy()
+    return out.where(~missing, np.nan) if missing.any() else out
+
+
+def _timestamp_column(table: str, col: str, values: pd.Series, tz: str) -> pd.Series:
+    """ISO 8601 text (with or without offset) or typed datetimes -> ``datetime64[ns, UTC]``."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return _localize(values.astype("datetime64[ns]"), tz)
+    text = _text_column(values)
+    present = text.notna().to_numpy()
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    if not present.any():
+        return out
+    given = text[present]
+    has_offset = given.str.contains(_OFFSET_AT_END, regex=True).to_numpy()
+    # Offsets and zone-less values are parsed as two groups: pandas cannot read one column that
+    # mixes them, and zone-less values belong to the dataset's zone, not to UTC.
+    with_offset = pd.to_datetime(given[has_offset], format="ISO8601", utc=True, errors="coerce")
+    naive = pd.to_datetime(given[~has_offset], format="ISO8601", errors="coerce")
+    parsed = pd.concat([with_offset, _localize(naive, tz)]).reindex(given.index)
+    out[present] = parsed.astype("datetime64[ns, UTC]")
+    bad = present & out.isna().to_numpy()
+    if bad.any():
+        _refuse(
+            table,
+            col,
+            text,
+            bad,
+            "an ISO 8601 timestamp such as 2024-03-01T08:30:00+08:00 or 2024-03-01 08:30 "
+            f"(without an offset it is read in the dataset's time zone, {tz})",
+        )
+    return out
+
+
+def _localize(naive: pd.Series, tz: str) -> pd.Series:
+    """Zone-less wall times in ``tz`` -> UTC. A wall time that a DST change skips is moved
+    forward, and one it repeats is taken as the later (standard-time) instant: both are rare
+    and neither can be resolved from the value itself."""
+    local = naive.dt.tz_localize(
+        tz, ambiguous=np.zeros(len(naive), dtype=bool), nonexistent="shift_forward"
+    )
+    return local.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+
+
+def _date_column(table: str, col: str, values: pd.Series, tz: str) -> pd.Series:
+    """``YYYY-MM-DD`` text or typed dates -> naive midnight ``datetime64[ns]``."""
+    expected = "a calendar date written YYYY-MM-DD, such as 2024-03-01"
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        # An instant given where a date is expected: its calendar date in the dataset's zone.
+        return values.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        out = values.astype("datetime64[ns]")
+        bad = (out.notna() & (out != out.dt.normalize())).to_numpy()
+        if bad.any():
+            _refuse(table, col, values.astype(str), bad, expected + " (no time of day)")
+        return out
+    text = _text_column(values)
+    out = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+    bad = (text.notna() & out.isna()).to_numpy()
+    if bad.any():
+        _refuse(table, col, text, bad, expected)
+    return out.astype("datetime64[ns]")
+
+
+def _number_column(table: str, col: str, values: pd.Series) -> pd.Series:
+    """Numbers -> ``float64``; text that is not a finite number is refused."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
+        out = values.astype("float64")
+        raw = values
+    else:
+        raw = _text_column(values)
+        out = pd.to_numeric(raw, errors="coerce").astype("float64")
+    bad = raw.notna().to_numpy() & ~np.isfinite(out.to_numpy())
+    if bad.any():
+        _refuse(
+            table,
+            col,
+            raw,
+            bad,
+            "a finite number such as 12 or 3.5 (decimal point, no thousands separator or unit)",
+        )
+    return out
+
+
+def _typed_column(table: Table, column: Column, values: pd.Series, tz: str) -> pd.Series:
+    if column.kind == "timestamp":
+        return _timestamp_column(table.name, column.name, values, tz)
+    if column.kind == "date":
+        return _date_column(table.name, column.name, values, tz)
+    if column.kind == "number":
+        return _number_column(table.name, column.name, values)
+    return _text_column(values)
+
+
+def type_table(table: Table, raw: pd.DataFrame, tz: str) -> tuple[pd.DataFrame, int]:
+    """A raw table (text or loosely typed) in canonical dtypes, and how many blank rows were
+    skipped. Column names are trimmed; extra columns are kept as read."""
+    frame = raw.rename(columns=lambda c: str(c).strip())
+    frame = frame.reset_index(drop=True)
+    # Lines of nothing but separators (",,,,") carry no row: skipped and counted, not refused.
+    blank = frame.isna().all(axis=1).to_numpy() if len(frame.columns) else np.zeros(0, bool)
+    n_blank = int(blank.sum())
+    if n_blank:
+        frame = frame[~blank].reset_index(drop=True)
+    typed = {}
+    for name in frame.columns:
+        if name in table.column_names:
+            typed[name] = _typed_column(table, table.column(name), frame[name], tz)
+        else:
+            typed[name] = frame[name]
+    return pd.DataFrame(typed, index=frame.index), n_blank
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_tz(tz: str) -> None:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise DataSourceError(
+            f"unknown time zone {tz!r}; use an IANA name such as 'Asia/Shanghai' or 'UTC'"
+        ) from exc
+
+
+def load_dataset(
+    source: str | os.PathLike,
+    *,
+    tz: str = "UTC",
+    capacity_horizon_days: int = 14,
+    validate: bool = True,
+) -> Dataset:
+    """Load a dataset from a folder (``NAME.csv`` or ``NAME.parquet`` per table) or a SQL URL
+    (``sqlite:///...``, ``postgresql+psycopg://...``) into the canonical dtypes.
+
+    Timestamps without an offset are read in ``tz``. Unreadable input raises
+    :class:`DataSourceError`; a value of the wrong type, and with ``validate`` every other rule of
+    the contract, raises :class:`ContractError`.
+    """
+    _check_tz(tz)
+    text = os.fspath(source)
+    if isinstance(source, str) and _is_sql_url(source):
+        raw, _ = _read_sql(source)
+    else:
+        raw, _ = _read_folder(Path(text))
+    frames: dict[str, pd.DataFrame] = {}
+    skipped: dict[str, int] = {}
+    for name, frame in raw.items():
+        frames[name], n_blank = type_table(TABLES[name], frame, tz)
+        if n_blank:
+            skipped[f"{name}: blank rows"] = n_blank
+    dataset = Dataset(
+        orders=frames["orders"],
+        order_stages=frames.get("order_stages"),
+        purchase_orders=frames.get("purchase_orders"),
+        capacity=frames.get("capacity"),
+        tz=tz,
+        source=text,
+        capacity_horizon_days=capacity_horizon_days,
+        skipped=skipped,
+    )
+    if validate:
+        from data.validate import validate as check
+
+        check(dataset)
+    return dataset
