@@ -22,6 +22,7 @@ app = typer.Typer(
 # One module per area; each defines ``register(app)``.
 COMMAND_MODULES = (
     "otd_risk.commands.data_cmds",
+    "otd_risk.commands.import_cmds",
 )
 
 for _module in COMMAND_MODULES:

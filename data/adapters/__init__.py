@@ -1,0 +1,1 @@
+"""Foreign exports mapped into the data contract: declarative column maps (see ``base.py``)."""
