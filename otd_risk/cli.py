@@ -21,6 +21,7 @@ app = typer.Typer(
 
 # One module per area; each defines ``register(app)``.
 COMMAND_MODULES = (
+    "otd_risk.commands.demo_cmds",
     "otd_risk.commands.data_cmds",
     "otd_risk.commands.import_cmds",
 )
