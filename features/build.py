@@ -1,0 +1,128 @@
+"""Point-in-time features: one row per (order, as_of), from what was known at that as_of only.
+
+Categorical features (``priority``, ``current_stage``, text extra columns) come out as ``object``
+columns of strings (missing = NaN), so the same order gives the same frame whatever else the
+dataset holds; the model encodes them with the levels it learned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from data.dataset import Dataset, open_orders
+from features.capacity_features import capacity_features
+from features.order_features import order_features
+from features.procurement_features import procurement_features
+from features.queries import Queries, prepare_queries
+from features.registry import CONTEXT_COLUMNS, FeatureSpec, feature_specs
+from features.stage_features import (
+    delay_rate_features,
+    production_end_ns,
+    production_start_ns,
+    stage_features,
+    stage_grid,
+)
+
+
+def build_features_at(
+    dataset: Dataset, queries: pd.DataFrame, *, extra_order_columns: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Features for each (order_id, as_of) row of ``queries`` (as_of may differ per row).
+
+    Returns one row per query in the same order: ``order_id``, ``as_of`` (UTC), every feature of
+    ``feature_specs(dataset, extra_order_columns)`` in that order, then the ``ctx_*`` columns.
+    """
+    specs = feature_specs(dataset, extra_order_columns)
+    q = prepare_queries(dataset, queries)
+    values: dict[str, np.ndarray] = {}
+    values.update(order_features(dataset, q))
+    context = _context(dataset, q)
+
+    grid = None
+    if dataset.has("order_stages"):
+        grid = stage_grid(dataset)
+        staged = stage_features(dataset, q, grid, values["slack_days"])
+        values.update(staged)
+        values.update(delay_rate_features(dataset, q))
+        context["ctx_current_stage"] = staged["current_stage"]
+    if dataset.has("purchase_orders"):
+        start = production_start_ns(grid, q.pos) if grid is not None else None
+        procurement, supplier = procurement_features(dataset, q, start)
+        values.update(procurement)
+        context["ctx_supplier_id"] = supplier
+    if dataset.has("capacity"):
+        window = None
+        if grid is not None:
+            window = (production_start_ns(grid, q.pos), production_end_ns(grid, q.pos))
+        values.update(capacity_features(dataset, q, window))
+    for spec in specs:
+        if spec.column is not None and spec.name not in values:
+            values[spec.name] = _extra_values(q, spec)
+
+    columns: dict[str, object] = {"order_id": q.order_id, "as_of": q.as_of.to_numpy()}
+    for spec in specs:
+        columns[spec.name] = values[spec.name]
+    for name in CONTEXT_COLUMNS:
+        if name in context:
+            columns[name] = context[name]
+    frame = pd.DataFrame(columns)
+    frame["as_of"] = q.as_of.to_numpy()
+    for spec in specs:
+        if spec.kind == "numeric":
+            frame[spec.name] = frame[spec.name].astype(np.float64)
+        else:
+            frame[spec.name] = frame[spec.name].astype(object)
+    return frame
+
+
+def _extra_values(q: Queries, spec: FeatureSpec) -> np.ndarray:
+    column = q.rows[spec.column]
+    if spec.kind == "numeric":
+        return column.astype(np.float64).to_numpy()
+    # Text categories as strings; numbers-as-codes stay readable ("3", not "3.0").
+    return column.map(lambda v: v if isinstance(v, str) or pd.isna(v) else str(v)).to_numpy(
+        dtype=object
+    )
+
+
+def _context(dataset: Dataset, q: Queries) -> dict[str, np.ndarray]:
+    rows = q.rows
+    return {
+        "ctx_customer_id": rows["customer_id"].to_numpy(dtype=object),
+        "ctx_product_id": rows["product_id"].to_numpy(dtype=object),
+        "ctx_plant_id": rows["plant_id"].to_numpy(dtype=object),
+        "ctx_due_date": rows["due_date"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object),
+        "ctx_product_group": q.product_group,
+        "ctx_customer_group": q.customer_group,
+    }
+
+
+def build_features(
+    dataset: Dataset,
+    orders: pd.DataFrame | Sequence[str],
+    as_of: object,
+    *,
+    extra_order_columns: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Features of ``orders`` (a frame with ``order_id`` or a sequence of ids) as of one time;
+    indexed by order_id."""
+    ids = orders["order_id"] if isinstance(orders, pd.DataFrame) else pd.Series(list(orders))
+    t = dataset.as_of(as_of)
+    queries = pd.DataFrame(
+        {"order_id": ids.to_numpy(dtype=object), "as_of": pd.Series(t, index=range(len(ids)))}
+    )
+    frame = build_features_at(dataset, queries, extra_order_columns=extra_order_columns)
+    return frame.set_index("order_id")
+
+
+def open_order_features(
+    dataset: Dataset, as_of: object | None = None, *, extra_order_columns: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Features of the orders open at ``as_of`` (default: the dataset's snapshot time)."""
+    t = dataset.as_of(as_of)
+    return build_features(
+        dataset, open_orders(dataset.orders, t), t, extra_order_columns=extra_order_columns
+    )

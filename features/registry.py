@@ -1,0 +1,466 @@
+"""The feature registry: every feature's name, stage, meaning and the sentence that explains it.
+
+Declared once. The builders, the model's feature list, the stage map of explanations and the
+reason sentences are all derived from ``FEATURES`` (and from ``feature_specs`` for one dataset,
+which keeps only what its tables allow: a missing table's features are absent, never zeros).
+
+Templates are ``str.format`` strings with ``value`` (the feature's value) and the ``ctx_*``
+context columns of the feature frame (``CONTEXT_COLUMNS``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+from data.contract import STAGES, TABLES
+from data.dataset import Dataset
+
+Kind = Literal["numeric", "categorical"]
+Direction = Literal["higher", "lower"]
+
+PRODUCT_GROUP_COLUMNS: tuple[str, ...] = ("product_family", "product_group")
+"""Extra orders columns that group products (first present wins); else the product id."""
+CUSTOMER_GROUP_COLUMNS: tuple[str, ...] = ("customer_region", "region")
+"""Extra orders columns that group customers (first present wins); else the customer id."""
+
+SUPPLIER_WINDOWS_DAYS: tuple[int, ...] = (30, 90, 365)
+HISTORY_WINDOW_DAYS = 365
+DELAY_RATE_WINDOW_DAYS = 90
+CAPACITY_LOOKAHEAD_DAYS = 14
+DELAY_RATE_STAGES: tuple[str, ...] = ("quality", "warehouse", "shipping")
+
+CONTEXT_COLUMNS: tuple[str, ...] = (
+    "ctx_customer_id",
+    "ctx_product_id",
+    "ctx_plant_id",
+    "ctx_due_date",
+    "ctx_product_group",
+    "ctx_customer_group",
+    "ctx_current_stage",
+    "ctx_supplier_id",
+)
+"""Context for templates and display; ``ctx_current_stage`` needs order_stages and
+``ctx_supplier_id`` needs purchase_orders (empty when the order has no open purchase order)."""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature: what it means, which stage it explains, and how to say it."""
+
+    name: str
+    stage: str
+    """One of ``data.contract.EXPLANATION_STAGES``."""
+    description: str
+    template: str
+    """English reason sentence: ``template.format(value=..., **context)``."""
+    template_zh: str
+    """The same sentence in Simplified Chinese."""
+    table: str
+    """The contract table the feature comes from."""
+    kind: Kind = "numeric"
+    direction: Direction | None = None
+    """Which values make a late delivery more likely ("higher" / "lower"); None: no order."""
+    needs: tuple[str, ...] = ()
+    """Further tables the feature needs besides ``table``."""
+    column: str | None = None
+    """An optional ``orders`` column the feature needs (e.g. ``priority``)."""
+
+    def sentence(self, value: object, context: dict[str, object], lang: str = "en") -> str:
+        """The reason sentence for this value and context."""
+        template = self.template_zh if lang == "zh" else self.template
+        return template.format(value=value, **context)
+
+
+def _spec(name, stage, table, description, template, template_zh, **kw) -> FeatureSpec:
+    return FeatureSpec(
+        name=name,
+        stage=stage,
+        table=table,
+        description=description,
+        template=template,
+        template_zh=template_zh,
+        **kw,
+    )
+
+
+_ORDER = [
+    _spec(
+        "slack_days",
+        "order",
+        "orders",
+        "Days from as_of to the end of the due date (in the dataset's time zone); negative "
+        "when past due.",
+        "the due date is {value:.1f} days away",
+        "距离交货期还有 {value:.1f} 天",
+        direction="lower",
+    ),
+    _spec(
+        "order_age_days",
+        "order",
+        "orders",
+        "Days since the order was received.",
+        "the order was received {value:.0f} days ago",
+        "订单已接收 {value:.0f} 天",
+        direction="higher",
+    ),
+    _spec(
+        "quoted_lead_days",
+        "order",
+        "orders",
+        "Days from the order's receipt to the end of its due date: the lead time quoted.",
+        "the quoted lead time is {value:.0f} days",
+        "承诺交货周期为 {value:.0f} 天",
+        direction="lower",
+    ),
+    _spec(
+        "quantity_vs_product_norm",
+        "order",
+        "orders",
+        "Quantity divided by the mean quantity of the product's orders received by as_of.",
+        "the quantity is {value:.1f} times the usual for product {ctx_product_id}",
+        "数量是产品 {ctx_product_id} 常规数量的 {value:.1f} 倍",
+        direction="higher",
+    ),
+    _spec(
+        "priority",
+        "order",
+        "orders",
+        "The order's priority as given (e.g. normal, rush).",
+        "the order's priority is {value}",
+        "订单优先级为 {value}",
+        kind="categorical",
+        column="priority",
+    ),
+    _spec(
+        f"customer_ontime_rate_{HISTORY_WINDOW_DAYS}d",
+        "order",
+        "orders",
+        f"Share of the customer's orders delivered in the last {HISTORY_WINDOW_DAYS} days "
+        "before as_of that arrived by their due date.",
+        f"customer {{ctx_customer_id}} received {{value:.0%}} of its orders on time over the "
+        f"last {HISTORY_WINDOW_DAYS} days",
+        f"客户 {{ctx_customer_id}} 过去 {HISTORY_WINDOW_DAYS} 天的订单准时率为 {{value:.0%}}",
+        direction="lower",
+    ),
+    _spec(
+        f"customer_delivered_{HISTORY_WINDOW_DAYS}d",
+        "order",
+        "orders",
+        f"Number of the customer's orders delivered in the last {HISTORY_WINDOW_DAYS} days.",
+        f"{{value:.0f}} orders were delivered to customer {{ctx_customer_id}} over the last "
+        f"{HISTORY_WINDOW_DAYS} days",
+        f"过去 {HISTORY_WINDOW_DAYS} 天向客户 {{ctx_customer_id}} 交付了 {{value:.0f}} 个订单",
+        direction="lower",
+    ),
+    _spec(
+        f"product_ontime_rate_{HISTORY_WINDOW_DAYS}d",
+        "order",
+        "orders",
+        f"Share of the product's orders delivered in the last {HISTORY_WINDOW_DAYS} days that "
+        "arrived by their due date.",
+        f"product {{ctx_product_id}} was delivered on time {{value:.0%}} of the time over the "
+        f"last {HISTORY_WINDOW_DAYS} days",
+        f"产品 {{ctx_product_id}} 过去 {HISTORY_WINDOW_DAYS} 天的准时交付率为 {{value:.0%}}",
+        direction="lower",
+    ),
+    _spec(
+        f"product_delivered_{HISTORY_WINDOW_DAYS}d",
+        "order",
+        "orders",
+        f"Number of the product's orders delivered in the last {HISTORY_WINDOW_DAYS} days.",
+        f"{{value:.0f}} orders of product {{ctx_product_id}} were delivered over the last "
+        f"{HISTORY_WINDOW_DAYS} days",
+        f"过去 {HISTORY_WINDOW_DAYS} 天产品 {{ctx_product_id}} 交付了 {{value:.0f}} 个订单",
+        direction="lower",
+    ),
+]
+
+_PLANNING = [
+    _spec(
+        "current_stage",
+        "planning",
+        "order_stages",
+        "The first stage (in process order) the order has and has not completed at as_of; "
+        "'done' when all its stages are completed.",
+        "the order is at the {value} stage",
+        "订单处于 {value} 阶段",
+        kind="categorical",
+    ),
+    _spec(
+        "remaining_planned_days",
+        "planning",
+        "order_stages",
+        "Days from as_of to the latest planned end of the stages not completed yet (0 when "
+        "none is left): the remaining planned lead time.",
+        "the plan needs {value:.1f} more days",
+        "按计划还需 {value:.1f} 天",
+        direction="higher",
+    ),
+    _spec(
+        "plan_margin_days",
+        "planning",
+        "order_stages",
+        "Days left to the due date minus the remaining planned lead time; negative when the "
+        "plan itself ends after the due date.",
+        "the plan leaves {value:.1f} days of margin before the due date",
+        "计划距交货期余量为 {value:.1f} 天",
+        direction="lower",
+    ),
+    _spec(
+        "share_stages_completed",
+        "planning",
+        "order_stages",
+        "Share of the order's stages completed at as_of.",
+        "{value:.0%} of the order's stages are completed",
+        "订单已完成 {value:.0%} 的阶段",
+        direction="lower",
+    ),
+]
+
+_STAGE_NAMES_ZH = {
+    "confirmation": "确认",
+    "planning": "计划",
+    "procurement": "采购",
+    "production": "生产",
+    "quality": "质检",
+    "warehouse": "仓储",
+    "shipping": "发运",
+}
+
+_BEHIND = [
+    _spec(
+        f"{s}_days_behind",
+        s,
+        "order_stages",
+        f"Days the {s} stage is behind its planned end: completion minus planned end when "
+        f"completed by as_of, else days past the planned end so far (0 while it is ahead).",
+        f"the {s} stage is {{value:.1f}} days behind plan",
+        f"{_STAGE_NAMES_ZH[s]}阶段落后计划 {{value:.1f}} 天",
+        direction="higher",
+    )
+    for s in STAGES
+]
+
+_PROCUREMENT = [
+    _spec(
+        "open_po_count",
+        "procurement",
+        "purchase_orders",
+        "Purchase orders for this order placed and not received at as_of.",
+        "{value:.0f} purchase orders for this order are still open",
+        "本订单有 {value:.0f} 个采购单尚未到货",
+        direction="higher",
+    ),
+    _spec(
+        "po_max_days_past_promised",
+        "procurement",
+        "purchase_orders",
+        "Over the order's open purchase orders, the most days past the supplier's promised "
+        "date (negative: days until it); empty without open purchase orders.",
+        "a purchase order for this order is {value:.1f} days past its promised date",
+        "本订单的采购单已超过承诺到货日 {value:.1f} 天",
+        direction="higher",
+    ),
+    _spec(
+        "po_promised_vs_production_start",
+        "procurement",
+        "purchase_orders",
+        "Days between the latest promised date of the order's open purchase orders and the "
+        "planned start of production (the planned end of procurement); positive when the "
+        "material is promised after production should start.",
+        "material is promised {value:.1f} days after production is planned to start",
+        "物料承诺到货日比计划开工晚 {value:.1f} 天",
+        direction="higher",
+        needs=("order_stages",),
+    ),
+]
+for _w in SUPPLIER_WINDOWS_DAYS:
+    _PROCUREMENT.append(
+        _spec(
+            f"supplier_ontime_rate_{_w}d",
+            "procurement",
+            "purchase_orders",
+            f"On-time rate, over purchase orders whose outcome became known in the {_w} days "
+            "before as_of, of the least punctual supplier (by 90-day rate) among the order's open "
+            "purchase orders.",
+            f"supplier {{ctx_supplier_id}} delivered {{value:.0%}} on time over the last {_w} days",
+            f"供应商 {{ctx_supplier_id}} 过去 {_w} 天的准时交货率为 {{value:.0%}}",
+            direction="lower",
+        )
+    )
+    _PROCUREMENT.append(
+        _spec(
+            f"supplier_mean_days_late_{_w}d",
+            "procurement",
+            "purchase_orders",
+            f"Mean days late (early counts 0) of that supplier's purchase orders received in the "
+            f"{_w} days before as_of.",
+            f"supplier {{ctx_supplier_id}} was {{value:.1f}} days late on average over the last "
+            f"{_w} days",
+            f"供应商 {{ctx_supplier_id}} 过去 {_w} 天平均延迟 {{value:.1f}} 天",
+            direction="higher",
+        )
+    )
+_PROCUREMENT.append(
+    _spec(
+        "supplier_ontime_trend",
+        "procurement",
+        "purchase_orders",
+        "That supplier's 30-day on-time rate minus its 365-day rate: negative when it is getting "
+        "worse.",
+        "supplier {ctx_supplier_id}'s on-time rate moved by {value:+.0%} recently",
+        "供应商 {ctx_supplier_id} 的近期准时率变化了 {value:+.0%}",
+        direction="lower",
+    )
+)
+
+_CAPACITY = [
+    _spec(
+        "plant_open_orders",
+        "production",
+        "orders",
+        "Orders open at the order's plant at as_of: the backlog.",
+        "plant {ctx_plant_id} has {value:.0f} open orders",
+        "工厂 {ctx_plant_id} 有 {value:.0f} 个未完成订单",
+        direction="higher",
+    ),
+    _spec(
+        f"plant_load_ratio_next_{CAPACITY_LOOKAHEAD_DAYS}d",
+        "production",
+        "capacity",
+        f"Planned load over capacity at the plant for the {CAPACITY_LOOKAHEAD_DAYS} days from "
+        "as_of's date, from the capacity figures known at as_of.",
+        f"plant {{ctx_plant_id}} is loaded at {{value:.0%}} of capacity over the next "
+        f"{CAPACITY_LOOKAHEAD_DAYS} days",
+        f"工厂 {{ctx_plant_id}} 未来 {CAPACITY_LOOKAHEAD_DAYS} 天负荷为产能的 {{value:.0%}}",
+        direction="higher",
+    ),
+    _spec(
+        "production_window_load_ratio",
+        "production",
+        "capacity",
+        "Planned load over capacity at the plant over the order's planned production window "
+        "(from the planned end of the stage before production to production's planned end), "
+        "from the capacity figures known at as_of.",
+        "plant {ctx_plant_id} is loaded at {value:.0%} of capacity during this order's "
+        "planned production",
+        "本订单计划生产期间工厂 {ctx_plant_id} 负荷为产能的 {value:.0%}",
+        direction="higher",
+        needs=("order_stages",),
+    ),
+]
+
+_GROUPS = {
+    "plant": ("ctx_plant_id", "plant {ctx_plant_id}", "工厂 {ctx_plant_id}"),
+    "product_group": ("ctx_product_group", "{ctx_product_group}", "{ctx_product_group}"),
+    "customer_group": ("ctx_customer_group", "{ctx_customer_group}", "{ctx_customer_group}"),
+}
+_DELAYS = []
+for _s in DELAY_RATE_STAGES:
+    for _g, (_ctx, _en, _zh) in _GROUPS.items():
+        _what = {
+            "plant": "the order's plant",
+            "product_group": "the order's product family (or its product when the data has no "
+            f"{'/'.join(PRODUCT_GROUP_COLUMNS)} column)",
+            "customer_group": "the order's customer region (or its customer when the data has "
+            f"no {'/'.join(CUSTOMER_GROUP_COLUMNS)} column)",
+        }[_g]
+        _DELAYS.append(
+            _spec(
+                f"{_s}_delay_rate_{_g}_{DELAY_RATE_WINDOW_DAYS}d",
+                _s,
+                "order_stages",
+                f"Share of {_s} stages of {_what} completed in the {DELAY_RATE_WINDOW_DAYS} days "
+                f"before as_of that finished after their planned end (rework, holds, delays).",
+                f"{{value:.0%}} of {_s} steps for {_en} ran late over the last "
+                f"{DELAY_RATE_WINDOW_DAYS} days",
+                f"过去 {DELAY_RATE_WINDOW_DAYS} 天 {_zh} 的{_STAGE_NAMES_ZH[_s]}环节有 {{value:.0%}} 延误",
+                direction="higher",
+            )
+        )
+
+FEATURES: tuple[FeatureSpec, ...] = (
+    *_ORDER,
+    *_PLANNING,
+    *_BEHIND,
+    *_PROCUREMENT,
+    *_CAPACITY,
+    *_DELAYS,
+)
+"""Every feature otd-risk knows, in output order."""
+
+STAGE_OF: dict[str, str] = {f.name: f.stage for f in FEATURES}
+"""Feature name -> explanation stage, for the built-in features (extra columns are "order")."""
+
+
+def _extra_spec(name: str, series: pd.Series) -> FeatureSpec:
+    numeric = pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+    if numeric:
+        return FeatureSpec(
+            name=name,
+            stage="order",
+            table="orders",
+            kind="numeric",
+            column=name,
+            description=f"The orders column '{name}' as given (an extra column).",
+            template=f"{name} is {{value:.4g}}",
+            template_zh=f"{name} 为 {{value:.4g}}",
+        )
+    return FeatureSpec(
+        name=name,
+        stage="order",
+        table="orders",
+        kind="categorical",
+        column=name,
+        description=f"The orders column '{name}' as given (an extra column, a category).",
+        template=f"{name} is {{value}}",
+        template_zh=f"{name} 为 {{value}}",
+    )
+
+
+def extra_order_specs(orders: pd.DataFrame, columns: Sequence[str]) -> list[FeatureSpec]:
+    """Specs for extra orders columns named by the caller: numbers numeric, text categorical."""
+    specs = []
+    contract_cols = set(TABLES["orders"].column_names)
+    builtin = {f.name for f in FEATURES}
+    for name in columns:
+        if name not in orders.columns:
+            raise ValueError(
+                f"extra order column {name!r} is not in the orders table (it has: "
+                f"{', '.join(map(str, orders.columns))}); fix extra_order_features"
+            )
+        if (
+            name in contract_cols
+            or name in builtin
+            or name.startswith("ctx_")
+            or "{" in name
+            or "}" in name
+        ):
+            raise ValueError(
+                f"extra order column {name!r} is a contract column or clashes with a feature "
+                "name; name only columns beyond the contract's"
+            )
+        specs.append(_extra_spec(name, orders[name]))
+    return specs
+
+
+def feature_specs(dataset: Dataset, extra_order_columns: Sequence[str] = ()) -> list[FeatureSpec]:
+    """The features this dataset's tables allow, in output order, then its extra columns."""
+    present = set(dataset.tables())
+    out = [
+        f
+        for f in FEATURES
+        if f.table in present
+        and set(f.needs) <= present
+        and (f.column is None or f.column in dataset.orders.columns)
+    ]
+    return out + extra_order_specs(dataset.orders, extra_order_columns)
+
+
+def stage_map(specs: Sequence[FeatureSpec]) -> dict[str, str]:
+    """Feature name -> explanation stage."""
+    return {f.name: f.stage for f in specs}
