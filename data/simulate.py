@@ -27,6 +27,7 @@ from data.scenario import CapacityCrunch, Scenario, SupplierDegradation, plant_i
 __all__ = [
     "CapacityCrunch",
     "Scenario",
+    "SIMULATION_STEPS",
     "SimulatedWorld",
     "SupplierDegradation",
     "simulate",
@@ -48,6 +49,16 @@ MECHANISM_OF_STAGE = {
 """The mechanism that can slow each stage (``noise`` where only noise acts)."""
 
 Progress = Callable[[str], None]
+
+SIMULATION_STEPS = (
+    "master data",
+    "order arrivals",
+    "stages",
+    "cancellations",
+    "purchase orders",
+    "tables",
+)
+"""The steps :func:`simulate` reports to its ``progress`` callback, in order."""
 
 
 @dataclass(frozen=True)

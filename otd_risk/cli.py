@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "otd_risk.commands.demo_cmds",
     "otd_risk.commands.data_cmds",
     "otd_risk.commands.import_cmds",
+    "otd_risk.commands.sim_cmds",
 )
 
 for _module in COMMAND_MODULES:
