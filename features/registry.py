@@ -32,6 +32,9 @@ HISTORY_WINDOW_DAYS = 365
 DELAY_RATE_WINDOW_DAYS = 90
 CAPACITY_LOOKAHEAD_DAYS = 14
 DELAY_RATE_STAGES: tuple[str, ...] = ("quality", "warehouse", "shipping")
+DELAY_THRESHOLD_DAYS = 1.0
+"""A stage counts as delayed when completed more than this many days after its planned end
+(minutes of noise are not a delay; a rework or a hold is)."""
 
 CONTEXT_COLUMNS: tuple[str, ...] = (
     "ctx_customer_id",
@@ -375,7 +378,8 @@ for _s in DELAY_RATE_STAGES:
                 _s,
                 "order_stages",
                 f"Share of {_s} stages of {_what} completed in the {DELAY_RATE_WINDOW_DAYS} days "
-                f"before as_of that finished after their planned end (rework, holds, delays).",
+                f"before as_of that finished more than {DELAY_THRESHOLD_DAYS:g} day after their "
+                f"planned end (rework, holds, delays).",
                 f"{{value:.0%}} of {_s} steps for {_en} ran late over the last "
                 f"{DELAY_RATE_WINDOW_DAYS} days",
                 f"过去 {DELAY_RATE_WINDOW_DAYS} 天 {_zh} 的{_STAGE_NAMES_ZH[_s]}环节有 {{value:.0%}} 延误",

@@ -18,6 +18,7 @@ from features.registry import (
     CUSTOMER_GROUP_COLUMNS,
     DELAY_RATE_STAGES,
     DELAY_RATE_WINDOW_DAYS,
+    DELAY_THRESHOLD_DAYS,
     PRODUCT_GROUP_COLUMNS,
 )
 from features.timeline import DAY_NS, NOT_YET, Timeline, first_true, to_ns
@@ -149,7 +150,7 @@ def delay_rate_features(dataset: Dataset, q: Queries) -> dict[str, np.ndarray]:
         r = row[sel]
         # Known when completed, and never before its order existed.
         known = np.maximum(completed[sel], created[r])
-        late = (completed[sel] > planned[sel]).astype(np.float64)
+        late = (completed[sel] - planned[sel] > DELAY_THRESHOLD_DAYS * DAY_NS).astype(np.float64)
         for name, (col, q_keys) in zip(names, group_cols.values(), strict=True):
             keys = orders[col].to_numpy(dtype=object)[r]
             sums = Timeline(keys, known).sums_at(

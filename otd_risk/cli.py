@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "otd_risk.commands.data_cmds",
     "otd_risk.commands.import_cmds",
     "otd_risk.commands.sim_cmds",
+    "otd_risk.commands.feature_cmds",
 )
 
 for _module in COMMAND_MODULES:

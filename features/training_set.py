@@ -1,0 +1,130 @@
+"""Training sets: historical orders seen as of several moments of their lives, labelled.
+
+An order becomes a training example once its outcome is known at the cut-off: delivered by
+then, or still undelivered but already past its due date plus the grace (known late: counting
+only delivered orders would hide exactly the worst ones, a right-censoring bias). It is seen at
+its creation and then every ``every_days`` days, only while its outcome was still unknown, so
+the examples look like the open orders the model will score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from data.dataset import Dataset, order_outcomes
+from features.build import build_features_at
+from features.timeline import DAY_NS, NOT_YET, local_day_number, local_midnight_ns, to_ns
+
+
+def labelled_orders(
+    dataset: Dataset, cutoff: pd.Timestamp, grace_days: int = 0
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Orders of ``dataset`` (already cut at ``cutoff``) whose outcome is known, with ``late``,
+    ``days_late``, ``censored`` and ``outcome_known_at``; and counts of the rest."""
+    orders = dataset.orders
+    created = to_ns(orders["created_at"])
+    delivered = (
+        to_ns(orders["delivered_at"])
+        if "delivered_at" in orders.columns
+        else (np.full(len(orders), NOT_YET))
+    )
+    cancelled = (
+        to_ns(orders["cancelled_at"])
+        if "cancelled_at" in orders.columns
+        else np.full(len(orders), NOT_YET)
+    )
+    # Late becomes certain when the due date plus grace is over, even before delivery.
+    late_from = local_midnight_ns(orders["due_date"], dataset.tz, plus_days=1 + grace_days)
+    t = to_ns(cutoff)[0]
+
+    is_cancelled = cancelled <= t
+    is_delivered = (delivered <= t) & ~is_cancelled
+    known_late_open = ~is_delivered & ~is_cancelled & (late_from <= t)
+    outcomes = order_outcomes(orders, dataset.tz, grace_days)
+    late = np.where(is_delivered, outcomes["late"].astype(float).to_numpy(), 1.0)
+    days_late = outcomes["days_late"].to_numpy(dtype=np.float64).copy()
+    # Censored: the final lateness is unknown; what is known is the lower bound at the cut-off.
+    today = local_day_number(np.array([t]), dataset.tz)[0]
+    due_day = pd.DatetimeIndex(orders["due_date"]).as_unit("ns").asi8 // DAY_NS
+    days_late = np.where(known_late_open, today - due_day, days_late)
+    known_at = np.where(is_delivered & (late == 1.0), np.minimum(delivered, late_from), delivered)
+    known_at = np.where(known_late_open, late_from, known_at)
+    known_at = np.maximum(known_at, created)
+
+    keep = is_delivered | known_late_open
+    frame = pd.DataFrame(
+        {
+            "order_id": orders["order_id"].to_numpy(dtype=object)[keep],
+            "created_ns": created[keep],
+            "known_ns": known_at[keep],
+            "late": late[keep].astype(np.int64),
+            "days_late": days_late[keep],
+            "censored": known_late_open[keep].astype(np.int64),
+        }
+    )
+    counts = {
+        "orders_in_cut": int(len(orders)),
+        "labelled_orders": int(keep.sum()),
+        "known_late_undelivered": int(known_late_open.sum()),
+        "cancelled_excluded": int(is_cancelled.sum()),
+        "open_outcome_unknown_excluded": int((~keep & ~is_cancelled).sum()),
+    }
+    return frame, counts
+
+
+def snapshot_queries(labelled: pd.DataFrame, every_days: int) -> pd.DataFrame:
+    """(order_id, as_of) pairs: at creation, then every ``every_days`` while the outcome is
+    still unknown (as_of < outcome_known_at)."""
+    step = every_days * DAY_NS
+    span = labelled["known_ns"].to_numpy() - labelled["created_ns"].to_numpy()
+    n = np.where(span > 0, (span + step - 1) // step, 0).astype(np.int64)
+    owner = np.repeat(np.arange(len(labelled)), n)
+    k = np.arange(len(owner)) - np.repeat(np.cumsum(n) - n, n)
+    as_of_ns = labelled["created_ns"].to_numpy()[owner] + k * step
+    return pd.DataFrame(
+        {
+            "row": owner,
+            "order_id": labelled["order_id"].to_numpy()[owner],
+            "as_of": pd.to_datetime(as_of_ns, utc=True),
+        }
+    )
+
+
+def build_training_set(
+    dataset: Dataset,
+    cutoff: object,
+    *,
+    every_days: int = 7,
+    grace_days: int = 0,
+    extra_order_columns: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Labelled examples from the orders whose outcome was known at ``cutoff``.
+
+    Columns: ``order_id``, ``as_of``, the features, ``ctx_*``, ``late`` (0/1), ``days_late``
+    (for a censored order: the lower bound known at the cut-off), ``censored`` (1 = known late
+    but not delivered by the cut-off), ``outcome_known_at``, ``days_to_due`` (= slack_days).
+    ``attrs["counts"]`` says how many orders were used, excluded and why; ``attrs["cutoff"]``.
+    """
+    if every_days < 1:
+        raise ValueError(f"every_days must be at least 1, got {every_days}")
+    t = dataset.as_of(cutoff)
+    cut = dataset.cut(t)
+    labelled, counts = labelled_orders(cut, t, grace_days)
+    queries = snapshot_queries(labelled, every_days)
+    counts["orders_without_example"] = int(len(labelled) - queries["row"].nunique())
+    features = build_features_at(
+        cut, queries[["order_id", "as_of"]], extra_order_columns=extra_order_columns
+    )
+    rows = queries["row"].to_numpy()
+    features["late"] = labelled["late"].to_numpy()[rows]
+    features["days_late"] = labelled["days_late"].to_numpy()[rows]
+    features["censored"] = labelled["censored"].to_numpy()[rows]
+    features["outcome_known_at"] = pd.to_datetime(labelled["known_ns"].to_numpy()[rows], utc=True)
+    features["days_to_due"] = features["slack_days"]
+    counts["examples"] = int(len(features))
+    features.attrs["counts"] = counts
+    features.attrs["cutoff"] = t
+    return features

@@ -1,0 +1,77 @@
+"""Feature commands: ``otd-risk features`` writes the point-in-time features of open orders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from otd_risk.commands.common import UserError, console, user_errors
+
+
+def features_command(
+    out: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv.")],
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="Dataset folder (CSV/Parquet tables) or SQL URL. "
+            "Default: the OTD_RISK_DATA setting.",
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Moment the features are computed for (ISO 8601; no offset "
+            "= the dataset's time zone). Default: the dataset's snapshot time.",
+        ),
+    ] = None,
+    extra: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--extra",
+            help="An extra orders column to use as a feature (repeatable). "
+            "Default: the OTD_RISK_EXTRA_ORDER_FEATURES setting.",
+        ),
+    ] = None,
+) -> None:
+    """Write the features of the orders open at --as-of, each from what was known then."""
+    from otd_risk.settings import get_settings
+
+    with user_errors():
+        from data.load import load_dataset
+        from features.export import export_open_order_features
+
+        settings = get_settings()
+        source = data or settings.data
+        if not source:
+            raise UserError("no dataset given: pass --data DIR|URL or set OTD_RISK_DATA")
+        dataset = load_dataset(
+            source,
+            tz=settings.timezone,
+            capacity_horizon_days=settings.capacity_planning_horizon_days,
+        )
+        try:
+            result = export_open_order_features(
+                dataset,
+                out,
+                as_of,
+                extra_order_columns=extra if extra else settings.extra_order_features,
+            )
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    console.print(
+        f"Wrote features of [bold]{result.n_orders:,}[/] orders open at "
+        f"{result.as_of:%Y-%m-%d %H:%M} UTC ({len(result.features)} features) to {result.path}"
+    )
+    if result.tables_absent:
+        console.print(
+            f"Tables absent, so their features are too: {', '.join(result.tables_absent)}"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the feature commands to the app."""
+    app.command("features")(features_command)

@@ -1,0 +1,67 @@
+"""The registry: complete specs, templates that format, features that follow the tables."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import tiny_dataset
+
+from data.contract import EXPLANATION_STAGES, TABLES
+from features.registry import CONTEXT_COLUMNS, FEATURES, feature_specs
+
+SAMPLE_CONTEXT = {name: name.removeprefix("ctx_").upper() for name in CONTEXT_COLUMNS}
+
+
+@pytest.mark.parametrize("spec", FEATURES, ids=lambda s: s.name)
+def test_every_feature_is_fully_described(spec):
+    assert spec.stage in EXPLANATION_STAGES
+    assert spec.table in TABLES
+    assert spec.description.strip() and spec.template.strip() and spec.template_zh.strip()
+    assert spec.kind in ("numeric", "categorical")
+    sample = 0.25 if spec.kind == "numeric" else "rush"
+    for lang in ("en", "zh"):
+        sentence = spec.sentence(sample, SAMPLE_CONTEXT, lang=lang)
+        assert "{" not in sentence and sentence.strip()
+    assert spec.sentence(sample, SAMPLE_CONTEXT) != spec.sentence(sample, SAMPLE_CONTEXT, "zh")
+
+
+def test_feature_names_are_unique_and_required_ones_exist():
+    names = [f.name for f in FEATURES]
+    assert len(names) == len(set(names))
+    assert {"slack_days", "remaining_planned_days"} <= set(names)
+    assert dict(zip(names, [f.stage for f in FEATURES], strict=True))["slack_days"] == "order"
+
+
+def test_specs_follow_the_tables():
+    orders_only = {f.name for f in feature_specs(tiny_dataset("orders"))}
+    with_stages = {f.name for f in feature_specs(tiny_dataset("stages"))}
+    full = {f.name for f in feature_specs(tiny_dataset("full"))}
+    assert "slack_days" in orders_only and "remaining_planned_days" not in orders_only
+    assert not any(
+        f.table in ("order_stages", "purchase_orders", "capacity")
+        for f in feature_specs(tiny_dataset("orders"))
+    )
+    assert "remaining_planned_days" in with_stages and "open_po_count" not in with_stages
+    assert orders_only < with_stages < full
+    assert {
+        "open_po_count",
+        "supplier_ontime_rate_90d",
+        "plant_load_ratio_next_14d",
+        "production_window_load_ratio",
+        "po_promised_vs_production_start",
+    } <= full
+    assert full == {f.name for f in FEATURES}
+
+
+def test_extra_order_columns_become_order_features():
+    specs = feature_specs(tiny_dataset("orders"), ["region", "value_usd"])
+    extra = {s.name: s for s in specs[-2:]}
+    assert extra["region"].kind == "categorical" and extra["value_usd"].kind == "numeric"
+    assert {s.stage for s in extra.values()} == {"order"}
+    assert extra["region"].sentence("EU", {}) == "region is EU"
+    assert extra["value_usd"].sentence(250.0, {}) == "value_usd is 250"
+
+
+@pytest.mark.parametrize("bad", ["nope", "quantity", "slack_days"])
+def test_extra_columns_must_be_extra_and_present(bad):
+    with pytest.raises(ValueError, match=bad):
+        feature_specs(tiny_dataset("orders"), [bad])
