@@ -1,0 +1,179 @@
+"""Scoring runs: every open order ranked by risk, explained by stage, written and recorded.
+
+``score_open_orders`` is pure (dataset, as_of, model -> ranked frame); ``record_scoring_run``
+stores the result under the project home (the API serves the latest run); ``write_ranked``
+writes it to a file with spreadsheet formulas neutralised.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+import pandas as pd
+
+from data.dataset import Dataset, local_date, open_orders
+from features.build import build_features
+from features.registry import STAGE_OF
+from serving.columns import RANKED_COLUMNS
+from serving.explain import explain
+from serving.runs import RunInfo, record_run
+from training.model import RiskModel
+
+OutputFormat = Literal["csv", "parquet", "xlsx", "json"]
+OUTPUT_FORMATS: tuple[str, ...] = ("csv", "parquet", "xlsx", "json")
+XLSX_MAX_ROWS = 1_048_575
+"""Excel's sheet limit (minus the header row)."""
+
+
+class LoadedModelLike(Protocol):
+    """What scoring needs of ``training.registry.LoadedModel``."""
+
+    risk_model: RiskModel
+    version: str
+    run_id: str | None
+
+
+def model_extra_columns(model: RiskModel, dataset: Dataset) -> list[str]:
+    """The extra ``orders`` columns the model was trained on (features outside the registry)."""
+    return [f for f in model.feature_names if f not in STAGE_OF and f in dataset.orders.columns]
+
+
+def score_open_orders(
+    dataset: Dataset,
+    as_of: object | None,
+    model: LoadedModelLike,
+    *,
+    lang: str = "en",
+    num_threads: int = 2,
+) -> pd.DataFrame:
+    """Every order open at ``as_of`` (default: the dataset's snapshot time), ranked by risk
+    (rank 1 = most likely late), with columns exactly ``RANKED_COLUMNS``."""
+    t = dataset.as_of(as_of)
+    risk_model = model.risk_model
+    orders = open_orders(dataset.orders, t)
+    if orders.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in RANKED_COLUMNS})
+    features = build_features(
+        dataset, orders, t, extra_order_columns=model_extra_columns(risk_model, dataset)
+    )
+    explained = explain(risk_model, features, lang=lang, num_threads=num_threads)
+    info = orders.set_index("order_id").loc[features.index, ["plant_id", "customer_id", "due_date"]]
+    today = local_date(pd.Series([t]), dataset.tz).iloc[0]
+    ranked = explained.join(info)
+    ranked["days_to_due"] = (ranked["due_date"] - today).dt.days.astype("int64")
+    ranked = ranked.rename_axis("order_id").reset_index()
+    # Ties (equal risk) are broken by the nearer due date, then the id, so a rank is stable.
+    ranked = ranked.sort_values(
+        ["risk", "due_date", "order_id"], ascending=[False, True, True], kind="stable"
+    ).reset_index(drop=True)
+    ranked["rank"] = np.arange(1, len(ranked) + 1)
+    return ranked[list(RANKED_COLUMNS)]
+
+
+def record_scoring_run(
+    settings,
+    scores: pd.DataFrame,
+    *,
+    model: LoadedModelLike,
+    as_of: object,
+    dataset: Dataset,
+) -> RunInfo:
+    """Record a scoring run under the project home (all of it or nothing); the API then serves
+    it as the latest run."""
+    return record_run(
+        settings.ensure_home(),
+        scores,
+        model_version=str(model.version),
+        model_run_id=getattr(model, "run_id", None),
+        as_of=dataset.as_of(as_of),
+        data_fingerprint=dataset.fingerprint(),
+        data_source=str(dataset.source or ""),
+        n_open=len(scores),
+    )
+
+
+def write_ranked(scores: pd.DataFrame, out: Path, fmt: str | None = None) -> Path:
+    """Write the ranked list as csv, parquet, xlsx or json (by ``fmt`` or the file's suffix).
+
+    csv and xlsx are made safe to open in a spreadsheet: text cells starting with = + - @ get a
+    leading ' (numbers stay numbers); reasons are joined with " | ". json and parquet keep
+    reasons as lists.
+    """
+    fmt = (fmt or out.suffix.lstrip(".")).lower()
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(
+            f"unknown output format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)} "
+            "(--format or the file's extension)"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt in ("csv", "xlsx"):
+        from serving.export import export_frame
+
+        safe = export_frame(scores)
+        if fmt == "csv":
+            safe.to_csv(out, index=False, encoding="utf-8")
+        else:
+            if len(safe) > XLSX_MAX_ROWS:
+                raise ValueError(
+                    f"{len(safe):,} rows do not fit an Excel sheet "
+                    f"({XLSX_MAX_ROWS:,} max); write csv or parquet instead"
+                )
+            safe.to_excel(out, index=False, sheet_name="at-risk")
+    elif fmt == "parquet":
+        frame = scores.copy()
+        frame["reasons"] = [list(r) for r in frame["reasons"]]
+        frame.to_parquet(out, index=False)
+    else:
+        frame = scores.copy()
+        frame["due_date"] = pd.to_datetime(frame["due_date"]).dt.strftime("%Y-%m-%d")
+        out.write_text(
+            json.dumps(frame.to_dict("records"), ensure_ascii=False, default=_json_default),
+            encoding="utf-8",
+        )
+    return out
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What ``otd-risk score`` did."""
+
+    run: RunInfo
+    out: Path
+    scores: pd.DataFrame
+
+
+def run_scoring(
+    settings,
+    data: str,
+    out: Path,
+    *,
+    as_of: str | None = None,
+    fmt: str | None = None,
+    lang: str | None = None,
+) -> ScoreResult:
+    """Load the data, score its open orders with the champion, write the file and record the
+    run: the whole ``otd-risk score`` command."""
+    from data.load import load_dataset
+    from training.registry import load_champion
+
+    dataset = load_dataset(
+        data, tz=settings.timezone, capacity_horizon_days=settings.capacity_planning_horizon_days
+    )
+    model = load_champion(settings)
+    t = dataset.as_of(as_of)
+    scores = score_open_orders(dataset, t, model, lang=lang or settings.default_lang)
+    write_ranked(scores, out, fmt)
+    run = record_scoring_run(settings, scores, model=model, as_of=t, dataset=dataset)
+    return ScoreResult(run=run, out=out, scores=scores)
