@@ -120,3 +120,11 @@ def tiny() -> Dataset:
 
 
 __all__ = ["dates", "np", "text", "tiny_dataset", "ts"]
+
+
+@pytest.fixture(scope="session")
+def sim_world():
+    """A small simulated world (every event, including those after its snapshot)."""
+    from data.simulate import simulate
+
+    return simulate(800, seed=11)

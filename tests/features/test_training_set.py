@@ -1,0 +1,78 @@
+"""Training sets: labels, censoring, exclusions, and no example after its outcome was known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data.dataset import order_outcomes
+from features.training_set import build_training_set
+
+
+@pytest.fixture(scope="module")
+def cut_and_set(sim_world):
+    full = sim_world.full
+    cutoff = full.orders["created_at"].quantile(0.8)
+    return full.cut(cutoff), cutoff, build_training_set(full, cutoff, every_days=7)
+
+
+def test_labels_match_the_outcomes_of_delivered_orders(cut_and_set):
+    cut, _, ts = cut_and_set
+    outcomes = order_outcomes(cut.orders, cut.tz).set_index("order_id")
+    delivered = ts[ts["censored"] == 0].drop_duplicates("order_id").set_index("order_id")
+    expected = outcomes.loc[delivered.index]
+    assert (delivered["late"] == expected["late"].astype(int)).all()
+    assert (delivered["days_late"] == expected["days_late"]).all()
+    assert set(ts["late"].unique()) == {0, 1}
+
+
+def test_known_late_undelivered_orders_are_included(cut_and_set):
+    cut, cutoff, ts = cut_and_set
+    censored = ts[ts["censored"] == 1].drop_duplicates("order_id")
+    assert len(censored) == ts.attrs["counts"]["known_late_undelivered"] > 0
+    assert (censored["late"] == 1).all()
+    rows = cut.orders.set_index("order_id").loc[censored["order_id"]]
+    assert rows["delivered_at"].isna().all()
+    assert (rows["due_date"] < cutoff.tz_convert(cut.tz).tz_localize(None).normalize()).all()
+
+
+def test_cancelled_orders_are_excluded_and_counted(cut_and_set):
+    cut, cutoff, ts = cut_and_set
+    cancelled = cut.orders.loc[cut.orders["cancelled_at"] <= cutoff, "order_id"]
+    assert len(cancelled) > 0
+    assert ts.attrs["counts"]["cancelled_excluded"] == len(cancelled)
+    assert not ts["order_id"].isin(cancelled).any()
+    c = ts.attrs["counts"]
+    assert (
+        c["labelled_orders"] + c["cancelled_excluded"] + c["open_outcome_unknown_excluded"]
+        == c["orders_in_cut"]
+        == len(cut.orders)
+    )
+
+
+def test_no_example_is_seen_once_its_outcome_was_known(cut_and_set):
+    _, cutoff, ts = cut_and_set
+    assert (ts["as_of"] < ts["outcome_known_at"]).all()
+    assert (ts["outcome_known_at"] <= cutoff).all()
+    # A late order is known late once its due date is over: no example past due.
+    assert (ts["days_to_due"] > 0).all()
+    assert ts["days_to_due"].equals(ts["slack_days"])
+
+
+def test_each_order_is_seen_at_creation_then_every_k_days(cut_and_set):
+    cut, _, ts = cut_and_set
+    created = cut.orders.set_index("order_id")["created_at"]
+    first = ts.groupby("order_id")["as_of"].min()
+    assert (first == created.loc[first.index]).all()
+    steps = ts.sort_values(["order_id", "as_of"]).groupby("order_id")["as_of"].diff().dropna()
+    assert (steps == pd.Timedelta(days=7)).all()
+    assert ts.groupby("order_id").size().max() > 1
+
+
+def test_features_use_only_the_cut_dataset(sim_world, cut_and_set):
+    _, cutoff, ts = cut_and_set
+    later = sim_world.full.orders["created_at"].quantile(0.9)
+    from_later_data = build_training_set(sim_world.full.cut(later), cutoff, every_days=7)
+    pd.testing.assert_frame_equal(ts, from_later_data, check_exact=True)
+    assert np.isfinite(ts["slack_days"]).all()
