@@ -1,0 +1,196 @@
+"""``/v1/webhooks``: register, list and delete early-warning receivers; see their deliveries.
+
+Admin only. The secret is returned once, by the POST that creates it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from serving.i18n import LangDep, t
+from serving.webhooks import Delivery, Webhook, WebhookConfig, WebhookStore
+
+
+def request_settings(request: Request):
+    """The app's settings (``app.state.settings``), else the process-wide ones."""
+    settings = getattr(request.app.state, "settings", None)
+    if settings is None:
+        from otd_risk.settings import get_settings
+
+        settings = get_settings()
+    return settings
+
+
+def require_role(required: str):
+    """A dependency that admits a Bearer key of at least ``required`` role (401/403 otherwise,
+    with a message in the request's language)."""
+    from serving.keys import role_allows, verify_key
+
+    def check(request: Request, lang: LangDep):
+        header = request.headers.get("authorization", "")
+        scheme, _, presented = header.partition(" ")
+        settings = request_settings(request)
+        key = verify_key(settings.ensure_home(), presented.strip()) if presented else None
+        if scheme.lower() != "bearer" or key is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                detail=t("error.unauthorized", lang),
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not role_allows(key.role, required):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail=t("error.forbidden", lang, role=key.role, required=required),
+            )
+        return key
+
+    return check
+
+
+def get_webhook_store(request: Request) -> WebhookStore:
+    """The app's webhook store (made once per app)."""
+    store = getattr(request.app.state, "webhook_store", None)
+    if store is None:
+        settings = request_settings(request)
+        store = WebhookStore(settings.ensure_home(), WebhookConfig.from_settings(settings))
+        request.app.state.webhook_store = store
+    return store
+
+
+StoreDep = Annotated[WebhookStore, Depends(get_webhook_store)]
+WebhookId = Annotated[str, Path(description="The id returned when the webhook was created.")]
+
+router = APIRouter(
+    prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depends(require_role("admin"))]
+)
+
+
+class WebhookCreate(BaseModel):
+    """A receiver to notify when orders become risky."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="Where events are POSTed (http or https).", max_length=2000)
+    threshold: float = Field(ge=0, le=1, description="Risk (0-1) that triggers threshold_crossed.")
+    risk_step: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Rise in risk between two runs that triggers risk_rose "
+        "(default: the server's setting).",
+    )
+    plant_id: str | None = Field(default=None, description="Only orders of this plant.")
+    customer_id: str | None = Field(default=None, description="Only orders of this customer.")
+    secret: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=200,
+        description="HMAC secret; generated when omitted. Returned once.",
+    )
+    lang: Literal["en", "zh"] = Field(default="en", description="Language of top_stage_name.")
+    description: str = Field(default="", max_length=500)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.lower().startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL, e.g. https://example.com/otd-hook")
+        return value
+
+
+class WebhookOut(BaseModel):
+    """A registered receiver (without its secret)."""
+
+    webhook_id: str
+    url: str
+    threshold: float
+    risk_step: float | None
+    plant_id: str | None
+    customer_id: str | None
+    lang: str
+    description: str
+    status: str = Field(description="active, or failing after repeated failed attempts.")
+    consecutive_failures: int
+    last_error: str | None
+    last_success_at: datetime | None
+    failing_since: datetime | None
+    created_at: datetime
+    pending: int = Field(description="Deliveries not yet accepted by the receiver.")
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="Shown once: verify X-OTD-Signature with it.")
+
+
+class DeliveryOut(BaseModel):
+    delivery_id: int
+    idempotency_key: str
+    event: str
+    run_id: str
+    order_id: str
+    status: str = Field(description="pending, delivered or cancelled.")
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+def _out(hook: Webhook) -> WebhookOut:
+    return WebhookOut(**hook.__dict__)
+
+
+def _get_or_404(store: WebhookStore, webhook_id: str, lang: str) -> Webhook:
+    try:
+        return store.get(webhook_id)
+    except KeyError:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            detail=t("error.webhook_not_found", lang, webhook_id=webhook_id),
+        ) from None
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated)
+def create_webhook(body: WebhookCreate, store: StoreDep) -> WebhookCreated:
+    """Register a receiver. Events: ``threshold_crossed`` and ``risk_rose``, one per POST."""
+    created = store.register(**body.model_dump())
+    return WebhookCreated(**created.webhook.__dict__, secret=created.secret)
+
+
+@router.get("", response_model=list[WebhookOut])
+def list_webhooks(store: StoreDep) -> list[WebhookOut]:
+    """All receivers with their status and pending count."""
+    return [_out(h) for h in store.list()]
+
+
+@router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_webhook(webhook_id: WebhookId, store: StoreDep, lang: LangDep) -> Response:
+    """Stop a receiver; its pending deliveries are cancelled (still listed)."""
+    hook = _get_or_404(store, webhook_id, lang)
+    if hook.status != "deleted":
+        store.delete(webhook_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{webhook_id}/deliveries", response_model=list[DeliveryOut])
+def list_deliveries(
+    webhook_id: WebhookId,
+    store: StoreDep,
+    lang: LangDep,
+    delivery_status: Annotated[
+        Literal["pending", "delivered", "cancelled"] | None,
+        Query(alias="status", description="Only deliveries in this state."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[DeliveryOut]:
+    """The deliveries of a receiver, newest first."""
+    _get_or_404(store, webhook_id, lang)
+    rows: list[Delivery] = store.deliveries(webhook_id, delivery_status, limit, offset)
+    return [DeliveryOut(**{k: getattr(d, k) for k in DeliveryOut.model_fields}) for d in rows]

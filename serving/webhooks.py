@@ -1,0 +1,711 @@
+"""Early-warning webhooks: registrations, events from scoring runs, persisted signed deliveries.
+
+How it works, and why:
+
+- The worker *polls the run store* for scoring runs it has not turned into events yet (table
+  ``webhook_runs``), so nothing in the scoring code has to know about webhooks.
+- For each new run, each webhook registered before the run gets one event per order that
+  newly crosses its threshold (``threshold_crossed``: at or above now, below it or absent in the
+  previous run) and, separately, per order whose risk rose by more than its step
+  (``risk_rose``). The events of a run are inserted in the same transaction that marks the run
+  processed: deliveries are persisted before anything is sent, and a crash cannot lose or double
+  them (the idempotency key is unique).
+- One event per POST, body signed ``X-OTD-Signature: sha256=<hex HMAC-SHA256(secret, body)>``,
+  header ``Idempotency-Key``. The body sent is the body stored, byte for byte, so every retry
+  carries the same signature and key.
+- A failed attempt is retried with exponential backoff (``base * 2**(attempts-1)``, capped). A
+  delivery is never given up: a receiver down for an hour gets everything when it is back. After
+  ``max_failures`` consecutive failures the webhook is marked ``failing`` (visible in
+  ``GET /v1/webhooks``) and its pending deliveries stay listed; one success makes it ``active``.
+- Claims use a lease (a conditional UPDATE), so two server processes never send the same delivery
+  at once, and a process killed mid-send leaves a lease that simply expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from serving.db import serving_engine
+from serving.runs import SCORING_RUNS, RunInfo, load_run_rows
+
+log = logging.getLogger(__name__)
+
+EVENTS: tuple[str, ...] = ("threshold_crossed", "risk_rose")
+SIGNATURE_HEADER = "X-OTD-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+EVENT_HEADER = "X-OTD-Event"
+
+WEBHOOK_METADATA = MetaData()
+"""Webhook tables; they live in the serving store's SQLite file next to the runs they read."""
+
+WEBHOOKS = Table(
+    "webhooks",
+    WEBHOOK_METADATA,
+    Column("webhook_id", String(16), primary_key=True),
+    Column("url", Text, nullable=False),
+    # Kept in clear: signing needs it. The store sits under the project home, like the keys.
+    Column("secret", String(200), nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("risk_step", Float, nullable=True),
+    Column("plant_id", String(200), nullable=True),
+    Column("customer_id", String(200), nullable=True),
+    Column("lang", String(8), nullable=False, default="en"),
+    Column("description", Text, nullable=False, default=""),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=True),
+    Column("last_success_at", DateTime(timezone=True), nullable=True),
+    Column("failing_since", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+)
+
+WEBHOOK_RUNS = Table(
+    "webhook_runs",
+    WEBHOOK_METADATA,
+    Column("run_id", String(32), primary_key=True),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+    Column("n_events", Integer, nullable=False),
+)
+
+DELIVERIES = Table(
+    "webhook_deliveries",
+    WEBHOOK_METADATA,
+    Column("delivery_id", Integer, primary_key=True, autoincrement=True),
+    Column("webhook_id", String(16), ForeignKey("webhooks.webhook_id"), nullable=False),
+    Column("idempotency_key", String(64), nullable=False, unique=True),
+    Column("event", String(32), nullable=False),
+    Column("run_id", String(32), nullable=False),
+    Column("order_id", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("last_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_hook", "webhook_id", "delivery_id"),
+)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """Delivery knobs. Read from settings fields ``webhook_<name>`` when they exist."""
+
+    backoff_base_seconds: float = 30.0
+    """Wait after the first failed attempt; doubles with each further failure."""
+    backoff_cap_seconds: float = 3600.0
+    """Longest wait between two attempts of one delivery."""
+    max_failures: int = 8
+    """Consecutive failed attempts after which a webhook is marked ``failing``."""
+    risk_step: float = 0.2
+    """Default rise in risk (absolute, 0-1) between two runs that makes a ``risk_rose`` event."""
+    poll_seconds: float = 5.0
+    """How often the background worker looks for new runs and due deliveries."""
+    timeout_seconds: float = 10.0
+    """HTTP timeout of one delivery attempt."""
+    batch_size: int = 200
+    """Deliveries sent per round at most."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> WebhookConfig:
+        values = {
+            name: getattr(settings, f"webhook_{name}")
+            for name in cls.__dataclass_fields__
+            if getattr(settings, f"webhook_{name}", None) is not None
+        }
+        return cls(**values)
+
+    def backoff(self, attempts: int) -> timedelta:
+        """Wait before the next attempt after ``attempts`` failed ones (1, 2, …)."""
+        seconds = self.backoff_base_seconds * 2 ** max(attempts - 1, 0)
+        return timedelta(seconds=min(seconds, self.backoff_cap_seconds))
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A registration, without its secret."""
+
+    webhook_id: str
+    url: str
+    threshold: float
+    risk_step: float | None
+    plant_id: str | None
+    customer_id: str | None
+    lang: str
+    description: str
+    status: str
+    consecutive_failures: int
+    last_error: str | None
+    last_success_at: datetime | None
+    failing_since: datetime | None
+    created_at: datetime
+    pending: int = 0
+
+
+@dataclass(frozen=True)
+class CreatedWebhook:
+    """A new registration; ``secret`` is shown once."""
+
+    webhook: Webhook
+    secret: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event to one webhook and where its delivery stands."""
+
+    delivery_id: int
+    webhook_id: str
+    idempotency_key: str
+    event: str
+    run_id: str
+    order_id: str
+    status: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeliveryRound:
+    """What one call of :meth:`WebhookStore.deliver_due` did."""
+
+    attempted: int = 0
+    delivered: int = 0
+    failed: int = 0
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``X-OTD-Signature`` value of ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
+    """Whether ``header`` is the signature of ``body`` (constant-time comparison)."""
+    return bool(header) and hmac.compare_digest(sign(secret, body), header)
+
+
+def idempotency_key(webhook_id: str, run_id: str, order_id: str, event: str) -> str:
+    """Stable per (webhook, run, order, event): re-enqueueing a run cannot create a duplicate."""
+    raw = f"{webhook_id}\x1f{run_id}\x1f{order_id}\x1f{event}".encode()
+    return hashlib.sha256(raw).hexdigest()[:40]
+
+
+def find_events(
+    current: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    *,
+    threshold: float,
+    risk_step: float,
+    plant_id: str | None = None,
+    customer_id: str | None = None,
+) -> pd.DataFrame:
+    """Events between two runs' ranked rows: the current rows plus ``event`` and
+    ``previous_risk``, one row per (order, event); an order can have both events."""
+    rows = current
+    if plant_id is not None:
+        rows = rows[rows["plant_id"] == plant_id]
+    if customer_id is not None:
+        rows = rows[rows["customer_id"] == customer_id]
+    if previous is not None and len(previous):
+        prev = previous.drop_duplicates("order_id").set_index("order_id")["risk"]
+        prev_risk = rows["order_id"].map(prev)
+    else:
+        prev_risk = pd.Series(np.nan, index=rows.index)
+    risk = rows["risk"]
+    crossed = (risk >= threshold) & (prev_risk.isna() | (prev_risk < threshold))
+    rose = prev_risk.notna() & ((risk - prev_risk) > risk_step)
+    parts = []
+    for name, mask in (("threshold_crossed", crossed), ("risk_rose", rose)):
+        part = rows.loc[mask].assign(event=name, previous_risk=prev_risk[mask])
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["risk", "event"], ascending=[False, True], kind="stable")
+
+
+class WebhookStore:
+    """Webhooks and their deliveries in the serving store under ``home``."""
+
+    def __init__(self, home: Path, config: WebhookConfig | None = None) -> None:
+        self.home = Path(home)
+        self.config = config or WebhookConfig()
+        self.engine = serving_engine(self.home)
+        WEBHOOK_METADATA.create_all(self.engine)
+
+    # -- registrations -------------------------------------------------------------------
+    def register(
+        self,
+        url: str,
+        threshold: float,
+        *,
+        secret: str | None = None,
+        risk_step: float | None = None,
+        plant_id: str | None = None,
+        customer_id: str | None = None,
+        lang: str = "en",
+        description: str = "",
+        now: datetime | None = None,
+    ) -> CreatedWebhook:
+        """Register a receiver; the secret is generated when not given and returned once."""
+        if not url.lower().startswith(("http://", "https://")):
+            raise ValueError(
+                f"the webhook URL {url!r} is not an http(s) URL; give the full address, "
+                "e.g. https://example.com/otd-hook"
+            )
+        if not 0 <= threshold <= 1:
+            raise ValueError(f"threshold {threshold} is not a risk; give a number from 0 to 1")
+        webhook_id = secrets.token_hex(6)
+        secret = secret or secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(WEBHOOKS).values(
+                    webhook_id=webhook_id,
+                    url=url,
+                    secret=secret,
+                    threshold=float(threshold),
+                    risk_step=risk_step,
+                    plant_id=plant_id,
+                    customer_id=customer_id,
+                    lang=lang,
+                    description=description,
+                    status="active",
+                    consecutive_failures=0,
+                    created_at=_now(now),
+                )
+            )
+        return CreatedWebhook(webhook=self.get(webhook_id), secret=secret)
+
+    def get(self, webhook_id: str) -> Webhook:
+        """One registration; ``KeyError`` naming the fix when there is none."""
+        hooks = self._select_webhooks(WEBHOOKS.c.webhook_id == webhook_id)
+        if not hooks:
+            raise KeyError(f"no webhook with id {webhook_id!r}; GET /v1/webhooks lists them")
+        return hooks[0]
+
+    def list(self) -> list[Webhook]:
+        """Registrations not deleted, oldest first, with their count of pending deliveries."""
+        return self._select_webhooks(WEBHOOKS.c.deleted_at.is_(None))
+
+    def delete(self, webhook_id: str, now: datetime | None = None) -> Webhook:
+        """Stop a webhook: its pending deliveries become ``cancelled`` (kept, not erased)."""
+        hook = self.get(webhook_id)
+        now = _now(now)
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(WEBHOOKS)
+                .where(WEBHOOKS.c.webhook_id == webhook_id)
+                .values(status="deleted", deleted_at=now)
+            )
+            conn.execute(
+                update(DELIVERIES)
+                .where(DELIVERIES.c.webhook_id == webhook_id, DELIVERIES.c.status == "pending")
+                .values(status="cancelled", lease_until=None)
+            )
+        return hook
+
+    def deliveries(
+        self, webhook_id: str, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Delivery]:
+        """A webhook's deliveries, newest first."""
+        self.get(webhook_id)
+        query = select(DELIVERIES).where(DELIVERIES.c.webhook_id == webhook_id)
+        if status:
+            query = query.where(DELIVERIES.c.status == status)
+        query = query.order_by(DELIVERIES.c.delivery_id.desc()).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_delivery(r) for r in rows]
+
+    def _select_webhooks(self, where) -> list[Webhook]:
+        pending = (
+            select(DELIVERIES.c.webhook_id, func.count().label("pending"))
+            .where(DELIVERIES.c.status == "pending")
+            .group_by(DELIVERIES.c.webhook_id)
+            .subquery()
+        )
+        query = (
+            select(WEBHOOKS, func.coalesce(pending.c.pending, 0).label("pending"))
+            .outerjoin(pending, pending.c.webhook_id == WEBHOOKS.c.webhook_id)
+            .where(where)
+            .order_by(WEBHOOKS.c.created_at)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        fields = Webhook.__dataclass_fields__
+        return [Webhook(**{k: _utc(r[k]) for k in fields}) for r in rows]
+
+    # -- events ---------------------------------------------------------------------------
+    def process_new_runs(self, now: datetime | None = None) -> int:
+        """Turn every scoring run not yet processed into persisted deliveries; returns how many
+        deliveries were created. Runs are handled oldest first, each in one transaction."""
+        with self.engine.connect() as conn:
+            done = select(WEBHOOK_RUNS.c.run_id)
+            rows = (
+                conn.execute(
+                    select(SCORING_RUNS)
+                    .where(SCORING_RUNS.c.run_id.not_in(done))
+                    .order_by(SCORING_RUNS.c.created_at)
+                )
+                .mappings()
+                .all()
+            )
+        created = 0
+        for row in rows:
+            created += self.enqueue_events(_run_info(row), now=now)
+        return created
+
+    def enqueue_events(self, run: RunInfo, now: datetime | None = None) -> int:
+        """Persist the events of ``run`` against the run recorded before it, for every webhook
+        registered before ``run``; marks the run processed. Safe to call twice."""
+        now = _now(now)
+        with self.engine.connect() as conn:
+            hooks = (
+                conn.execute(
+                    select(WEBHOOKS).where(
+                        WEBHOOKS.c.deleted_at.is_(None),
+                        WEBHOOKS.c.created_at <= run.created_at,
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            prev_id = conn.execute(
+                select(SCORING_RUNS.c.run_id)
+                .where(SCORING_RUNS.c.created_at < run.created_at)
+                .order_by(SCORING_RUNS.c.created_at.desc())
+                .limit(1)
+            ).scalar()
+        values: list[dict] = []
+        if hooks:  # no reader of this run: do not load its rows
+            current = load_run_rows(self.home, run.run_id)
+            previous = load_run_rows(self.home, prev_id) if prev_id else None
+            for hook in hooks:
+                step = hook["risk_step"]
+                events = find_events(
+                    current,
+                    previous,
+                    threshold=hook["threshold"],
+                    risk_step=self.config.risk_step if step is None else step,
+                    plant_id=hook["plant_id"],
+                    customer_id=hook["customer_id"],
+                )
+                values.extend(_delivery_rows(hook, run, events, now))
+        with self.engine.begin() as conn:
+            if values:
+                conn.execute(
+                    sqlite_insert(DELIVERIES).on_conflict_do_nothing(
+                        index_elements=["idempotency_key"]
+                    ),
+                    values,
+                )
+            conn.execute(
+                sqlite_insert(WEBHOOK_RUNS)
+                .values(run_id=run.run_id, processed_at=now, n_events=len(values))
+                .on_conflict_do_nothing(index_elements=["run_id"])
+            )
+        return len(values)
+
+    # -- delivery -------------------------------------------------------------------------
+    def deliver_due(self, now: datetime | None = None, client: httpx.Client | None = None):
+        """Send every pending delivery whose time has come (one POST each); returns a
+        :class:`DeliveryRound`. ``now`` drives the schedule, so tests can step through time."""
+        now = _now(now)
+        lease = now + timedelta(seconds=self.config.timeout_seconds * 3)
+        with self.engine.connect() as conn:
+            due = (
+                conn.execute(
+                    select(DELIVERIES, WEBHOOKS.c.url, WEBHOOKS.c.secret)
+                    .join(WEBHOOKS, WEBHOOKS.c.webhook_id == DELIVERIES.c.webhook_id)
+                    .where(
+                        DELIVERIES.c.status == "pending",
+                        DELIVERIES.c.next_attempt_at <= now,
+                        or_(DELIVERIES.c.lease_until.is_(None), DELIVERIES.c.lease_until <= now),
+                    )
+                    .order_by(DELIVERIES.c.next_attempt_at, DELIVERIES.c.delivery_id)
+                    .limit(self.config.batch_size)
+                )
+                .mappings()
+                .all()
+            )
+        if not due:
+            return DeliveryRound()
+        own_client = client is None
+        client = client or httpx.Client(timeout=self.config.timeout_seconds)
+        delivered = failed = attempted = 0
+        try:
+            for row in due:
+                if not self._claim(row["delivery_id"], now, lease):
+                    continue  # another process took it
+                attempted += 1
+                code, error = _post(client, row)
+                if error is None:
+                    self._succeeded(row, now, code)
+                    delivered += 1
+                else:
+                    self._failed(row, now, code, error)
+                    failed += 1
+        finally:
+            if own_client:
+                client.close()
+        return DeliveryRound(attempted=attempted, delivered=delivered, failed=failed)
+
+    def _claim(self, delivery_id: int, now: datetime, lease: datetime) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(DELIVERIES)
+                .where(
+                    DELIVERIES.c.delivery_id == delivery_id,
+                    DELIVERIES.c.status == "pending",
+                    or_(DELIVERIES.c.lease_until.is_(None), DELIVERIES.c.lease_until <= now),
+                )
+                .values(lease_until=lease)
+            )
+        return result.rowcount == 1
+
+    def _succeeded(self, row, now: datetime, code: int | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(DELIVERIES)
+                .where(DELIVERIES.c.delivery_id == row["delivery_id"])
+                .values(
+                    status="delivered",
+                    attempts=DELIVERIES.c.attempts + 1,
+                    last_attempt_at=now,
+                    last_status_code=code,
+                    last_error=None,
+                    delivered_at=now,
+                    lease_until=None,
+                )
+            )
+            conn.execute(
+                update(WEBHOOKS)
+                .where(WEBHOOKS.c.webhook_id == row["webhook_id"], WEBHOOKS.c.deleted_at.is_(None))
+                .values(
+                    status="active",
+                    consecutive_failures=0,
+                    failing_since=None,
+                    last_success_at=now,
+                )
+            )
+
+    def _failed(self, row, now: datetime, code: int | None, error: str) -> None:
+        attempts = row["attempts"] + 1
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(DELIVERIES)
+                .where(DELIVERIES.c.delivery_id == row["delivery_id"])
+                .values(
+                    attempts=attempts,
+                    last_attempt_at=now,
+                    last_status_code=code,
+                    last_error=error[:500],
+                    next_attempt_at=now + self.config.backoff(attempts),
+                    lease_until=None,
+                )
+            )
+            conn.execute(
+                update(WEBHOOKS)
+                .where(WEBHOOKS.c.webhook_id == row["webhook_id"])
+                .values(
+                    consecutive_failures=WEBHOOKS.c.consecutive_failures + 1,
+                    last_error=error[:500],
+                )
+            )
+            # Marked failing once, with the time it started; never dropped.
+            conn.execute(
+                update(WEBHOOKS)
+                .where(
+                    and_(
+                        WEBHOOKS.c.webhook_id == row["webhook_id"],
+                        WEBHOOKS.c.deleted_at.is_(None),
+                        WEBHOOKS.c.status == "active",
+                        WEBHOOKS.c.consecutive_failures >= self.config.max_failures,
+                    )
+                )
+                .values(status="failing", failing_since=now)
+            )
+
+
+class WebhookWorker:
+    """The background sender of a server process: every ``poll_seconds`` it turns new scoring
+    runs into deliveries and sends what is due. A fresh worker over the same home resumes
+    whatever a previous process left pending."""
+
+    def __init__(self, store: WebhookStore, poll_seconds: float | None = None) -> None:
+        self.store = store
+        self.poll_seconds = store.config.poll_seconds if poll_seconds is None else poll_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self, now: datetime | None = None) -> DeliveryRound:
+        self.store.process_new_runs(now=now)
+        return self.store.deliver_due(now=now)
+
+    def _loop(self) -> None:
+        with httpx.Client(timeout=self.store.config.timeout_seconds) as client:
+            while not self._stop.is_set():
+                try:
+                    self.store.process_new_runs()
+                    self.store.deliver_due(client=client)
+                except Exception:  # keep the sender alive; the next round retries
+                    log.exception("webhook worker round failed")
+                self._stop.wait(self.poll_seconds)
+
+    def start(self) -> WebhookWorker:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="otd-webhooks", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+def event_payload(hook: dict | Any, run: RunInfo, row: dict, key: str) -> dict:
+    """The JSON body of one event (field names in English, texts as recorded by the run)."""
+    from serving.i18n import stage_name
+
+    due = row.get("due_date")
+    return {
+        "event": row["event"],
+        "idempotency_key": key,
+        "webhook_id": hook["webhook_id"],
+        "order_id": str(row["order_id"]),
+        "risk": round(float(row["risk"]), 6),
+        "previous_risk": None
+        if pd.isna(row["previous_risk"])
+        else round(float(row["previous_risk"]), 6),
+        "threshold": hook["threshold"],
+        "top_stage": row["top_stage"],
+        "top_stage_name": stage_name(row["top_stage"], hook["lang"]),
+        "reasons": list(row["reasons"]),
+        "plant_id": _text(row.get("plant_id")),
+        "customer_id": _text(row.get("customer_id")),
+        "due_date": None if pd.isna(due) else pd.Timestamp(due).strftime("%Y-%m-%d"),
+        "model_version": run.model_version,
+        "run_id": run.run_id,
+        "scored_at": run.created_at.astimezone(UTC).isoformat(),
+        "as_of": pd.Timestamp(run.as_of).isoformat(),
+    }
+
+
+def _delivery_rows(hook, run: RunInfo, events: pd.DataFrame, now: datetime) -> list[dict]:
+    out = []
+    for row in events.to_dict("records"):
+        key = idempotency_key(hook["webhook_id"], run.run_id, str(row["order_id"]), row["event"])
+        body = json.dumps(
+            event_payload(hook, run, row, key), ensure_ascii=False, separators=(",", ":")
+        )
+        out.append(
+            {
+                "webhook_id": hook["webhook_id"],
+                "idempotency_key": key,
+                "event": row["event"],
+                "run_id": run.run_id,
+                "order_id": str(row["order_id"]),
+                "body": body,
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+        )
+    return out
+
+
+def _post(client: httpx.Client, row) -> tuple[int | None, str | None]:
+    body = row["body"].encode("utf-8")
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        SIGNATURE_HEADER: sign(row["secret"], body),
+        IDEMPOTENCY_HEADER: row["idempotency_key"],
+        EVENT_HEADER: row["event"],
+        "User-Agent": "otd-risk-webhooks/1",
+    }
+    try:
+        response = client.post(row["url"], content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if 200 <= response.status_code < 300:
+        return response.status_code, None
+    return response.status_code, f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+def _run_info(row) -> RunInfo:
+    return RunInfo(**{k: _utc(row[k]) for k in RunInfo.__dataclass_fields__})
+
+
+def _delivery(row) -> Delivery:
+    return Delivery(**{k: _utc(row[k]) for k in Delivery.__dataclass_fields__})
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def _now(now: datetime | None) -> datetime:
+    # SQLite keeps wall-clock text without the offset: store and compare everything in UTC.
+    if now is None:
+        return datetime.now(UTC)
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+def _utc(value):
+    # SQLite hands back naive datetimes; they were stored in UTC.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def as_dict(obj) -> dict:
+    """A dataclass of this module as a JSON-ready dict."""
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(obj).items()}
