@@ -382,7 +382,8 @@ for _s in DELAY_RATE_STAGES:
                 f"planned end (rework, holds, delays).",
                 f"{{value:.0%}} of {_s} steps for {_en} ran late over the last "
                 f"{DELAY_RATE_WINDOW_DAYS} days",
-                f"过去 {DELAY_RATE_WINDOW_DAYS} 天 {_zh} 的{_STAGE_NAMES_ZH[_s]}环节有 {{value:.0%}} 延误",
+                f"过去 {DELAY_RATE_WINDOW_DAYS} 天 {_zh} 的{_STAGE_NAMES_ZH[_s]}环节"
+                "有 {value:.0%} 延误",
                 direction="higher",
             )
         )
