@@ -43,14 +43,14 @@ def small_world_dir(small_world: SimulatedWorld, tmp_path_factory: pytest.TempPa
 @pytest.fixture(scope="session")
 def planted_scenario() -> Scenario:
     """A scenario with two planted causes: supplier ``S03`` degrades from 2024-01-01 and plant
-    ``PL2`` runs at 40% capacity from 2024-05-01 to 2024-06-30."""
+    ``PL2`` runs at 30% capacity from 2024-05-01 to 2024-06-30."""
     return Scenario(
         supplier_degradations=[
             SupplierDegradation(supplier_id=PLANTED_SUPPLIER, date=PLANTED_SUPPLIER_DATE)
         ],
         capacity_crunches=[
             CapacityCrunch(
-                plant_id=CRUNCH_PLANT, start=CRUNCH_START, end=CRUNCH_END, capacity_factor=0.4
+                plant_id=CRUNCH_PLANT, start=CRUNCH_START, end=CRUNCH_END, capacity_factor=0.3
             )
         ],
     )
