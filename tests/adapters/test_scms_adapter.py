@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -160,3 +161,23 @@ def test_due_from_drops_and_counts_older_lines(scms_zip):
     assert dataset.orders["due_date"].min() >= pd.Timestamp("2010-01-01")
     assert dataset.skipped["due_date before 2010-01-01 (due_from)"] == 3_003
     assert len(dataset.orders) + sum(dataset.skipped.values()) == 10_324
+
+
+def test_no_leaking_column_reaches_the_features(scms_dataset):
+    """Every extra column as a feature: no leaking column among the feature names or values."""
+    from features.build import build_features_at
+    from features.registry import feature_specs
+
+    extras = [c for c in EXTRA_COLUMNS if c != "project_code"]
+    names = {s.name for s in feature_specs(scms_dataset, extra_order_columns=extras)}
+    leaking = {snake_case(c) for c in LEAKING_COLUMNS} | {"delivered_at"}
+    assert not names & leaking
+    assert {"vendor", "shipment_mode", "line_item_value"} <= names
+
+    orders = scms_dataset.orders.iloc[:500]
+    queries = pd.DataFrame({"order_id": orders["order_id"], "as_of": orders["created_at"]})
+    frame = build_features_at(scms_dataset, queries, extra_order_columns=extras)
+    assert not set(frame.columns) & leaking
+    # The extra features are the adapter's columns as given, nothing derived from outcomes.
+    assert frame["vendor"].tolist() == orders["vendor"].tolist()
+    np.testing.assert_array_equal(frame["line_item_value"], orders["line_item_value"])
