@@ -62,14 +62,13 @@ def build_features_at(
         if spec.column is not None and spec.name not in values:
             values[spec.name] = _extra_values(q, spec)
 
-    columns: dict[str, object] = {"order_id": q.order_id, "as_of": q.as_of.to_numpy()}
+    columns: dict[str, object] = {"order_id": q.order_id, "as_of": q.as_of.array}
     for spec in specs:
         columns[spec.name] = values[spec.name]
     for name in CONTEXT_COLUMNS:
         if name in context:
             columns[name] = context[name]
     frame = pd.DataFrame(columns)
-    frame["as_of"] = q.as_of.to_numpy()
     for spec in specs:
         if spec.kind == "numeric":
             frame[spec.name] = frame[spec.name].astype(np.float64)

@@ -54,44 +54,40 @@ def local_day_number(ns: np.ndarray, tz: str) -> np.ndarray:
     return (idx.tz_localize(None).normalize().asi8 // DAY_NS).astype(np.int64)
 
 
-def _key_codes(ev_keys: np.ndarray, q_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cats = pd.Index(pd.unique(ev_keys))
-    return cats.get_indexer(ev_keys), cats.get_indexer(q_keys)
-
-
-def _time_ranks(ev_t: np.ndarray, q_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # Ranks keep the order of times exactly and fit in 32 bits beside a key code.
-    uniq = np.unique(np.concatenate([ev_t, q_t]))
-    return np.searchsorted(uniq, ev_t).astype(np.int64), np.searchsorted(uniq, q_t).astype(np.int64)
-
-
 class Timeline:
-    """Events grouped by key and ordered by time; answers "as of t" questions per query."""
+    """Events grouped by key and ordered by time; answers "as of t" questions per query.
+
+    Sorting happens once here; each lookup is two binary searches per query.
+    """
 
     def __init__(self, keys: np.ndarray, times: np.ndarray) -> None:
         keys = np.asarray(keys)
         times = np.asarray(times, dtype=np.int64)
         keep = (times != NOT_YET) & pd.notna(keys)
-        self._keys = keys[keep]
-        self._times = times[keep]
         self._keep = keep
+        keys, times = keys[keep], times[keep]
+        self._cats = pd.Index(pd.unique(keys))
+        code = self._cats.get_indexer(keys).astype(np.int64)
+        self._unique_times = np.unique(times)
+        # 1-based rank among the distinct event times: event <= t  <=>  rank <= count(<= t).
+        rank = np.searchsorted(self._unique_times, times) + 1
+        composite = (code << 32) | rank
+        self._order = np.argsort(composite, kind="stable")
+        self._sorted = composite[self._order]
+        self._codes_sorted = code[self._order]
+        self._cums: dict[int, np.ndarray] = {}
 
-    def _locate(self, q_keys: np.ndarray, q_times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each query: index (in sorted events) of the last event with the same key and
-        time <= the query's time, and index of the last event before the key's block."""
-        ev_code, q_code = _key_codes(self._keys, np.asarray(q_keys))
-        ev_rank, q_rank = _time_ranks(self._times, np.asarray(q_times, dtype=np.int64))
-        composite = (ev_code.astype(np.int64) << 32) | ev_rank
-        order = np.argsort(composite, kind="stable")
-        sorted_comp = composite[order]
-        q_comp = (q_code.astype(np.int64) << 32) | q_rank
-        last = np.searchsorted(sorted_comp, q_comp, side="right") - 1
-        block_start = np.searchsorted(sorted_comp, q_code.astype(np.int64) << 32, side="left") - 1
-        # A query whose key never occurs, or with no event yet, has nothing.
-        last = np.where((q_code < 0) | (last <= block_start), -1, last)
-        self._order = order
-        self._codes_sorted = ev_code[order]
-        return last, block_start
+    def _locate(self, q_code: np.ndarray, q_times: np.ndarray) -> np.ndarray:
+        """For each query, the index (in sorted events) of the last event with its key at or
+        before its time; -1 when there is none."""
+        q_rank = np.searchsorted(self._unique_times, q_times, side="right")
+        last = np.searchsorted(self._sorted, (q_code << 32) | q_rank, side="right") - 1
+        found = (q_code >= 0) & (last >= 0)
+        found[found] = self._codes_sorted[last[found]] == q_code[found]
+        return np.where(found, last, -1)
+
+    def _codes(self, q_keys: np.ndarray) -> np.ndarray:
+        return self._cats.get_indexer(np.asarray(q_keys)).astype(np.int64)
 
     def sums_at(
         self,
@@ -106,14 +102,15 @@ class Timeline:
         at each key, so they are the same whatever other keys' events the data holds.
         """
         q_times = np.asarray(q_times, dtype=np.int64)
+        q_code = self._codes(q_keys)
+        located = [self._locate(q_code, q_times)]
+        located += [self._locate(q_code, q_times - w) for w in windows_ns]
         out: dict[str, np.ndarray] = {}
-        lookups = [(None, q_times)] + [(w, q_times - w) for w in windows_ns]
-        located = [self._locate(q_keys, t) for _, t in lookups]
         for name, raw in values.items():
             v = np.asarray(raw, dtype=np.float64)[self._keep][self._order]
             cum = pd.Series(v).groupby(self._codes_sorted, sort=False).cumsum().to_numpy()
             cum = np.concatenate([cum, [0.0]])  # index -1 reads 0: nothing yet
-            at = [cum[last] for last, _ in located]
+            at = [cum[last] for last in located]
             out[name] = at[0]
             for i, w in enumerate(windows_ns, start=1):
                 out[f"{name}@{w}"] = at[0] - at[i]
@@ -122,9 +119,8 @@ class Timeline:
     def last_index_at(self, q_keys: np.ndarray, q_times: np.ndarray) -> np.ndarray:
         """Per query, the position (in the events given to the constructor) of the latest event
         with its key at or before its time; -1 when there is none."""
-        last, _ = self._locate(q_keys, q_times)
-        original = np.flatnonzero(self._keep)[self._order]
-        original = np.concatenate([original, [-1]])
+        last = self._locate(self._codes(q_keys), np.asarray(q_times, dtype=np.int64))
+        original = np.concatenate([np.flatnonzero(self._keep)[self._order], [-1]])
         return original[last]
 
 
