@@ -617,6 +617,12 @@ def _orders_frame(m: _Master, o: _Orders, s: _Stages, t0: int) -> pd.DataFrame:
             "delivered_at": _timestamps(_delivered(o, s), t0),
             "cancelled_at": _timestamps(o.cancelled_at, t0),
             "priority": np.where(o.rush, "rush", "normal").astype(object),
+            # Master data an ERP export carries beside the contract's columns (extra columns):
+            # the features use them for rework rates by family and shipping delays by region.
+            "customer_region": np.asarray(m.regions, dtype=object)[m.customer_region[o.customer]],
+            "product_family": np.asarray(list(m.families), dtype=object)[
+                m.product_family[o.product]
+            ],
         }
     )
 
