@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "otd_risk.commands.import_cmds",
     "otd_risk.commands.sim_cmds",
     "otd_risk.commands.feature_cmds",
+    "otd_risk.commands.serve_cmds",
 )
 
 for _module in COMMAND_MODULES:

@@ -65,16 +65,7 @@ def flatten_booster(booster) -> FlatTrees:
         node_base = len(feats)
         local: list[dict] = []
 
-        def number(node: dict) -> None:
-            # Pre-order numbering of the tree's internal nodes.
-            if "split_index" not in node:
-                return
-            node["_local"] = len(local)
-            local.append(node)
-            number(node["left_child"])
-            number(node["right_child"])
-
-        number(root)
+        _number_internal(root, local)
         for node in local:
             feats.append(int(node["split_feature"]))
             cat = node["decision_type"] == "=="
@@ -209,6 +200,16 @@ def shap_values(flat: FlatTrees, X: np.ndarray, num_threads: int | None = None) 
         numba.set_num_threads(previous)
     out[:, -1] = flat.expected_value
     return out
+
+
+def _number_internal(node: dict, local: list[dict]) -> None:
+    """Pre-order numbering of a tree's internal nodes (depth <= a few dozen: recursion is fine)."""
+    if "split_index" not in node:
+        return
+    node["_local"] = len(local)
+    local.append(node)
+    _number_internal(node["left_child"], local)
+    _number_internal(node["right_child"], local)
 
 
 def _count(node: dict) -> float:

@@ -1,0 +1,155 @@
+"""Serving commands: ``score`` (a scoring run), ``serve`` (the API) and ``keys`` (API keys)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from otd_risk.commands.common import UserError, console, user_errors
+
+keys_app = typer.Typer(help="API keys: create (shown once), revoke, list.", no_args_is_help=True)
+
+
+def score(
+    out: Annotated[Path, typer.Option("--out", help="File to write the ranked list to.")],
+    data: Annotated[
+        str | None, typer.Option(help="Dataset folder or SQL URL (default: OTD_RISK_DATA).")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Score the orders open at this time (default: the dataset's snapshot "
+            "time, never the clock).",
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="csv, parquet, xlsx or json (default: from the file's extension)."
+        ),
+    ] = None,
+    lang: Annotated[str | None, typer.Option(help="Language of the reasons: en or zh.")] = None,
+) -> None:
+    """Score every open order with the champion model, write the ranked list and record the run
+    (the API then serves it)."""
+    from otd_risk.settings import get_settings
+    from serving.scoring import run_scoring
+
+    settings = get_settings()
+    with user_errors():
+        source = data or settings.data
+        if not source:
+            raise UserError("no dataset: pass --data DIR|URL or set OTD_RISK_DATA")
+        try:
+            result = run_scoring(settings, source, out, as_of=as_of, fmt=fmt, lang=lang)
+        except (LookupError, ValueError) as exc:
+            raise UserError(str(exc)) from exc
+    run = result.run
+    console.print(
+        f"Scored [bold]{run.n_scored:,}[/] open orders as of {run.as_of:%Y-%m-%d %H:%M} UTC "
+        f"with model version [bold]{run.model_version}[/]; wrote {result.out} "
+        f"(run {run.run_id[:12]})"
+    )
+    if run.n_scored:
+        top = Table(title="Most at risk")
+        for col in ("rank", "order_id", "risk", "top_stage", "plant_id", "due_date"):
+            top.add_column(col)
+        for row in result.scores.head(5).itertuples():
+            top.add_row(
+                str(row.rank),
+                str(row.order_id),
+                f"{row.risk:.2f}",
+                str(row.top_stage),
+                str(row.plant_id),
+                f"{row.due_date:%Y-%m-%d}",
+            )
+        console.print(top)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    reload_seconds: Annotated[
+        float, typer.Option(help="How often to look for a new champion or scoring run (0: never).")
+    ] = 30.0,
+) -> None:
+    """Serve the API (uvicorn): loads the champion once, picks up a new one without a restart."""
+    import os
+
+    import uvicorn
+
+    from serving.app import RELOAD_ENV
+
+    with user_errors():
+        os.environ[RELOAD_ENV] = str(reload_seconds)
+        # Through an import string and a factory so that every worker builds its own app.
+        uvicorn.run(
+            "serving.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
+
+
+def keys_create(
+    role: Annotated[str, typer.Option(help="reader (scores) or admin (also reload, webhooks).")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "",
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    from otd_risk.settings import get_settings
+    from serving.keys import create_key
+
+    with user_errors():
+        try:
+            created = create_key(get_settings().home, role, name)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+    console.print(
+        f"Created key [bold]{created.info.key_id}[/] (role {created.info.role}). "
+        "Copy it now, it will not be shown again:"
+    )
+    console.print(created.key, highlight=False, soft_wrap=True)
+
+
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (keys list).")]) -> None:
+    """Revoke an API key: it stops working at once."""
+    from otd_risk.settings import get_settings
+    from serving.keys import revoke_key
+
+    with user_errors():
+        try:
+            info = revoke_key(get_settings().home, key_id)
+        except KeyError as exc:
+            raise UserError(exc.args[0]) from exc
+    console.print(f"Revoked key {info.key_id} ({info.role}{', ' + info.name if info.name else ''})")
+
+
+def keys_list() -> None:
+    """List the API keys (ids, roles, names; never the keys)."""
+    from otd_risk.settings import get_settings
+    from serving.keys import list_keys
+
+    table = Table(title="API keys")
+    for col in ("id", "role", "name", "created", "status"):
+        table.add_column(col)
+    for k in list_keys(get_settings().home):
+        status = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
+        table.add_row(k.key_id, k.role, k.name, f"{k.created_at:%Y-%m-%d %H:%M}", status)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the serving commands to the app."""
+    app.command()(score)
+    app.command()(serve)
+    keys_app.command("create")(keys_create)
+    keys_app.command("revoke")(keys_revoke)
+    keys_app.command("list")(keys_list)
+    app.add_typer(keys_app, name="keys")

@@ -1,0 +1,150 @@
+"""The otd-risk API: ``create_app(settings) -> FastAPI``.
+
+The champion model is loaded once in ``lifespan`` into ``app.state.serving`` and reached through
+one dependency (``serving.deps.ModelDep``). A background task checks every
+``ServeOptions.reload_seconds`` whether the champion alias points at a new version, or a newer
+scoring run was recorded, and swaps it in without a restart; requests in flight keep the model
+they started with. CPU-bound routes are plain ``def`` (they run in the thread pool).
+
+Errors all have one shape, ``{"error": {"code", "message", "details"?}}`` (see
+``serving.errors``). Keys are checked per request; ``/healthz``, ``/readyz`` and ``/metrics``
+are open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from otd_risk.settings import Settings, get_settings
+from serving.errors import install_error_handlers
+from serving.metrics import Metrics, install_metrics
+from serving.routers import health, model, orders, risk
+from serving.state import ServingState
+
+log = logging.getLogger("otd_risk.serving")
+
+RELOAD_ENV = "OTD_RISK_SERVE_RELOAD_SECONDS"
+
+TAGS = [
+    {"name": "risk", "description": "Score and explain orders on demand (workflow/ERP calls)."},
+    {
+        "name": "orders",
+        "description": "The latest scoring run's ranked list; one order's full explanation.",
+    },
+    {"name": "model", "description": "The served model; reload the champion (admin)."},
+    {"name": "health", "description": "Liveness, readiness and Prometheus metrics (no key)."},
+]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Knobs of a server process that are not project settings."""
+
+    reload_seconds: float = 30.0
+    """How often to look for a new champion version or a newer scoring run (0: never)."""
+    load_data: bool = True
+    """Load ``settings.data`` at start so that orders can be looked up by id."""
+
+    @classmethod
+    def from_env(cls) -> ServeOptions:
+        return cls(reload_seconds=float(os.environ.get(RELOAD_ENV, cls.reload_seconds)))
+
+
+def create_app(settings: Settings | None = None, options: ServeOptions | None = None) -> FastAPI:
+    """The API over ``settings`` (default: the process settings)."""
+    settings = settings or get_settings()
+    options = options or ServeOptions()
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state = ServingState(settings)
+        app.state.serving = state
+        await asyncio.to_thread(_start, state, options, app)
+        watcher = None
+        if options.reload_seconds > 0:
+            watcher = asyncio.create_task(_watch(state, options.reload_seconds, app))
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+    app = FastAPI(
+        title="otd-risk",
+        summary="Which open customer orders will miss their due date, and which stage drives it.",
+        description="Send an API key as `Authorization: Bearer <key>` (create one with "
+        '`otd-risk keys create --role reader|admin`). Errors: `{"error": {"code", '
+        '"message", "details"}}`; validation errors (422) name each field. Stage '
+        "contributions are in log-odds of lateness.",
+        version="1",
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    app.state.settings = settings
+
+    def on_model_swap(snapshot) -> None:
+        metrics.model_reloads.inc()
+        _set_version_gauge(metrics, snapshot.version)
+
+    app.state.on_model_swap = on_model_swap
+    install_error_handlers(app)
+    install_metrics(app, metrics)
+    for module in (health, risk, orders, model):
+        app.include_router(module.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (several workers): settings and options from the
+    environment."""
+    return create_app(get_settings(), ServeOptions.from_env())
+
+
+def _start(state: ServingState, options: ServeOptions, app: FastAPI) -> None:
+    try:
+        if state.refresh_model():
+            app.state.on_model_swap(state.model)
+    except Exception as exc:  # noqa: BLE001 - the server starts not-ready and keeps trying
+        state.last_error = f"cannot load the champion: {type(exc).__name__}: {exc}"
+        log.exception("loading the champion failed")
+    if options.load_data and state.model is not None:
+        state.load_data()
+    _refresh_run(state, app)
+
+
+def _refresh_run(state: ServingState, app: FastAPI) -> None:
+    try:
+        if state.refresh_run():
+            app.state.metrics.run_orders.set(state.run.info.n_scored)
+    except Exception:  # noqa: BLE001 - keep serving the previous run
+        log.exception("loading the latest scoring run failed")
+
+
+async def _watch(state: ServingState, every: float, app: FastAPI) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            had_data = state.data is not None
+            changed = await asyncio.to_thread(state.refresh_model)
+            if changed:
+                app.state.on_model_swap(state.model)
+                if not had_data:
+                    await asyncio.to_thread(state.load_data)
+        except Exception:  # noqa: BLE001 - a failed check must not stop the server
+            log.exception("checking for a new champion failed; still serving the old one")
+        await asyncio.to_thread(_refresh_run, state, app)
+
+
+def _set_version_gauge(metrics: Metrics, version: str) -> None:
+    with contextlib.suppress(ValueError):
+        metrics.model_version.set(float(version))

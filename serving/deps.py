@@ -1,0 +1,106 @@
+"""Dependencies shared by the routes: the served model, the latest run, the caller's role."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from serving.errors import ApiError
+from serving.keys import KeyInfo, role_allows, verify_key
+from serving.state import DataSnapshot, ModelSnapshot, RunSnapshot, ServingState
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
+
+
+def get_state(request: Request) -> ServingState:
+    return request.app.state.serving
+
+
+StateDep = Annotated[ServingState, Depends(get_state)]
+
+
+def get_model(state: StateDep) -> ModelSnapshot:
+    """The model served right now; the request keeps this object even if a new champion is
+    swapped in while it runs."""
+    model = state.model
+    if model is None:
+        raise ApiError(
+            503,
+            "model_not_loaded",
+            state.last_error or "no model is loaded yet; retry when /readyz says ready",
+        )
+    return model
+
+
+ModelDep = Annotated[ModelSnapshot, Depends(get_model)]
+
+
+def get_run(state: StateDep) -> RunSnapshot:
+    run = state.run
+    if run is None:
+        raise ApiError(
+            404,
+            "no_scoring_run",
+            "no scoring run is recorded yet; run `otd-risk score --data DIR --out FILE` first",
+        )
+    return run
+
+
+RunDep = Annotated[RunSnapshot, Depends(get_run)]
+
+
+def get_data(state: StateDep) -> DataSnapshot:
+    data = state.data
+    if data is None:
+        raise ApiError(
+            409,
+            "no_dataset",
+            "orders cannot be looked up by id: no dataset is "
+            "configured (set OTD_RISK_DATA to a folder or SQL URL and restart) - or "
+            "send the orders' `features` in the body",
+        )
+    return data
+
+
+DataDep = Annotated[DataSnapshot, Depends(get_data)]
+
+
+def require(role: str):
+    """A dependency that lets through callers whose API key has ``role`` (or a higher one)."""
+
+    def check(
+        state: StateDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> KeyInfo:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise ApiError(
+                401,
+                "missing_api_key",
+                "send an API key as `Authorization: Bearer "
+                "<key>`; create one with `otd-risk keys create --role reader`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        key = verify_key(state.settings.home, credentials.credentials)
+        if key is None:
+            raise ApiError(
+                401,
+                "invalid_api_key",
+                "the API key is unknown or revoked; create a new one with `otd-risk keys create`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not role_allows(key.role, role):
+            raise ApiError(
+                403,
+                "forbidden",
+                f"this route needs an API key with role {role!r}; "
+                f"key {key.key_id} has role {key.role!r}",
+            )
+        return key
+
+    return check
+
+
+ReaderDep = Annotated[KeyInfo, Depends(require("reader"))]
+AdminDep = Annotated[KeyInfo, Depends(require("admin"))]

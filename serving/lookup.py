@@ -1,0 +1,64 @@
+"""Features of orders named by id, as of the snapshot time (cached) or another time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from features.build import build_features
+from serving.errors import ApiError
+from serving.scoring import model_extra_columns
+from serving.state import DataSnapshot
+
+MAX_IDS_SHOWN = 5
+
+
+def features_for_ids(
+    data: DataSnapshot, risk_model, ids: Sequence[str], as_of: object | None
+) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """One feature row per id (in the given order) and the as_of used; unknown ids, or ids
+    created after as_of, raise a 404 naming them."""
+    dataset = data.dataset
+    t = data.as_of if as_of is None else dataset.as_of(pd.Timestamp(as_of))
+    unknown = [i for i in dict.fromkeys(ids) if i not in data.order_ids]
+    if unknown:
+        raise ApiError(404, "unknown_order", _unknown_message(unknown, dataset.source))
+    if t == data.as_of:
+        cached = data.open_features.index.intersection(pd.Index(ids).unique())
+        rest = [i for i in dict.fromkeys(ids) if i not in data.open_features.index]
+        parts = [data.open_features.loc[cached]]
+        if rest:
+            parts.append(_build(data, risk_model, rest, t))
+        frame = pd.concat(parts) if len(parts) > 1 else parts[0]
+    else:
+        orders = dataset.orders.set_index("order_id").loc[list(dict.fromkeys(ids))]
+        young = orders.index[orders["created_at"] > t].tolist()
+        if young:
+            raise ApiError(
+                404,
+                "unknown_order",
+                f"order(s) {_show(young)} did not exist yet at "
+                f"{t.isoformat()} (created later); ask for a later as_of",
+            )
+        frame = _build(data, risk_model, list(orders.index), t)
+    return frame.loc[list(ids)], t
+
+
+def _build(data: DataSnapshot, risk_model, ids: list[str], t: pd.Timestamp) -> pd.DataFrame:
+    extra = model_extra_columns(risk_model, data.dataset)
+    return build_features(data.dataset, ids, t, extra_order_columns=extra)
+
+
+def _show(ids: Sequence[str]) -> str:
+    shown = ", ".join(repr(i) for i in ids[:MAX_IDS_SHOWN])
+    more = f" and {len(ids) - MAX_IDS_SHOWN} more" if len(ids) > MAX_IDS_SHOWN else ""
+    return shown + more
+
+
+def _unknown_message(ids: Sequence[str], source: str) -> str:
+    where = f" {source}" if source else ""
+    return (
+        f"unknown order id(s) {_show(ids)}: not in the dataset{where}; check the id, or "
+        "send the order's `features` instead"
+    )

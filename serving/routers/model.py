@@ -1,0 +1,42 @@
+"""The served model: what it is, and reloading the champion on demand."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from serving.deps import AdminDep, ModelDep, ReaderDep, StateDep
+from serving.schemas import ErrorResponse, ModelInfo, ReloadOut
+
+router = APIRouter(
+    prefix="/v1/model",
+    tags=["model"],
+    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
+)
+
+
+@router.get("", response_model=ModelInfo, summary="The served model version and its metrics")
+def model_info(model: ModelDep, _key: ReaderDep) -> ModelInfo:
+    rm = model.risk_model
+    return ModelInfo(
+        model_version=model.version,
+        run_id=getattr(model.loaded, "run_id", None),
+        trained_at=model.trained_at,
+        metrics={k: float(v) for k, v in (getattr(model.loaded, "metrics", {}) or {}).items()},
+        n_features=len(rm.feature_names),
+        n_trees=int(rm.booster.num_trees()),
+        features=list(rm.feature_names),
+        loaded_at=model.loaded_at,
+    )
+
+
+@router.post("/reload", response_model=ReloadOut, summary="Load the current champion now (admin)")
+def reload_model(state: StateDep, request: Request, _key: AdminDep) -> ReloadOut:
+    previous = None if state.model is None else state.model.version
+    changed = state.refresh_model()
+    if state.model is None:
+        from serving.errors import ApiError
+
+        raise ApiError(503, "model_not_loaded", state.last_error or "no champion to load")
+    if changed:
+        request.app.state.on_model_swap(state.model)
+    return ReloadOut(model_version=state.model.version, previous_version=previous, changed=changed)

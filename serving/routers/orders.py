@@ -1,0 +1,197 @@
+"""The ranked list of the latest scoring run, and one order's full explanation."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Query
+
+from data.contract import EXPLANATION_STAGES
+from serving.columns import STAGE_COLUMNS
+from serving.deps import ModelDep, ReaderDep, RunDep, StateDep
+from serving.errors import ApiError
+from serving.explain import explain_from, feature_contributions
+from serving.lookup import features_for_ids
+from serving.schemas import (
+    AtRiskOrder,
+    AtRiskPage,
+    ErrorResponse,
+    FeatureContribution,
+    OrderExplanation,
+    RunOut,
+    Stage,
+)
+
+router = APIRouter(
+    prefix="/v1/orders",
+    tags=["orders"],
+    responses={
+        401: {"model": ErrorResponse},
+        403: {"model": ErrorResponse},
+        404: {"model": ErrorResponse},
+    },
+)
+
+
+def filter_ranked(
+    rows: pd.DataFrame,
+    *,
+    plant: str | None = None,
+    customer: str | None = None,
+    due_before: date | None = None,
+    min_risk: float | None = None,
+    stage: str | None = None,
+) -> pd.DataFrame:
+    """The ranked rows matching every given filter, still in rank order."""
+    mask = np.ones(len(rows), dtype=bool)
+    if plant is not None:
+        mask &= (rows["plant_id"] == plant).to_numpy()
+    if customer is not None:
+        mask &= (rows["customer_id"] == customer).to_numpy()
+    if due_before is not None:
+        mask &= (rows["due_date"] < pd.Timestamp(due_before)).to_numpy()
+    if min_risk is not None:
+        mask &= (rows["risk"] >= min_risk).to_numpy()
+    if stage is not None:
+        mask &= (rows["top_stage"] == stage).to_numpy()
+    return rows[mask]
+
+
+@router.get(
+    "/at-risk",
+    response_model=AtRiskPage,
+    summary="The latest scoring run's ranked list, filtered and paginated",
+)
+def at_risk(
+    run: RunDep,
+    _key: ReaderDep,
+    plant: Annotated[str | None, Query(description="Only this plant_id.")] = None,
+    customer: Annotated[str | None, Query(description="Only this customer_id.")] = None,
+    due_before: Annotated[date | None, Query(description="Due strictly before this date.")] = None,
+    min_risk: Annotated[float | None, Query(ge=0, le=1, description="Risk at least this.")] = None,
+    stage: Annotated[Stage | None, Query(description="Only orders with this top stage.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> AtRiskPage:
+    matched = filter_ranked(
+        run.rows,
+        plant=plant,
+        customer=customer,
+        due_before=due_before,
+        min_risk=min_risk,
+        stage=stage,
+    )
+    page = matched.iloc[offset : offset + limit]
+    info = run.info
+    return AtRiskPage(
+        model_version=info.model_version,
+        run=RunOut(
+            run_id=info.run_id,
+            created_at=info.created_at,
+            as_of=info.as_of,
+            model_version=info.model_version,
+            data_fingerprint=info.data_fingerprint,
+            n_scored=info.n_scored,
+        ),
+        total=len(matched),
+        limit=limit,
+        offset=offset,
+        items=_items(page),
+    )
+
+
+def _items(page: pd.DataFrame) -> list[AtRiskOrder]:
+    stages = page[list(STAGE_COLUMNS)].to_numpy()
+    records = page.drop(columns=list(STAGE_COLUMNS)).to_dict("records")
+    items = []
+    for rec, row in zip(records, stages, strict=True):
+        due = rec["due_date"]
+        items.append(
+            AtRiskOrder(
+                order_id=rec["order_id"],
+                rank=int(rec["rank"]),
+                risk=float(rec["risk"]),
+                top_stage=rec["top_stage"],
+                stage_contributions=dict(zip(EXPLANATION_STAGES, map(float, row), strict=True)),
+                reasons=list(rec["reasons"]),
+                plant_id=_text(rec["plant_id"]),
+                customer_id=_text(rec["customer_id"]),
+                due_date=None if pd.isna(due) else pd.Timestamp(due).date(),
+                days_to_due=None if pd.isna(rec["days_to_due"]) else int(rec["days_to_due"]),
+            )
+        )
+    return items
+
+
+def _text(value) -> str | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+@router.get(
+    "/{order_id}/risk",
+    response_model=OrderExplanation,
+    summary="One order's full explanation (every feature's contribution)",
+)
+def order_risk(
+    order_id: str,
+    model: ModelDep,
+    state: StateDep,
+    _key: ReaderDep,
+    as_of: Annotated[datetime | None, Query(description="Default: the dataset's snapshot.")] = None,
+    lang: Annotated[str | None, Query(pattern="^(en|zh)$")] = None,
+) -> OrderExplanation:
+    data = state.data
+    if data is None:
+        raise ApiError(
+            409,
+            "no_dataset",
+            "no dataset is configured (set OTD_RISK_DATA and "
+            "restart); the latest run's row is at GET /v1/orders/at-risk",
+        )
+    rm = model.risk_model
+    features, t = features_for_ids(data, rm, [order_id], as_of)
+    contrib = feature_contributions(rm, features, num_threads=1)
+    explained = explain_from(rm, features, contrib, lang=lang or state.settings.default_lang)
+    row = explained.iloc[0]
+    specs = {s["name"]: s for s in rm.feature_specs}
+    values = contrib.values[0]
+    order = np.argsort(-np.abs(values), kind="stable")
+    feats = [
+        FeatureContribution(
+            name=rm.feature_names[j],
+            stage=rm.stage_map.get(rm.feature_names[j], "order"),
+            value=_value(features.iloc[0][rm.feature_names[j]]),
+            contribution=float(values[j]),
+            description=str(specs.get(rm.feature_names[j], {}).get("description", "")),
+        )
+        for j in order
+    ]
+    orders = data.dataset.orders
+    meta = orders.loc[orders["order_id"] == order_id].iloc[0]
+    today = pd.Timestamp(t).tz_convert(data.dataset.tz).tz_localize(None).normalize()
+    return OrderExplanation(
+        model_version=model.version,
+        order_id=order_id,
+        as_of=t,
+        risk=float(row["risk"]),
+        top_stage=row["top_stage"],
+        stage_contributions={s: float(row[f"stage_{s}"]) for s in EXPLANATION_STAGES},
+        base_value=float(contrib.base[0]),
+        reasons=list(row["reasons"]),
+        features=feats,
+        plant_id=_text(meta["plant_id"]),
+        customer_id=_text(meta["customer_id"]),
+        due_date=meta["due_date"].date(),
+        days_to_due=int((meta["due_date"] - today).days),
+    )
+
+
+def _value(value):
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,185 @@
+"""Request and response bodies of the API (separate models for what comes in and goes out).
+
+Stage contributions are in log-odds of lateness (see ``serving.explain``); every response
+carries the ``model_version`` that produced it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from data.contract import EXPLANATION_STAGES
+
+MAX_BATCH = 10_000
+"""Most orders one ``POST /v1/risk`` may carry."""
+
+Stage = Literal[EXPLANATION_STAGES]  # type: ignore[valid-type]
+Lang = Literal["en", "zh"]
+
+STAGE_UNIT = (
+    "Each stage's share of the model's raw score in log-odds of lateness (TreeSHAP values of "
+    "the stage's features, summed); positive pushes towards late."
+)
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. `unknown_order`.")
+    message: str = Field(description="What went wrong and how to fix it, for people.")
+    details: list[dict] | None = Field(default=None, description="Per-field problems (422).")
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error the API returns."""
+
+    error: ErrorBody
+
+
+# -- POST /v1/risk ---------------------------------------------------------------------------
+class RiskOrderIn(BaseModel):
+    """One order to score: by ``order_id`` (looked up in the configured dataset) or by its
+    feature values (``features``; ``order_id`` is then only a label)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The order's key in the configured dataset.",
+    )
+    features: dict[str, float | str | None] | None = Field(
+        default=None,
+        description="Feature values by registry name (`GET /v1/model` lists them); send null "
+        "for an unknown value. When given, the dataset is not consulted.",
+    )
+    context: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="Context for the reason sentences, e.g. `ctx_plant_id`, `ctx_supplier_id`.",
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> RiskOrderIn:
+        if self.order_id is None and self.features is None:
+            raise ValueError("give `order_id` (looked up in the dataset) or `features`")
+        return self
+
+
+class RiskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    orders: list[RiskOrderIn] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description=f"1 to {MAX_BATCH:,} orders; split larger batches.",
+    )
+    as_of: datetime | None = Field(
+        default=None,
+        description="Score orders looked up by id as known at this time (ISO 8601; without an "
+        "offset: the dataset's time zone). Default: the dataset's snapshot time.",
+    )
+    lang: Lang | None = Field(default=None, description="Language of the reasons.")
+
+
+class RiskResult(BaseModel):
+    order_id: str | None
+    risk: float = Field(description="Calibrated probability that the order is delivered late.")
+    top_stage: Stage = Field(description="The stage contributing most to the risk.")
+    stage_contributions: dict[str, float] = Field(description=STAGE_UNIT)
+    reasons: list[str] = Field(description="Up to three sentences: what raises the risk most.")
+
+
+class RiskResponse(BaseModel):
+    model_version: str
+    as_of: datetime | None = Field(description="When orders looked up by id were seen.")
+    results: list[RiskResult]
+
+
+# -- GET /v1/orders/at-risk ------------------------------------------------------------------
+class AtRiskOrder(BaseModel):
+    order_id: str
+    rank: int
+    risk: float
+    top_stage: Stage
+    stage_contributions: dict[str, float] = Field(description=STAGE_UNIT)
+    reasons: list[str]
+    plant_id: str | None
+    customer_id: str | None
+    due_date: date | None
+    days_to_due: int | None
+
+
+class RunOut(BaseModel):
+    run_id: str
+    created_at: datetime
+    as_of: datetime
+    model_version: str
+    data_fingerprint: str
+    n_scored: int
+
+
+class AtRiskPage(BaseModel):
+    model_version: str = Field(description="The model version that scored this run.")
+    run: RunOut
+    total: int = Field(description="Orders matching the filters (before pagination).")
+    limit: int
+    offset: int
+    items: list[AtRiskOrder]
+
+
+# -- GET /v1/orders/{order_id}/risk ----------------------------------------------------------
+class FeatureContribution(BaseModel):
+    name: str
+    stage: str
+    value: float | str | None
+    contribution: float = Field(description="TreeSHAP value, log-odds of lateness.")
+    description: str = ""
+
+
+class OrderExplanation(BaseModel):
+    model_version: str
+    order_id: str
+    as_of: datetime
+    risk: float
+    top_stage: Stage
+    stage_contributions: dict[str, float] = Field(description=STAGE_UNIT)
+    base_value: float = Field(
+        description="The model's average raw score (log-odds); base plus "
+        "all contributions is this order's raw score."
+    )
+    reasons: list[str]
+    features: list[FeatureContribution] = Field(
+        description="Every feature's value and contribution, largest effect first."
+    )
+    plant_id: str | None = None
+    customer_id: str | None = None
+    due_date: date | None = None
+    days_to_due: int | None = None
+
+
+# -- /v1/model -------------------------------------------------------------------------------
+class ModelInfo(BaseModel):
+    model_version: str
+    run_id: str | None
+    trained_at: datetime | None = Field(description="When the version's training run started.")
+    metrics: dict[str, float] = Field(
+        description="Metrics logged by the training run (validation window)."
+    )
+    n_features: int
+    n_trees: int
+    features: list[str]
+    loaded_at: datetime
+
+
+class ReloadOut(BaseModel):
+    model_version: str
+    previous_version: str | None
+    changed: bool
+
+
+class Health(BaseModel):
+    status: Literal["ok", "ready", "not_ready"]
+    model_version: str | None = None
+    detail: str | None = None

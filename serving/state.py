@@ -1,0 +1,143 @@
+"""What a server process holds: the champion model, the dataset and the latest scoring run.
+
+Each part is an immutable snapshot swapped by a single attribute assignment, so a request that
+took the model (or run) at its start keeps using that object to the end even when a new champion
+is picked up meanwhile; nothing is mutated in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from data.dataset import Dataset, open_orders
+from otd_risk.settings import Settings
+from serving.runs import RunInfo, latest_run, load_run_rows
+
+log = logging.getLogger("otd_risk.serving")
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    """A loaded champion (``training.registry.LoadedModel``) and when it was loaded."""
+
+    loaded: object
+    loaded_at: datetime
+    trained_at: datetime | None = None
+
+    @property
+    def version(self) -> str:
+        return str(self.loaded.version)
+
+    @property
+    def risk_model(self):
+        return self.loaded.risk_model
+
+
+@dataclass(frozen=True)
+class DataSnapshot:
+    """The configured dataset, its snapshot time and the features of the orders open then
+    (computed once: the common "score this order now" request then costs one model call)."""
+
+    dataset: Dataset
+    as_of: pd.Timestamp
+    open_features: pd.DataFrame
+    order_ids: frozenset = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """The latest scoring run and its ranked rows."""
+
+    info: RunInfo
+    rows: pd.DataFrame
+
+
+class ServingState:
+    """The three snapshots plus how to refresh them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model: ModelSnapshot | None = None
+        self.data: DataSnapshot | None = None
+        self.run: RunSnapshot | None = None
+        self.last_error: str | None = None
+        self._lock = threading.Lock()  # one refresh at a time; readers never wait for it
+
+    # -- model ---------------------------------------------------------------------------
+    def champion_version(self) -> str | None:
+        from training.registry import champion_version
+
+        current = champion_version(self.settings)
+        return None if current is None else str(current.version)
+
+    def refresh_model(self, force: bool = False) -> bool:
+        """Load the champion when its version differs from the one served (or ``force``);
+        returns whether the served model changed. The new model is fully prepared (its
+        TreeSHAP tables built) before it is swapped in."""
+        with self._lock:
+            wanted = self.champion_version()
+            if wanted is None:
+                self.last_error = (
+                    f"no model has the alias @{self.settings.champion_alias}; "
+                    "train one with `otd-risk train --data DIR`"
+                )
+                return False
+            if not force and self.model is not None and self.model.version == wanted:
+                return False
+            from serving.explain import prepare_fast_shap
+            from training.registry import load_champion
+
+            loaded = load_champion(self.settings)
+            prepare_fast_shap(loaded.risk_model)
+            self.model = ModelSnapshot(loaded, datetime.now(UTC), self._trained_at(loaded))
+            self.last_error = None
+            log.info("serving model version %s", loaded.version)
+            return True
+
+    def _trained_at(self, loaded) -> datetime | None:
+        if not getattr(loaded, "run_id", None):
+            return None
+        try:
+            from mlflow.tracking import MlflowClient
+
+            uri = self.settings.tracking_uri
+            run = MlflowClient(uri, uri).get_run(loaded.run_id)
+            return datetime.fromtimestamp(run.info.start_time / 1000, UTC)
+        except Exception:  # noqa: BLE001 - the date is informative only
+            return None
+
+    # -- data ----------------------------------------------------------------------------
+    def load_data(self) -> None:
+        """Load ``settings.data`` and the features of its open orders (needs a model, for the
+        extra order columns it was trained on)."""
+        if not self.settings.data or self.model is None:
+            return
+        from data.load import load_dataset
+        from features.build import build_features
+        from serving.scoring import model_extra_columns
+
+        dataset = load_dataset(
+            self.settings.data,
+            tz=self.settings.timezone,
+            capacity_horizon_days=self.settings.capacity_planning_horizon_days,
+        )
+        t = dataset.snapshot_time()
+        extra = model_extra_columns(self.model.risk_model, dataset)
+        features = build_features(
+            dataset, open_orders(dataset.orders, t), t, extra_order_columns=extra
+        )
+        self.data = DataSnapshot(dataset, t, features, frozenset(dataset.orders["order_id"]))
+
+    # -- scoring runs --------------------------------------------------------------------
+    def refresh_run(self) -> bool:
+        """Load the latest scoring run when it is newer than the one served."""
+        info = latest_run(self.settings.home)
+        if info is None or (self.run is not None and self.run.info.run_id == info.run_id):
+            return False
+        self.run = RunSnapshot(info, load_run_rows(self.settings.home, info.run_id))
+        return True
