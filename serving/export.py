@@ -8,7 +8,6 @@ numbers, so a negative stage contribution is not mangled.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 
 import pandas as pd
 
@@ -77,11 +76,4 @@ def _cell(value: object) -> object:
         return None
     if hasattr(value, "item"):  # NumPy scalar -> Python scalar for openpyxl
         return value.item()
-    if isinstance(value, str) and value.startswith("'"):
-        # openpyxl writes str as a shared string, never a formula; keep the visible apostrophe
-        # anyway so the CSV and the workbook show the same text.
-        return value
     return value
-
-
-__all__: Sequence[str] = ("neutralize", "export_frame", "to_csv_bytes", "to_xlsx_bytes")

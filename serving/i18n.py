@@ -91,12 +91,12 @@ def choose_lang(query: str | None, accept_language: str | None, default: str) ->
 
 
 def _default_lang(request: Request) -> str:
-    settings = getattr(request.app.state, "settings", None)
-    if settings is None:  # an app built without settings in its state: read the environment
-        from otd_risk.settings import get_settings
+    state = getattr(request.app.state, "serving", None)
+    if state is not None:
+        return state.settings.default_lang
+    from otd_risk.settings import get_settings  # an app without serving state: the environment
 
-        settings = get_settings()
-    return settings.default_lang
+    return get_settings().default_lang
 
 
 def get_lang(

@@ -8,47 +8,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from serving.deps import require
+from serving.errors import ApiError
 from serving.i18n import LangDep, t
+from serving.schemas import ErrorResponse
 from serving.webhooks import Delivery, Webhook, WebhookConfig, WebhookStore
 
 
 def request_settings(request: Request):
-    """The app's settings (``app.state.settings``), else the process-wide ones."""
-    settings = getattr(request.app.state, "settings", None)
-    if settings is None:
-        from otd_risk.settings import get_settings
+    """The app's settings (from its serving state), else the process-wide ones."""
+    state = getattr(request.app.state, "serving", None)
+    if state is not None:
+        return state.settings
+    from otd_risk.settings import get_settings
 
-        settings = get_settings()
-    return settings
-
-
-def require_role(required: str):
-    """A dependency that admits a Bearer key of at least ``required`` role (401/403 otherwise,
-    with a message in the request's language)."""
-    from serving.keys import role_allows, verify_key
-
-    def check(request: Request, lang: LangDep):
-        header = request.headers.get("authorization", "")
-        scheme, _, presented = header.partition(" ")
-        settings = request_settings(request)
-        key = verify_key(settings.ensure_home(), presented.strip()) if presented else None
-        if scheme.lower() != "bearer" or key is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                detail=t("error.unauthorized", lang),
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not role_allows(key.role, required):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                detail=t("error.forbidden", lang, role=key.role, required=required),
-            )
-        return key
-
-    return check
+    return get_settings()
 
 
 def get_webhook_store(request: Request) -> WebhookStore:
@@ -65,7 +42,14 @@ StoreDep = Annotated[WebhookStore, Depends(get_webhook_store)]
 WebhookId = Annotated[str, Path(description="The id returned when the webhook was created.")]
 
 router = APIRouter(
-    prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depends(require_role("admin"))]
+    prefix="/v1/webhooks",
+    tags=["webhooks"],
+    dependencies=[Depends(require("admin"))],
+    responses={
+        401: {"model": ErrorResponse},
+        403: {"model": ErrorResponse},
+        404: {"model": ErrorResponse},
+    },
 )
 
 
@@ -150,10 +134,8 @@ def _get_or_404(store: WebhookStore, webhook_id: str, lang: str) -> Webhook:
     try:
         return store.get(webhook_id)
     except KeyError:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            detail=t("error.webhook_not_found", lang, webhook_id=webhook_id),
-        ) from None
+        message = t("error.webhook_not_found", lang, webhook_id=webhook_id)
+        raise ApiError(404, "unknown_webhook", message) from None
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated)

@@ -1,0 +1,96 @@
+"""The planner's page at ``/`` (static HTML/JS), its message catalogue, and the export of the
+current view of the ranked list to CSV or Excel."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi.responses import FileResponse
+
+from data.contract import EXPLANATION_STAGES
+from serving.deps import ReaderDep, RunDep
+from serving.export import EXPORT_FORMATS, export_bytes
+from serving.i18n import LangDep, catalogue, stage_name
+from serving.routers.orders import filter_ranked
+from serving.schemas import ErrorResponse, Stage
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+STATIC_FILES = {
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+
+router = APIRouter(tags=["page"])
+
+
+@router.get("/", include_in_schema=False)
+def index() -> FileResponse:
+    """The planner's page."""
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+
+@router.get("/static/{name}", include_in_schema=False)
+def static(name: str) -> FileResponse:
+    # A fixed list, not a directory mount: nothing else under the package can be fetched.
+    if name not in STATIC_FILES:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no static file {name!r}")
+    return FileResponse(STATIC_DIR / name, media_type=STATIC_FILES[name])
+
+
+@router.get("/v1/messages", tags=["i18n"])
+def messages(lang: LangDep) -> dict:
+    """Every text of the page and the stage names in one language (``lang``, else
+    ``Accept-Language``, else the server's default). No key needed: nothing here is private."""
+    return {"lang": lang, "messages": catalogue(lang)}
+
+
+@router.get(
+    "/v1/orders/at-risk/export",
+    tags=["orders"],
+    summary="The current view of the ranked list as a CSV or Excel file",
+    responses={
+        200: {"content": {m.split(";")[0]: {} for m in EXPORT_FORMATS.values()}},
+        401: {"model": ErrorResponse},
+        404: {"model": ErrorResponse},
+    },
+)
+def export_at_risk(
+    run: RunDep,
+    _key: ReaderDep,
+    lang: LangDep,
+    format: Annotated[Literal["csv", "xlsx"], Query(description="csv or xlsx")] = "csv",
+    plant: Annotated[str | None, Query(description="Only this plant_id.")] = None,
+    customer: Annotated[str | None, Query(description="Only this customer_id.")] = None,
+    due_before: Annotated[date | None, Query(description="Due strictly before this date.")] = None,
+    min_risk: Annotated[float | None, Query(ge=0, le=1, description="Risk at least this.")] = None,
+    stage: Annotated[Stage | None, Query(description="Only orders with this top stage.")] = None,
+) -> Response:
+    """The rows ``GET /v1/orders/at-risk`` would list with the same filters (all pages), as a
+    file. Text cells a spreadsheet would run as formulas (= + - @, tab, CR) get a leading '.
+    Adds ``top_stage_name`` in the request's language, the model version and the scoring time."""
+    rows = filter_ranked(
+        run.rows,
+        plant=plant,
+        customer=customer,
+        due_before=due_before,
+        min_risk=min_risk,
+        stage=stage,
+    ).copy()
+    names = {s: stage_name(s, lang) for s in EXPLANATION_STAGES}
+    rows.insert(
+        rows.columns.get_loc("top_stage") + 1, "top_stage_name", rows["top_stage"].map(names)
+    )
+    rows["model_version"] = run.info.model_version
+    rows["scored_at"] = run.info.created_at.isoformat()
+    stamp = run.info.created_at.strftime("%Y%m%d-%H%M")
+    return Response(
+        content=export_bytes(rows, format),
+        media_type=EXPORT_FORMATS[format],
+        headers={
+            "Content-Disposition": f'attachment; filename="otd-risk-at-risk-{stamp}.{format}"',
+            "X-Model-Version": run.info.model_version,
+        },
+    )

@@ -1,0 +1,315 @@
+// The planner's page: plain JS, no build step. Texts come from the server's message catalogue
+// (/v1/messages), data from /v1/orders/at-risk with the key kept in sessionStorage.
+"use strict";
+
+const STAGES = ["order", "confirmation", "planning", "procurement", "production", "quality",
+  "warehouse", "shipping"];
+const PAGE_SIZE = 100;
+const KEY = "otd-risk.key";
+const LANG = "otd-risk.lang";
+
+const state = { lang: "en", msg: {}, offset: 0, total: 0 };
+const $ = (id) => document.getElementById(id);
+
+function t(key, kw = {}) {
+  const text = state.msg[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (m, name) => (name in kw ? String(kw[name]) : m));
+}
+
+function initialLang() {
+  const saved = sessionStorage.getItem(LANG);
+  if (saved) return saved;
+  return (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
+}
+
+async function loadMessages(lang) {
+  const r = await fetch(`/v1/messages?lang=${lang}`);
+  const body = await r.json();
+  state.lang = body.lang;
+  state.msg = body.messages;
+  sessionStorage.setItem(LANG, state.lang);
+  document.documentElement.lang = state.lang === "zh" ? "zh-Hans" : "en";
+  document.title = t("ui.title");
+  document.querySelectorAll("[data-i18n]").forEach((el) => {
+    el.textContent = t(el.dataset.i18n);
+  });
+  document.querySelectorAll("[data-lang]").forEach((b) => {
+    b.classList.toggle("active", b.dataset.lang === state.lang);
+  });
+  fillStageSelect();
+  drawLegend();
+}
+
+function stageName(stage) {
+  return t(`stage.${stage}`);
+}
+
+function fillStageSelect() {
+  const sel = $("f-stage");
+  const current = sel.value;
+  sel.replaceChildren(new Option(t("ui.filter.any"), ""));
+  STAGES.forEach((s) => sel.append(new Option(stageName(s), s)));
+  sel.value = current;
+}
+
+function drawLegend() {
+  const legend = $("legend");
+  legend.replaceChildren();
+  STAGES.forEach((s) => {
+    const item = document.createElement("span");
+    item.className = "legend-item";
+    item.innerHTML = `<i class="sw st-${s}"></i>`;
+    item.append(stageName(s));
+    legend.append(item);
+  });
+  const note = document.createElement("span");
+  note.className = "legend-note";
+  note.textContent = t("ui.legend");
+  legend.append(note);
+}
+
+function filters() {
+  const p = new URLSearchParams();
+  const val = (id) => $(id).value.trim();
+  if (val("f-plant")) p.set("plant", val("f-plant"));
+  if (val("f-customer")) p.set("customer", val("f-customer"));
+  if (val("f-due-before")) p.set("due_before", val("f-due-before"));
+  if (val("f-min-risk")) p.set("min_risk", String(Number(val("f-min-risk")) / 100));
+  if (val("f-stage")) p.set("stage", val("f-stage"));
+  p.set("lang", state.lang);
+  return p;
+}
+
+async function api(path) {
+  let r;
+  try {
+    r = await fetch(path, { headers: { Authorization: `Bearer ${sessionStorage.getItem(KEY)}` } });
+  } catch (e) {
+    throw new Error(t("error.network", { detail: e.message }));
+  }
+  if (r.status === 401) {
+    sessionStorage.removeItem(KEY);
+    showKeyPanel();
+  }
+  if (!r.ok) {
+    let detail = r.statusText;
+    try {
+      const body = await r.json();
+      detail = body?.error?.message ?? (typeof body.detail === "string" ? body.detail
+        : JSON.stringify(body.detail));
+    } catch (e) { /* not JSON */ }
+    throw new Error(r.status === 401 ? t("error.unauthorized") : t("error.generic",
+      { status: r.status, detail }));
+  }
+  return r;
+}
+
+function showError(message) {
+  const el = $("error");
+  el.hidden = !message;
+  el.textContent = message || "";
+}
+
+function contributions(item) {
+  // Stage contributions keyed by stage (accepts "procurement" or "stage_procurement").
+  const out = {};
+  Object.entries(item.stage_contributions || {}).forEach(([k, v]) => {
+    out[k.replace(/^stage_/, "")] = v;
+  });
+  return out;
+}
+
+function bar(item, scale) {
+  const wrap = document.createElement("div");
+  wrap.className = "bar";
+  const c = contributions(item);
+  const tips = [];
+  STAGES.forEach((s) => {
+    const v = c[s] ?? 0;
+    tips.push(`${stageName(s)}: ${v >= 0 ? "+" : ""}${v.toFixed(2)}`);
+    if (v <= 0) return;
+    const seg = document.createElement("span");
+    seg.className = `seg st-${s}`;
+    seg.style.width = `${(100 * v) / scale}%`;
+    wrap.append(seg);
+  });
+  wrap.title = tips.join("\n");
+  return wrap;
+}
+
+function riskCell(risk) {
+  const span = document.createElement("span");
+  span.className = `risk ${risk >= 0.7 ? "high" : risk >= 0.4 ? "mid" : "low"}`;
+  span.textContent = `${(risk * 100).toFixed(0)}%`;
+  return span;
+}
+
+function cell(tr, content, cls, label) {
+  const td = document.createElement("td");
+  if (cls) td.className = cls;
+  if (label) td.dataset.label = t(label);
+  if (content instanceof Node) td.append(content);
+  else td.textContent = content ?? "";
+  tr.append(td);
+  return td;
+}
+
+function render(page) {
+  const tbody = $("orders").querySelector("tbody");
+  tbody.replaceChildren();
+  const items = page.items || [];
+  // One scale for the page so bars compare across orders.
+  const scale = Math.max(1e-9, ...items.map((it) =>
+    Object.values(contributions(it)).reduce((a, v) => a + Math.max(v, 0), 0)));
+  const plants = new Set();
+  const customers = new Set();
+  items.forEach((it) => {
+    const tr = document.createElement("tr");
+    tr.dataset.orderId = it.order_id;
+    tr.dataset.risk = it.risk;
+    cell(tr, it.rank, "num rank", "ui.col.rank");
+    cell(tr, it.order_id, "order", "ui.col.order");
+    cell(tr, riskCell(it.risk), "num", "ui.col.risk");
+    cell(tr, bar(it, scale), "bars", "ui.col.stages");
+    cell(tr, stageName(it.top_stage), `top-stage st-text-${it.top_stage}`, "ui.col.top_stage");
+    const ul = document.createElement("ul");
+    ul.className = "reasons";
+    (it.reasons || []).forEach((r) => {
+      const li = document.createElement("li");
+      li.textContent = r;
+      ul.append(li);
+    });
+    cell(tr, ul, "reasons-cell", "ui.col.reasons");
+    cell(tr, it.plant_id, "plant", "ui.col.plant");
+    cell(tr, it.customer_id, "customer", "ui.col.customer");
+    cell(tr, it.due_date, "due", "ui.col.due");
+    cell(tr, it.days_to_due, "num", "ui.col.days_to_due");
+    tbody.append(tr);
+    if (it.plant_id) plants.add(it.plant_id);
+    if (it.customer_id) customers.add(it.customer_id);
+  });
+  fillList("plants", plants);
+  fillList("customers", customers);
+  $("empty").hidden = items.length > 0;
+  const run = page.run || {};
+  $("meta-model").textContent = t("ui.meta.model", { version: page.model_version });
+  $("meta-scored").textContent = t("ui.meta.scored", {
+    scored_at: fmtTime(run.created_at), as_of: fmtTime(run.as_of) });
+  $("meta-count").textContent = t("ui.meta.count", { shown: items.length, total: page.total });
+  state.total = page.total;
+  $("prev").disabled = state.offset <= 0;
+  $("next").disabled = state.offset + PAGE_SIZE >= page.total;
+}
+
+function fillList(id, values) {
+  const list = $(id);
+  const known = new Set([...list.options].map((o) => o.value));
+  [...values].sort().forEach((v) => { if (!known.has(v)) list.append(new Option(v)); });
+}
+
+function fmtTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB",
+    { dateStyle: "medium", timeStyle: "short" });
+}
+
+async function load() {
+  showError("");
+  const p = filters();
+  p.set("limit", PAGE_SIZE);
+  p.set("offset", state.offset);
+  document.body.classList.add("loading");
+  try {
+    const r = await api(`/v1/orders/at-risk?${p}`);
+    render(await r.json());
+  } catch (e) {
+    showError(e.message);
+  } finally {
+    document.body.classList.remove("loading");
+  }
+}
+
+async function exportView(format) {
+  showError("");
+  const p = filters();
+  p.set("format", format);
+  try {
+    const r = await api(`/v1/orders/at-risk/export?${p}`);
+    const blob = await r.blob();
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = `otd-risk-at-risk.${format}`;
+    document.body.append(a);
+    a.click();
+    setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+function showKeyPanel() {
+  $("key-panel").hidden = false;
+  $("main").hidden = true;
+  $("key-forget").hidden = true;
+  $("api-key").focus();
+}
+
+function showMain() {
+  $("key-panel").hidden = true;
+  $("main").hidden = false;
+  $("key-forget").hidden = false;
+}
+
+function bind() {
+  $("key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(KEY, $("api-key").value.trim());
+    $("api-key").value = "";
+    showMain();
+    load();
+  });
+  $("key-forget").addEventListener("click", () => {
+    sessionStorage.removeItem(KEY);
+    showKeyPanel();
+  });
+  $("filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    state.offset = 0;
+    load();
+  });
+  $("clear").addEventListener("click", () => {
+    $("filters").reset();
+    state.offset = 0;
+    load();
+  });
+  $("prev").addEventListener("click", () => {
+    state.offset = Math.max(0, state.offset - PAGE_SIZE);
+    load();
+  });
+  $("next").addEventListener("click", () => {
+    state.offset += PAGE_SIZE;
+    load();
+  });
+  $("export-csv").addEventListener("click", () => exportView("csv"));
+  $("export-xlsx").addEventListener("click", () => exportView("xlsx"));
+  document.querySelectorAll("[data-lang]").forEach((b) => {
+    b.addEventListener("click", async () => {
+      await loadMessages(b.dataset.lang);
+      if (sessionStorage.getItem(KEY)) load();
+    });
+  });
+}
+
+async function start() {
+  bind();
+  await loadMessages(initialLang());
+  if (sessionStorage.getItem(KEY)) {
+    showMain();
+    load();
+  } else {
+    showKeyPanel();
+  }
+}
+
+start();
