@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "otd_risk.commands.sim_cmds",
     "otd_risk.commands.feature_cmds",
     "otd_risk.commands.serve_cmds",
+    "otd_risk.commands.train_cmds",
 )
 
 for _module in COMMAND_MODULES:

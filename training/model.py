@@ -102,16 +102,19 @@ class RiskModel:
                 "features.build for the same tables the model was trained on"
             )
         out = np.empty((len(X), len(self.feature_names)), dtype=np.float64)
-        try:  # fast path: all numeric columns in one conversion (matters for single rows)
-            out[:, self._numeric_idx] = X[self._numeric].to_numpy(dtype=np.float64, na_value=np.nan)
-        except (TypeError, ValueError):
-            for j, name in zip(self._numeric_idx, self._numeric, strict=True):
+        # Column by column on NumPy arrays: pandas' per-call overhead would dominate single rows.
+        for j, name in zip(self._numeric_idx, self._numeric, strict=True):
+            values = X[name].to_numpy()
+            try:
+                out[:, j] = values
+            except (TypeError, ValueError):  # strings, pd.NA, object columns
                 out[:, j] = pd.to_numeric(X[name], errors="coerce").to_numpy(
                     dtype=np.float64, na_value=np.nan
                 )
         for j, name in zip(self._categorical_idx, self._categorical, strict=True):
-            coded = self._level_index[name].get_indexer(_as_text(X[name])).astype(np.float64)
-            coded[coded < 0] = np.nan
+            values = X[name].to_numpy(dtype=object)
+            coded = self._level_index[name].get_indexer(values.astype(str)).astype(np.float64)
+            coded[(coded < 0) | pd.isna(values)] = np.nan
             out[:, j] = coded
         return out
 
@@ -132,7 +135,9 @@ class RiskModel:
             return np.zeros(0)
         if hasattr(self.calibrator, "predict_proba"):  # Platt: logistic regression on the margin
             return self.calibrator.predict_proba(margin.reshape(-1, 1))[:, 1]
-        return np.clip(self.calibrator.predict(margin), 0.0, 1.0)  # isotonic
+        # Isotonic: its own predict is a clipped linear interpolation; np.interp is the same
+        # function without scikit-learn's per-call checks (~80 µs per single row).
+        return np.interp(margin, self.calibrator.X_thresholds_, self.calibrator.y_thresholds_)
 
     def predict_risk(self, X: pd.DataFrame, num_threads: int | None = None) -> np.ndarray:
         """The calibrated probability that each order is late."""

@@ -1,0 +1,111 @@
+"""``otd-risk train``: train, compare with the baselines, register, and gate promotion."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from otd_risk.commands.common import UserError, console, user_errors
+
+SHOWN_METRICS = (
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "ece",
+    "precision_top5pct",
+    "recall_top5pct",
+    "precision_top100",
+    "recall_top100",
+)
+MODEL_LABELS = {
+    "otd_risk": "otd-risk (LightGBM)",
+    "planner_rule": "planner's rule",
+    "logistic": "logistic regression",
+}
+
+
+def train(
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Dataset: a folder of CSV/Parquet tables or a SQL URL (default: OTD_RISK_DATA)."
+        ),
+    ] = None,
+    cutoff: Annotated[
+        str | None,
+        typer.Option(help="Training cut-off (ISO time; default: the dataset's snapshot time)."),
+    ] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "otd-risk",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Promote the new version even if it does not beat the champion."
+        ),
+    ] = False,
+) -> None:
+    """Train the delay-risk model with a time-based split, compare it with the planner's rule
+    and a logistic regression, log everything to MLflow, register a new version and promote it
+    to champion only if it beats the current one."""
+    from otd_risk.settings import get_settings
+
+    settings = get_settings()
+    with user_errors(), console.status("loading the dataset") as status:
+        from data.load import load_dataset
+        from training.train import TrainingDataError, train_model
+
+        source = data or settings.data
+        if not source:
+            raise UserError("no dataset given: pass --data DIR|URL or set OTD_RISK_DATA")
+        dataset = load_dataset(
+            source,
+            tz=settings.timezone,
+            capacity_horizon_days=settings.capacity_planning_horizon_days,
+        )
+
+        def step(message: str) -> None:
+            status.update(message)
+            console.log(message)
+
+        try:
+            result = train_model(
+                dataset,
+                cutoff=cutoff,
+                settings=settings,
+                experiment=experiment,
+                force=force,
+                progress=step,
+            )
+        except TrainingDataError as exc:
+            raise UserError(str(exc)) from None
+
+    n = result.n_examples
+    console.print(
+        f"\ncut-off [bold]{result.cutoff:%Y-%m-%d %H:%M}[/] UTC; validation window from "
+        f"{result.validation_cut:%Y-%m-%d}: {n['validation']:,} examples of "
+        f"{n['validation_orders']:,} orders; trained on {n['train']:,} examples of "
+        f"{n['train_orders']:,} orders (last {n['calibration']:,} held out for early stopping "
+        "and calibration)"
+    )
+    table = Table(title="Validation window (time split)")
+    table.add_column("model")
+    for name in SHOWN_METRICS:
+        table.add_column(name, justify="right")
+    for key, figures in result.metrics.items():
+        table.add_row(MODEL_LABELS.get(key, key), *(_fmt(figures.get(m)) for m in SHOWN_METRICS))
+    console.print(table)
+    console.print(f"planner's rule: {result.planner_rule_note}")
+    colour = "green" if result.promoted else "yellow"
+    console.print(f"[bold {colour}]{result.decision}[/]")
+    console.print(f"MLflow run {result.run_id} at {settings.tracking_uri}")
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` to the app."""
+    app.command()(train)

@@ -1,0 +1,144 @@
+"""Metrics for a ranked risk: pure functions of labels and scores.
+
+Horizons split examples by days to due. Orders already past their due date (negative days to due)
+get their own ``overdue`` bucket instead of joining ``0-3``: they are late unless delivered today,
+and mixing them in would flatter the short horizon.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+HORIZONS: tuple[tuple[str, float, float], ...] = (
+    ("overdue", -math.inf, 0.0),
+    ("0-3", 0.0, 4.0),
+    ("4-7", 4.0, 8.0),
+    ("8-14", 8.0, 15.0),
+    ("15+", 15.0, math.inf),
+)
+"""(name, lower bound inclusive, upper bound exclusive) in days to due."""
+
+METRICS = (
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "ece",
+    "precision_top5pct",
+    "recall_top5pct",
+    "precision_top100",
+    "recall_top100",
+)
+LOWER_IS_BETTER = frozenset({"brier", "ece"})
+TOP_FRACTION = 0.05
+TOP_N = 100
+ECE_BINS = 10
+
+
+def expected_calibration_error(y: np.ndarray, prob: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Weighted mean gap between the late rate and the mean risk over ``n_bins`` equal-width
+    bins of [0, 1] (a risk of exactly 1 falls in the last bin)."""
+    y = np.asarray(y, dtype=float)
+    prob = np.asarray(prob, dtype=float)
+    if len(y) == 0:
+        return math.nan
+    bins = np.minimum((prob * n_bins).astype(int), n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    gap = np.abs(np.bincount(bins, y, n_bins) - np.bincount(bins, prob, n_bins))
+    return float(gap.sum() / count.sum())
+
+
+def top_k_precision_recall(y: np.ndarray, score: np.ndarray, k: int) -> tuple[float, float]:
+    """Precision and recall among the ``k`` highest scores (ties: earlier rows first)."""
+    y = np.asarray(y, dtype=float)
+    if len(y) == 0 or k <= 0:
+        return math.nan, math.nan
+    k = min(k, len(y))
+    top = np.argsort(-np.asarray(score, dtype=float), kind="stable")[:k]
+    hits = y[top].sum()
+    positives = y.sum()
+    return float(hits / k), float(hits / positives) if positives else math.nan
+
+
+def classification_metrics(
+    y: np.ndarray, score: np.ndarray, prob: np.ndarray | None = None
+) -> dict[str, float]:
+    """Every metric of :data:`METRICS` for one set of examples. ``score`` ranks; ``prob`` (the
+    claimed probability, defaults to ``score``) is what Brier and ECE judge. Metrics undefined on
+    these examples (e.g. AUC with one class) are NaN."""
+    y = np.asarray(y, dtype=float)
+    score = np.asarray(score, dtype=float)
+    prob = score if prob is None else np.asarray(prob, dtype=float)
+    both = len(y) > 0 and 0 < y.sum() < len(y)
+    out = {
+        "roc_auc": float(roc_auc_score(y, score)) if both else math.nan,
+        "pr_auc": float(average_precision_score(y, score)) if both else math.nan,
+        "brier": float(brier_score_loss(y, prob)) if len(y) else math.nan,
+        "ece": expected_calibration_error(y, prob),
+    }
+    k5 = max(1, math.ceil(TOP_FRACTION * len(y)))
+    out["precision_top5pct"], out["recall_top5pct"] = top_k_precision_recall(y, score, k5)
+    out["precision_top100"], out["recall_top100"] = top_k_precision_recall(y, score, TOP_N)
+    return out
+
+
+def horizon_of(days_to_due: pd.Series | np.ndarray) -> np.ndarray:
+    """The horizon bucket name of each example."""
+    d = np.asarray(days_to_due, dtype=float)
+    out = np.full(len(d), "", dtype=object)
+    for name, low, high in HORIZONS:
+        out[(d >= low) & (d < high)] = name
+    return out
+
+
+def metrics_by_horizon(
+    y: np.ndarray, score: np.ndarray, days_to_due: np.ndarray, prob: np.ndarray | None = None
+) -> pd.DataFrame:
+    """One row per horizon (``all`` first): ``n``, ``n_late`` and every metric."""
+    y = np.asarray(y, dtype=float)
+    score = np.asarray(score, dtype=float)
+    prob = score if prob is None else np.asarray(prob, dtype=float)
+    bucket = horizon_of(days_to_due)
+    rows = {
+        "all": {"n": len(y), "n_late": float(y.sum()), **classification_metrics(y, score, prob)}
+    }
+    for name, _, _ in HORIZONS:
+        mask = bucket == name
+        rows[name] = {
+            "n": int(mask.sum()),
+            "n_late": float(y[mask].sum()),
+            **classification_metrics(y[mask], score[mask], prob[mask]),
+        }
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "horizon"
+    return frame
+
+
+def flat_metrics(by_model: dict[str, pd.DataFrame]) -> dict[str, float]:
+    """``{model: metrics_by_horizon}`` as MLflow metric keys ``<model>.<horizon>.<metric>``
+    (NaN dropped: MLflow cannot store it meaningfully)."""
+    out = {}
+    for model, frame in by_model.items():
+        for horizon, row in frame.iterrows():
+            for metric, value in row.items():
+                if pd.notna(value):
+                    key = f"{model}.{_key(horizon)}.{metric}"
+                    out[key] = float(value)
+    return out
+
+
+def better(new: float, old: float, metric: str) -> bool:
+    """Whether ``new`` strictly beats ``old`` on ``metric`` (ties keep the incumbent)."""
+    if math.isnan(new):
+        return False
+    if math.isnan(old):
+        return True
+    return new < old if metric in LOWER_IS_BETTER else new > old
+
+
+def _key(horizon: str) -> str:
+    # MLflow metric names allow letters, digits, _-./ and spaces; "15+" needs renaming.
+    return horizon.replace("+", "plus")

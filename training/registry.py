@@ -1,0 +1,185 @@
+"""MLflow plumbing: where runs go, model versions, the promotion gate and the champion.
+
+Any tracking URI works (``settings.tracking_uri``: the embedded SQLite store by default, or an
+``mlflow server``). With a database store and no server, MLflow would put artifacts in ``./mlruns``
+of whatever directory the command runs in, so the experiment is created with its artifact
+location under ``settings.artifact_root``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from otd_risk.settings import Settings
+from training.evaluate import LOWER_IS_BETTER, better, classification_metrics
+from training.model import RiskModel
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered model version loaded for scoring."""
+
+    risk_model: RiskModel
+    version: str
+    run_id: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The metrics logged on the version's training run."""
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The promotion gate's verdict for a new version."""
+
+    promoted: bool
+    text: str
+    metric: str
+    new_score: float
+    champion_score: float | None
+    champion_version: str | None
+
+
+def use_tracking(settings: Settings, experiment: str) -> str:
+    """Point MLflow at ``settings.tracking_uri`` and make ``experiment`` current (created with
+    its artifacts under the project home when the store is a local database or folder);
+    returns the experiment id."""
+    uri = settings.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if _is_local_store(uri):
+        settings.ensure_home()
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        location = None
+        if _is_local_store(uri):
+            location = (settings.artifact_root / _slug(experiment)).as_uri()
+        try:
+            experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
+        except MlflowException:  # created meanwhile by a concurrent run
+            experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
+    else:
+        experiment_id = found.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def register_version(model_uri: str, settings: Settings, run_id: str) -> str:
+    """Register the logged model as a new version of ``settings.model_name``."""
+    version = mlflow.register_model(model_uri, settings.model_name, tags={"run_id": run_id})
+    return str(version.version)
+
+
+def champion_version(settings: Settings) -> Any | None:
+    """The registry's version behind the champion alias, or None when there is none yet."""
+    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    try:
+        return client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
+    except MlflowException:
+        return None
+
+
+def load_version(settings: Settings, version: str) -> RiskModel:
+    """The RiskModel of one registered version."""
+    uri = f"models:/{settings.model_name}/{version}"
+    return mlflow.pyfunc.load_model(uri).unwrap_python_model().risk_model
+
+
+def promotion_gate(
+    settings: Settings,
+    new_version: str,
+    new_prob: np.ndarray,
+    y_valid: np.ndarray,
+    valid: pd.DataFrame,
+    *,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> GateDecision:
+    """Decide whether ``new_version`` becomes champion: it must beat the current champion on
+    ``settings.promotion_metric`` over the SAME validation examples (ties keep the incumbent).
+    A champion that cannot score them (e.g. different features) loses, and the reason is given.
+    ``force`` promotes regardless and says so. Sets the alias when promoted."""
+    metric = settings.promotion_metric
+    new_score = classification_metrics(y_valid, new_prob)[metric]
+    current = champion_version(settings)
+    old_score: float | None = None
+    old_version = None if current is None else str(current.version)
+    direction = "lower" if metric in LOWER_IS_BETTER else "higher"
+    if current is None:
+        promoted, reason = True, "no champion yet"
+    else:
+        try:
+            champion = load_version(settings, old_version)
+            old_score = classification_metrics(y_valid, champion.predict_risk(valid))[metric]
+        except Exception as exc:  # noqa: BLE001 - any failure to score means it cannot compete
+            promoted = True
+            reason = (
+                f"champion v{old_version} cannot score this validation window "
+                f"({type(exc).__name__}: {exc}); it loses"
+            )
+        else:
+            promoted = better(new_score, old_score, metric)
+            verb = "beats" if promoted else "does not beat"
+            reason = (
+                f"{metric} {new_score:.4f} {verb} champion v{old_version}'s "
+                f"{old_score:.4f} ({direction} is better; ties keep the champion)"
+            )
+    if force and not promoted:
+        promoted, reason = True, f"FORCED (--force) although {reason}"
+    elif force:
+        reason = f"{reason}; --force given"
+    if promoted:
+        MlflowClient(settings.tracking_uri, settings.tracking_uri).set_registered_model_alias(
+            settings.model_name, settings.champion_alias, new_version
+        )
+        text = f"v{new_version} promoted to @{settings.champion_alias}: {reason}"
+    else:
+        text = f"v{new_version} registered but NOT promoted: {reason}"
+    if log:
+        log(text)
+    return GateDecision(
+        promoted,
+        text,
+        metric,
+        float(new_score),
+        None if old_score is None or math.isnan(old_score) else float(old_score),
+        old_version,
+    )
+
+
+def load_champion(settings: Settings) -> LoadedModel:
+    """The model behind ``models:/<model_name>@<champion_alias>``, its version, training run
+    and that run's metrics. Raises LookupError when nothing is promoted yet."""
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    current = champion_version(settings)
+    if current is None:
+        raise LookupError(
+            f"no model has the alias @{settings.champion_alias} of {settings.model_name!r} at "
+            f"{settings.tracking_uri}; train one with `otd-risk train --data DIR` "
+            "(or `otd-risk demo`)"
+        )
+    uri = f"models:/{settings.model_name}@{settings.champion_alias}"
+    risk_model = mlflow.pyfunc.load_model(uri).unwrap_python_model().risk_model
+    run_id = current.run_id or (current.tags or {}).get("run_id")
+    metrics: dict[str, float] = {}
+    if run_id:
+        client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+        metrics = dict(client.get_run(run_id).data.metrics)
+    return LoadedModel(risk_model, str(current.version), run_id, metrics)
+
+
+def _is_local_store(uri: str) -> bool:
+    return not re.match(r"^(https?|databricks|mlflow-artifacts)", uri)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "experiment"
