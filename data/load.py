@@ -187,11 +187,11 @@ def _is_sql_url(source: str) -> bool:
     return bool(_URL.match(source))
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path) -> tuple[pd.DataFrame, int]:
     """Every column as text: ``00042`` stays ``00042``; an empty field is missing, and nothing
-    else is (``NA`` may be a real code)."""
+    else is (``NA`` may be a real code). Also returns how many blank rows were skipped."""
     try:
-        return pd.read_csv(
+        frame = pd.read_csv(
             path,
             dtype=str,
             keep_default_na=False,
@@ -214,6 +214,11 @@ def _read_csv(path: Path) -> pd.DataFrame:
             f"{path}: not a readable CSV file ({exc}); check the quoting and "
             "that every line has as many fields as the header"
         ) from exc
+    # Lines of nothing but separators (",,,,") carry no row: skipped and counted, not refused.
+    blank = frame.isna().all(axis=1).to_numpy()
+    if blank.any():
+        frame = frame[~blank].reset_index(drop=True)
+    return frame, int(blank.sum())
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -231,7 +236,8 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return arrow.to_pandas(date_as_object=False)
 
 
-def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
+    """The raw tables of a folder, and the rows skipped while reading them, by reason."""
     if not folder.exists():
         raise DataSourceError(
             f"{folder}: no such folder; pass --data with a folder holding "
@@ -243,7 +249,7 @@ def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str]]
             "(orders.csv, order_stages.csv, ...), not a single file"
         )
     frames: dict[str, pd.DataFrame] = {}
-    where: dict[str, str] = {}
+    skipped: dict[str, int] = {}
     for name, table in TABLES.items():
         csv, parquet = folder / f"{name}.csv", folder / f"{name}.parquet"
         if csv.exists() and parquet.exists():
@@ -252,18 +258,20 @@ def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str]]
                 f"keep one of them so it is clear which {name} to read"
             )
         if csv.exists():
-            frames[name], where[name] = _read_csv(csv), str(csv)
+            frames[name], n_blank = _read_csv(csv)
+            if n_blank:
+                skipped[f"{name}: blank rows"] = n_blank
         elif parquet.exists():
-            frames[name], where[name] = _read_parquet(parquet), str(parquet)
+            frames[name] = _read_parquet(parquet)
         elif table.required:
             raise DataSourceError(
                 f"{folder}: no {name} table; the folder must hold {name}.csv "
                 f"or {name}.parquet (the contract's required table)"
             )
-    return frames, where
+    return frames, skipped
 
 
-def _read_sql(url: str) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+def _read_sql(url: str) -> dict[str, pd.DataFrame]:
     from sqlalchemy import inspect
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
@@ -279,7 +287,6 @@ def _read_sql(url: str) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
                 "slashes for a relative path, four for an absolute one)"
             )
     frames: dict[str, pd.DataFrame] = {}
-    where: dict[str, str] = {}
     try:
         with engine.connect() as conn:
             present = set(inspect(conn).get_table_names())
@@ -293,7 +300,6 @@ def _read_sql(url: str) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
                         )
                     continue
                 frames[name] = pd.read_sql_table(name, conn)
-                where[name] = f"{parsed.render_as_string(hide_password=True)} table {name}"
     except SQLAlchemyError as exc:
         raise DataSourceError(
             f"{parsed.render_as_string(hide_password=True)}: cannot read the "
@@ -302,7 +308,7 @@ def _read_sql(url: str) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
         ) from exc
     finally:
         engine.dispose()
-    return frames, where
+    return frames
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,12 +352,16 @@ def _text_column(values: pd.Series) -> pd.Series:
     """Ids, text and stages: strings; an empty string is missing (the contract's rule)."""
     out = _as_text(values)
     # Parquet and SQL give None for missing text: one missing marker (NaN) for every source.
-    missing = (out.isna() | (out == "")).to_numpy()
+    # (numpy's == on the object array is several times faster than the pandas operator.)
+    raw = out.to_numpy()
+    missing = pd.isna(raw) | (raw == "")
     return out.where(~missing, np.nan) if missing.any() else out
 
 
 def _timestamp_column(table: str, col: str, values: pd.Series, tz: str) -> pd.Series:
     """ISO 8601 text (with or without offset) or typed datetimes -> ``datetime64[ns, UTC]``."""
+    if values.dtype == "datetime64[ns, UTC]":
+        return values
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
     if pd.api.types.is_datetime64_dtype(values.dtype):
@@ -442,23 +452,21 @@ def _typed_column(table: Table, column: Column, values: pd.Series, tz: str) -> p
     return _text_column(values)
 
 
-def type_table(table: Table, raw: pd.DataFrame, tz: str) -> tuple[pd.DataFrame, int]:
-    """A raw table (text or loosely typed) in canonical dtypes, and how many blank rows were
-    skipped. Column names are trimmed; extra columns are kept as read."""
-    frame = raw.rename(columns=lambda c: str(c).strip())
-    frame = frame.reset_index(drop=True)
-    # Lines of nothing but separators (",,,,") carry no row: skipped and counted, not refused.
-    blank = frame.isna().all(axis=1).to_numpy() if len(frame.columns) else np.zeros(0, bool)
-    n_blank = int(blank.sum())
-    if n_blank:
-        frame = frame[~blank].reset_index(drop=True)
+def type_table(table: Table, raw: pd.DataFrame, tz: str) -> pd.DataFrame:
+    """A raw table (text or loosely typed) in canonical dtypes. Column names are trimmed; extra
+    columns are kept as read."""
+    # Shallow copies only: a million-row table is not duplicated just to rename or re-index it.
+    frame = raw.copy(deep=False)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
+        frame = frame.reset_index(drop=True)
     typed = {}
     for name in frame.columns:
         if name in table.column_names:
             typed[name] = _typed_column(table, table.column(name), frame[name], tz)
         else:
             typed[name] = frame[name]
-    return pd.DataFrame(typed, index=frame.index), n_blank
+    return pd.DataFrame(typed, index=frame.index)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -491,16 +499,12 @@ def load_dataset(
     """
     _check_tz(tz)
     text = os.fspath(source)
-    if isinstance(source, str) and _is_sql_url(source):
-        raw, _ = _read_sql(source)
-    else:
-        raw, _ = _read_folder(Path(text))
-    frames: dict[str, pd.DataFrame] = {}
     skipped: dict[str, int] = {}
-    for name, frame in raw.items():
-        frames[name], n_blank = type_table(TABLES[name], frame, tz)
-        if n_blank:
-            skipped[f"{name}: blank rows"] = n_blank
+    if isinstance(source, str) and _is_sql_url(source):
+        raw = _read_sql(source)
+    else:
+        raw, skipped = _read_folder(Path(text))
+    frames = {name: type_table(TABLES[name], frame, tz) for name, frame in raw.items()}
     dataset = Dataset(
         orders=frames["orders"],
         order_stages=frames.get("order_stages"),

@@ -98,29 +98,84 @@ def _check_columns(table: Table, frame: pd.DataFrame) -> None:
                 )
 
 
-def _missing(values: pd.Series, column: Column) -> np.ndarray:
-    missing = values.isna().to_numpy()
-    if column.kind in ("id", "text", "stage"):
-        missing |= (values == "").to_numpy()
-    return missing
+class _Codes:
+    """Integer codes of key columns, factorised once and shared.
+
+    Uniqueness and references on millions of string ids are hashing work; hashing each column
+    once (and the columns that reference each other together, in one code space) turns every
+    later check into integer arithmetic.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self._tables = dataset.tables()
+        self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, int]] = {}
+        self._group: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
+        for table, column, target, target_column in REFERENCES:
+            parent = (target, target_column)
+            members = self._group.get(parent, (parent,)) + ((table, column),)
+            for member in members:
+                self._group[member] = members
+
+    def get(self, table: str, column: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """(codes with -1 for missing, the distinct values, the code of "" or -1)."""
+        if (table, column) not in self._cache:
+            members = [
+                m
+                for m in self._group.get((table, column), ((table, column),))
+                if m[0] in self._tables and m[1] in self._tables[m[0]].columns
+            ]
+            arrays = [self._tables[t][c].to_numpy() for t, c in members]
+            codes, uniques = pd.factorize(np.concatenate(arrays) if len(arrays) > 1 else arrays[0])
+            empty = np.flatnonzero(np.asarray(uniques, dtype=object) == "")
+            empty_code = int(empty[0]) if len(empty) else -1
+            start = 0
+            for member, values in zip(members, arrays, strict=True):
+                part = codes[start : start + len(values)]
+                self._cache[member] = (part, np.asarray(uniques, dtype=object), empty_code)
+                start += len(values)
+        return self._cache[(table, column)]
+
+    def missing(self, table: str, column: str) -> np.ndarray:
+        codes, _, empty_code = self.get(table, column)
+        return (codes < 0) | (codes == empty_code)
 
 
-def _check_values(table: Table, frame: pd.DataFrame) -> None:
+def _missing(frame: pd.DataFrame, column: Column) -> np.ndarray:
+    series = frame[column.name]
+    if series.dtype != object:
+        # (to_numpy() of an aware column would build one Timestamp object per row.)
+        return series.isna().to_numpy()
+    values = series.to_numpy()
+    return pd.isna(values) | (values == "")
+
+
+def _check_values(table: Table, frame: pd.DataFrame, codes: _Codes) -> None:
+    keyed = {c for c in table.key} | {c.name for c in table.columns if c.unique}
     for col in table.columns:
         if col.name not in frame.columns:
             continue
         values = frame[col.name]
         if not col.nullable:
+            # Key and stage columns are factorised anyway: their codes say what is missing.
+            is_coded = col.kind != "date" and (col.name in keyed or col.kind == "stage")
+            missing = codes.missing(table.name, col.name) if is_coded else _missing(frame, col)
             _fail(
                 table.name,
                 col.name,
                 frame,
-                _missing(values, col),
+                missing,
                 f"a value in every row ({col.name} is required)",
             )
         if col.kind == "stage":
-            bad = values.notna().to_numpy() & ~values.isin(STAGES).to_numpy()
-            _fail(table.name, col.name, frame, bad, f"one of the stages {', '.join(STAGES)}")
+            stage_codes, uniques, _ = codes.get(table.name, col.name)
+            unknown = [i for i, u in enumerate(uniques) if u not in STAGES]
+            _fail(
+                table.name,
+                col.name,
+                frame,
+                np.isin(stage_codes, unknown),
+                f"one of the stages {', '.join(STAGES)}",
+            )
         if col.kind == "number":
             x = values.to_numpy()
             if col.strictly_positive:
@@ -135,35 +190,52 @@ def _check_values(table: Table, frame: pd.DataFrame) -> None:
                 )
 
 
-def _check_unique(table: Table, frame: pd.DataFrame) -> None:
+def _duplicated(parts: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    """Rows whose combined codes occur more than once (missing counts as one value)."""
+    key = parts[0][0].astype(np.int64) + 1
+    size = parts[0][1] + 1
+    for part, n in parts[1:]:
+        # Re-densify after each column so the combined key cannot overflow int64.
+        key, uniques = pd.factorize(key * (n + 1) + (part + 1))
+        size = len(uniques)
+    counts = np.bincount(key, minlength=size)
+    return counts[key] > 1
+
+
+def _check_unique(table: Table, frame: pd.DataFrame, codes: _Codes) -> None:
     keys = [(c.name,) for c in table.columns if c.unique]
     if table.key and table.key not in keys:
         keys.append(table.key)
     for key in keys:
-        # A key column that is optional and absent (capacity without recorded_at) drops out.
-        present = tuple(c for c in key if c in frame.columns)
         if any(table.column(c).required and c not in frame.columns for c in key):
             continue
-        dup = frame.duplicated(subset=list(present), keep=False).to_numpy()
+        # An optional key column that is absent (capacity without recorded_at) drops out.
+        present = tuple(c for c in key if c in frame.columns)
+        parts = []
+        for c in present:
+            part, uniques, _ = codes.get(table.name, c)
+            parts.append((part, len(uniques)))
         what = " and ".join(present)
         _fail(
             table.name,
             ", ".join(present),
             frame,
-            dup,
+            _duplicated(parts),
             f"each {what} only once (one row per {what}); remove or merge the duplicate rows",
             show=present,
         )
 
 
-def _check_references(dataset: Dataset) -> None:
+def _check_references(dataset: Dataset, codes: _Codes) -> None:
     for table, column, target, target_column in REFERENCES:
         frame = getattr(dataset, table)
         parent = getattr(dataset, target)
         if frame is None or parent is None or column not in frame.columns:
             continue
-        values = frame[column]
-        bad = values.notna().to_numpy() & ~values.isin(parent[target_column]).to_numpy()
+        child, uniques, _ = codes.get(table, column)
+        known = np.zeros(len(uniques) + 1, dtype=bool)
+        known[codes.get(target, target_column)[0]] = True  # code -1 lands on the spare slot
+        bad = ~codes.missing(table, column) & ~known[child]
         _fail(
             table,
             column,
@@ -217,10 +289,14 @@ def validate(dataset: Dataset) -> None:
                     f"{name}.parquet or a SQL table named {name}",
                 )
             continue
+    codes = _Codes(dataset)
+    for name, table in TABLES.items():
+        if name not in tables:
+            continue
         frame = tables[name]
         _check_columns(table, frame)
-        _check_values(table, frame)
-        _check_unique(table, frame)
-    _check_references(dataset)
+        _check_values(table, frame, codes)
+        _check_unique(table, frame, codes)
+    _check_references(dataset, codes)
     _check_orders_dates(dataset)
     _check_stage_times(dataset)

@@ -1,0 +1,196 @@
+"""One violation per contract rule, fed as CSV: the error names table, column, rows and values."""
+
+from __future__ import annotations
+
+import factories as f
+import pandas as pd
+import pytest
+
+from data.errors import ContractError, DataSourceError
+from data.load import load_dataset
+from data.validate import validate
+
+
+def _load_error(tmp_path, data, tz: str = "UTC") -> ContractError:
+    folder = f.write_csv(tmp_path / "data", data)
+    with pytest.raises(ContractError) as info:
+        load_dataset(folder, tz=tz)
+    return info.value
+
+
+def test_the_factory_tables_are_valid(tmp_path):
+    dataset = load_dataset(f.write_csv(tmp_path / "data", f.tables()), tz="Asia/Shanghai")
+    assert len(dataset.orders) == 4 and len(dataset.capacity) == 4
+
+
+# (table, column, row, bad text, value shown in the error, words of "expected")
+ONE_CELL = [
+    ("orders", "created_at", 2, "yesterday", "yesterday", "ISO 8601 timestamp"),
+    ("orders", "delivered_at", 0, "2024-13-45T00:00", "2024-13-45T00:00", "ISO 8601 timestamp"),
+    ("orders", "due_date", 1, "03/12/2024", "03/12/2024", "YYYY-MM-DD"),
+    ("orders", "quantity", 3, "ten", "ten", "finite number"),
+    ("orders", "quantity", 0, "0", 0.0, "> 0"),
+    ("orders", "quantity", 1, "-2", -2.0, "> 0"),
+    ("orders", "plant_id", 2, "", None, "required"),
+    ("orders", "created_at", 1, "", None, "required"),
+    ("order_stages", "stage", 2, "packing", "packing", "one of the stages"),
+    ("order_stages", "stage", 1, "", None, "required"),
+    ("order_stages", "started_at", 0, "soon", "soon", "ISO 8601 timestamp"),
+    ("purchase_orders", "promised_date", 2, "", None, "required"),
+    ("purchase_orders", "supplier_id", 0, "", None, "required"),
+    ("purchase_orders", "quantity", 2, "0", 0.0, "> 0"),
+    ("purchase_orders", "received_at", 1, "2024-03-05 25:00", "2024-03-05 25:00", "ISO 8601"),
+    ("capacity", "capacity_hours", 1, "-1", -1.0, ">= 0"),
+    ("capacity", "load_hours", 2, "-0.5", -0.5, ">= 0"),
+    ("capacity", "load_hours", 0, "8h", "8h", "finite number"),
+    ("capacity", "date", 3, "2024-03-05T10:00:00", "2024-03-05T10:00:00", "YYYY-MM-DD"),
+]
+
+
+@pytest.mark.parametrize(("table", "column", "row", "text", "shown", "expected"), ONE_CELL)
+def test_one_bad_cell_is_named(tmp_path, table, column, row, text, shown, expected):
+    err = _load_error(tmp_path, f.with_value(f.tables(), table, column, row, text))
+    assert (err.table, err.column, err.n_bad) == (table, column, 1)
+    assert err.rows[0][0] == row
+    if shown is None:
+        assert pd.isna(err.rows[0][1])
+    else:
+        assert err.rows[0][1] == shown
+        assert repr(shown) in str(err)
+    assert expected in err.expected
+    assert f"table '{table}', column '{column}'" in str(err)
+    assert f"row {row}:" in str(err)
+
+
+def test_required_column_missing(tmp_path):
+    data = f.tables()
+    data["orders"] = data["orders"].drop(columns="customer_id")
+    err = _load_error(tmp_path, data)
+    assert (err.table, err.column) == ("orders", "customer_id")
+    assert "required column(s) customer_id" in str(err)
+
+
+def test_wrongly_cased_column_gets_a_hint(tmp_path):
+    data = f.tables()
+    data["purchase_orders"] = data["purchase_orders"].rename(columns={"po_id": "PO_ID"})
+    err = _load_error(tmp_path, data)
+    assert (err.table, err.column) == ("purchase_orders", "po_id")
+    assert "'PO_ID' should be named 'po_id'" in str(err)
+
+
+def test_optional_column_may_be_absent(tmp_path):
+    data = f.tables()
+    data["orders"] = data["orders"].drop(columns=["priority", "cancelled_at"])
+    data["capacity"] = data["capacity"].drop(columns="recorded_at").iloc[:3]
+    dataset = load_dataset(f.write_csv(tmp_path / "data", data))
+    assert "priority" not in dataset.orders.columns
+
+
+def test_required_table_missing(tmp_path):
+    data = f.tables()
+    del data["orders"]
+    with pytest.raises(DataSourceError, match=r"no orders table.*orders\.csv or orders\.parquet"):
+        load_dataset(f.write_csv(tmp_path / "data", data))
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "row", "value", "key"),
+    [
+        ("orders", "order_id", 3, "00043", "order_id"),
+        ("purchase_orders", "po_id", 2, "PO-001", "po_id"),
+        ("order_stages", "stage", 1, "confirmation", "order_id, stage"),
+    ],
+)
+def test_duplicate_keys(tmp_path, table, column, row, value, key):
+    err = _load_error(tmp_path, f.with_value(f.tables(), table, column, row, value))
+    assert (err.table, err.column, err.n_bad) == (table, key, 2)
+    shown_rows = [r for r, _ in err.rows]
+    assert row in shown_rows and len(shown_rows) == 2
+    assert "only once" in err.expected
+
+
+def test_capacity_key_includes_recorded_at(tmp_path):
+    # Rows 0 and 3 share plant and date; they differ only by recorded_at until it is made equal.
+    data = f.with_value(f.tables(), "capacity", "recorded_at", 3, "2024-02-20T00:00:00+00:00")
+    err = _load_error(tmp_path, data)
+    assert (err.table, err.column) == ("capacity", "plant_id, date, recorded_at")
+    assert [r for r, _ in err.rows] == [0, 3]
+    assert err.rows[0][1] == {
+        "plant_id": "PL1",
+        "date": "2024-03-05",
+        "recorded_at": "2024-02-20T00:00:00+00:00",
+    }
+
+
+def test_two_capacity_rows_without_recorded_at_are_duplicates(tmp_path):
+    data = f.with_value(f.tables(), "capacity", "plant_id", 2, "PL1")
+    data = f.with_value(data, "capacity", "date", 2, "2024-03-06")
+    err = _load_error(tmp_path, data)
+    assert err.table == "capacity" and [r for r, _ in err.rows] == [1, 2]
+
+
+@pytest.mark.parametrize(("table", "row"), [("order_stages", 3), ("purchase_orders", 0)])
+def test_reference_to_unknown_order(tmp_path, table, row):
+    err = _load_error(tmp_path, f.with_value(f.tables(), table, "order_id", row, "09999"))
+    assert (err.table, err.column, err.rows, err.n_bad) == (table, "order_id", [(row, "09999")], 1)
+    assert "exists in orders" in err.expected
+
+
+def test_stock_purchase_orders_need_no_order(tmp_path):
+    data = f.with_value(f.tables(), "purchase_orders", "order_id", 0, "")
+    assert (
+        load_dataset(f.write_csv(tmp_path / "data", data)).purchase_orders["order_id"].isna().sum()
+        == 2
+    )
+
+
+def test_due_date_before_creation_date(tmp_path):
+    err = _load_error(tmp_path, f.with_value(f.tables(), "orders", "due_date", 2, "2024-03-02"))
+    assert (err.table, err.column, err.n_bad) == ("orders", "due_date", 1)
+    assert err.rows == [(2, {"due_date": "2024-03-02", "created_at": "2024-03-03T10:00:00+00:00"})]
+
+
+def test_due_date_compares_dates_in_the_dataset_zone(tmp_path):
+    # 20:00 UTC on the 10th is 04:00 on the 11th in Shanghai: fine in UTC, too early there.
+    data = f.with_value(f.tables(), "orders", "created_at", 2, "2024-03-10T20:00:00Z")
+    data = f.with_value(data, "orders", "due_date", 2, "2024-03-10")
+    load_dataset(f.write_csv(tmp_path / "utc", data), tz="UTC")
+    err = _load_error(tmp_path, data, tz="Asia/Shanghai")
+    assert (err.table, err.column, err.rows[0][0]) == ("orders", "due_date", 2)
+    assert "Asia/Shanghai" in err.expected
+
+
+def test_completed_before_started(tmp_path):
+    data = f.with_value(f.tables(), "order_stages", "completed_at", 1, "2024-03-02T23:00:00Z")
+    err = _load_error(tmp_path, data)
+    assert (err.table, err.column, err.n_bad) == ("order_stages", "completed_at", 1)
+    row, values = err.rows[0]
+    assert row == 1
+    assert values["completed_at"] == "2024-03-02T23:00:00+00:00"
+    assert values["started_at"] == "2024-03-03T00:00:00+00:00"
+
+
+def test_completed_without_start_is_allowed(tmp_path):
+    # Row 2 has completed_at and no started_at: it started at an unknown time.
+    dataset = load_dataset(f.write_csv(tmp_path / "data", f.tables()))
+    assert dataset.order_stages["started_at"].isna().iloc[2]
+
+
+def test_only_the_first_five_rows_are_shown_with_the_count(tmp_path):
+    data = f.tables()
+    data["orders"] = pd.concat([data["orders"]] * 2, ignore_index=True)
+    data["orders"]["order_id"] = [f"{i:05d}" for i in range(8)]
+    data["orders"]["quantity"] = ["-1"] * 7 + ["1"]
+    data["order_stages"] = data["order_stages"].iloc[:0]
+    data["purchase_orders"] = data["purchase_orders"].iloc[:0]
+    err = _load_error(tmp_path, data)
+    assert err.n_bad == 7 and [r for r, _ in err.rows] == [0, 1, 2, 3, 4]
+    assert "7 offending row(s)" in str(err) and "(and 2 more)" in str(err)
+
+
+def test_in_memory_frames_with_wrong_dtypes_are_refused(tmp_path):
+    dataset = load_dataset(f.write_csv(tmp_path / "data", f.tables()))
+    orders = dataset.orders.assign(created_at=dataset.orders["created_at"].astype(str))
+    with pytest.raises(ContractError, match="datetime64\\[ns, UTC\\]") as info:
+        validate(type(dataset)(orders=orders))
+    assert (info.value.table, info.value.column) == ("orders", "created_at")
