@@ -80,7 +80,8 @@ def build_features_at(
 def _extra_values(q: Queries, spec: FeatureSpec) -> np.ndarray:
     column = q.rows[spec.column]
     if spec.kind == "numeric":
-        return column.astype(np.float64).to_numpy()
+        # Numbers read as text (CSV) were declared numeric by the registry: convert them here.
+        return pd.to_numeric(column, errors="coerce").astype(np.float64).to_numpy()
     # Text categories as strings; numbers-as-codes stay readable ("3", not "3.0").
     return column.map(lambda v: v if isinstance(v, str) or pd.isna(v) else str(v)).to_numpy(
         dtype=object

@@ -402,8 +402,24 @@ STAGE_OF: dict[str, str] = {f.name: f.stage for f in FEATURES}
 """Feature name -> explanation stage, for the built-in features (extra columns are "order")."""
 
 
+def is_numeric_text(series: pd.Series) -> bool:
+    """Text that is all numbers (a CSV reads every extra column as text): ``"1,250.5"`` is not,
+    ``"1250.5"`` is; codes with a leading zero (``"00042"``) stay text, as ids do."""
+    values = series.dropna()
+    values = values[values.astype(str).str.strip() != ""]
+    if values.empty or not values.map(lambda v: isinstance(v, str)).all():
+        return False
+    if values.str.match(r"^\s*[+-]?0\d").any():
+        return False
+    return bool(pd.to_numeric(values, errors="coerce").notna().all())
+
+
 def _extra_spec(name: str, series: pd.Series) -> FeatureSpec:
-    numeric = pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+    numeric = (
+        pd.api.types.is_numeric_dtype(series)
+        or pd.api.types.is_bool_dtype(series)
+        or is_numeric_text(series)
+    )
     if numeric:
         return FeatureSpec(
             name=name,

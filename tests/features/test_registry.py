@@ -65,3 +65,15 @@ def test_extra_order_columns_become_order_features():
 def test_extra_columns_must_be_extra_and_present(bad):
     with pytest.raises(ValueError, match=bad):
         feature_specs(tiny_dataset("orders"), [bad])
+
+
+def test_numbers_read_as_text_become_numeric_extra_features_but_codes_stay_text():
+    import pandas as pd
+
+    from features.registry import is_numeric_text
+
+    assert is_numeric_text(pd.Series(["1250.5", "3", None, "-2e3"], dtype=object))
+    assert not is_numeric_text(pd.Series(["00042", "17"], dtype=object))  # codes keep zeros
+    assert not is_numeric_text(pd.Series(["1,250.5", "3"], dtype=object))
+    assert not is_numeric_text(pd.Series(["air", "3"], dtype=object))
+    assert not is_numeric_text(pd.Series([None, None], dtype=object))
