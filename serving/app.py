@@ -24,8 +24,9 @@ from fastapi import FastAPI
 from otd_risk.settings import Settings, get_settings
 from serving.errors import install_error_handlers
 from serving.metrics import Metrics, install_metrics
-from serving.routers import health, model, orders, risk
+from serving.routers import health, model, orders, page, risk, webhooks
 from serving.state import ServingState
+from serving.webhooks import start_webhook_worker
 
 log = logging.getLogger("otd_risk.serving")
 
@@ -67,12 +68,14 @@ def create_app(settings: Settings | None = None, options: ServeOptions | None = 
         state = ServingState(settings)
         app.state.serving = state
         await asyncio.to_thread(_start, state, options, app)
+        webhook_worker = start_webhook_worker(app, settings)
         watcher = None
         if options.reload_seconds > 0:
             watcher = asyncio.create_task(_watch(state, options.reload_seconds, app))
         try:
             yield
         finally:
+            await asyncio.to_thread(webhook_worker.stop)
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -99,7 +102,7 @@ def create_app(settings: Settings | None = None, options: ServeOptions | None = 
     app.state.on_model_swap = on_model_swap
     install_error_handlers(app)
     install_metrics(app, metrics)
-    for module in (health, risk, orders, model):
+    for module in (health, risk, orders, model, webhooks, page):
         app.include_router(module.router)
     return app
 

@@ -709,3 +709,11 @@ def _utc(value):
 def as_dict(obj) -> dict:
     """A dataclass of this module as a JSON-ready dict."""
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(obj).items()}
+
+
+def start_webhook_worker(app: Any, settings: Any) -> WebhookWorker:
+    """Start the sender of a server process (called from the app's lifespan); the routes reach
+    the same store through ``app.state.webhook_store``."""
+    store = WebhookStore(settings.ensure_home(), WebhookConfig.from_settings(settings))
+    app.state.webhook_store = store
+    return WebhookWorker(store).start()
