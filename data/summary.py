@@ -20,9 +20,10 @@ class DatasetSummary(BaseModel):
     tables_present: list[str]
     tables_absent: list[str]
     """Optional contract tables the source does not have (features that need them are off)."""
-    first_created_at: datetime
-    snapshot_time: datetime
-    """The latest recorded event: the dataset's "now"."""
+    first_created_at: datetime | None
+    """None when the orders table has no rows."""
+    snapshot_time: datetime | None
+    """The latest recorded event: the dataset's "now" (None without any order)."""
     orders_open: int
     orders_delivered: int
     orders_cancelled: int
@@ -39,6 +40,27 @@ class DatasetSummary(BaseModel):
 def summarize(dataset: Dataset, grace_days: int = 0) -> DatasetSummary:
     """Summarise a (validated) dataset at its snapshot time."""
     orders = dataset.orders
+    tables = dataset.tables()
+    base = {
+        "source": dataset.source,
+        "tz": dataset.tz,
+        "rows": {name: len(frame) for name, frame in tables.items()},
+        "tables_present": list(tables),
+        "tables_absent": [name for name in TABLES if name not in tables],
+        "grace_days": grace_days,
+        "skipped": dict(dataset.skipped),
+    }
+    if orders.empty:
+        return DatasetSummary(
+            **base,
+            first_created_at=None,
+            snapshot_time=None,
+            orders_open=0,
+            orders_delivered=0,
+            orders_cancelled=0,
+            orders_late=0,
+            late_rate=None,
+        )
     snapshot = dataset.snapshot_time()
     cancelled = orders["cancelled_at"].le(snapshot) if "cancelled_at" in orders else None
     delivered = orders["delivered_at"].le(snapshot) if "delivered_at" in orders else None
@@ -52,13 +74,8 @@ def summarize(dataset: Dataset, grace_days: int = 0) -> DatasetSummary:
             late = order_outcomes(orders[kept], dataset.tz, grace_days)["late"]
             n_late = int(late.astype(bool).sum())
             late_rate = n_late / n_delivered
-    tables = dataset.tables()
     return DatasetSummary(
-        source=dataset.source,
-        tz=dataset.tz,
-        rows={name: len(frame) for name, frame in tables.items()},
-        tables_present=list(tables),
-        tables_absent=[name for name in TABLES if name not in tables],
+        **base,
         first_created_at=orders["created_at"].min().to_pydatetime(),
         snapshot_time=snapshot.to_pydatetime(),
         orders_open=len(open_orders(orders, snapshot)),
@@ -66,6 +83,4 @@ def summarize(dataset: Dataset, grace_days: int = 0) -> DatasetSummary:
         orders_cancelled=n_cancelled,
         orders_late=n_late,
         late_rate=late_rate,
-        grace_days=grace_days,
-        skipped=dict(dataset.skipped),
     )

@@ -279,6 +279,7 @@ def _check_stage_times(dataset: Dataset) -> None:
 def validate(dataset: Dataset) -> None:
     """Check every rule of the contract; raise one :class:`ContractError` at the first violation."""
     tables = dataset.tables()
+    tables = {name: frame for name, frame in tables.items() if frame is not None}
     for name, table in TABLES.items():
         if name not in tables:
             if table.required:

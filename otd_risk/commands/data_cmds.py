@@ -19,8 +19,11 @@ def _print_summary(summary) -> None:
         table.add_row(f"{name} rows", f"{rows:,}")
     table.add_row("optional tables absent", ", ".join(summary.tables_absent) or "none")
     table.add_row("time zone", summary.tz)
-    table.add_row("first order created", f"{summary.first_created_at:%Y-%m-%d %H:%M} UTC")
-    table.add_row("snapshot time (latest event)", f"{summary.snapshot_time:%Y-%m-%d %H:%M} UTC")
+    for label, when in (
+        ("first order created", summary.first_created_at),
+        ("snapshot time (latest event)", summary.snapshot_time),
+    ):
+        table.add_row(label, "n/a (no orders)" if when is None else f"{when:%Y-%m-%d %H:%M} UTC")
     table.add_row("orders open at snapshot", f"{summary.orders_open:,}")
     table.add_row("orders delivered", f"{summary.orders_delivered:,}")
     table.add_row("orders cancelled", f"{summary.orders_cancelled:,}")

@@ -194,3 +194,11 @@ def test_in_memory_frames_with_wrong_dtypes_are_refused(tmp_path):
     with pytest.raises(ContractError, match="datetime64\\[ns, UTC\\]") as info:
         validate(type(dataset)(orders=orders))
     assert (info.value.table, info.value.column) == ("orders", "created_at")
+
+
+def test_a_dataset_without_orders_is_refused():
+    from data.dataset import Dataset
+
+    with pytest.raises(ContractError, match="required table orders") as info:
+        validate(Dataset(orders=None))
+    assert info.value.table == "orders"
