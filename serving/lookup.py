@@ -42,7 +42,7 @@ def features_for_ids(
                 f"{t.isoformat()} (created later); ask for a later as_of",
             )
         frame = _build(data, risk_model, list(orders.index), t)
-    return frame.loc[list(ids)], t
+    return frame.loc[list(ids)].rename_axis("order_id"), t
 
 
 def _build(data: DataSnapshot, risk_model, ids: list[str], t: pd.Timestamp) -> pd.DataFrame:

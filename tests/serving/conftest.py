@@ -1,0 +1,85 @@
+"""Serving fixtures: one simulated world, a real model trained on it and registered in a
+throw-away MLflow SQLite store, a recorded scoring run, API keys and an in-process client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from data.dataset import Dataset
+from data.simulate import SimulatedWorld, simulate, write_world
+from otd_risk.settings import Settings
+
+SERVING_ORDERS = 8000
+SERVING_SEED = 5
+
+
+@dataclass(frozen=True)
+class Served:
+    """Everything an API test needs."""
+
+    settings: Settings
+    world: SimulatedWorld
+    dataset: Dataset
+    loaded: object  # training.registry.LoadedModel
+    scores: object  # the ranked frame of the recorded run
+    reader_key: str
+    admin_key: str
+
+
+@pytest.fixture(scope="session")
+def serving_world() -> SimulatedWorld:
+    """8,000 orders (about 250 open at the snapshot: enough for a top 200)."""
+    return simulate(SERVING_ORDERS, seed=SERVING_SEED)
+
+
+@pytest.fixture(scope="session")
+def served(serving_world: SimulatedWorld, tmp_path_factory: pytest.TempPathFactory) -> Served:
+    """A trained champion (real train_model, real MLflow registry on SQLite), a recorded scoring
+    run and two API keys, under a temporary project home."""
+    from data.load import load_dataset
+    from serving.keys import create_key
+    from serving.scoring import record_scoring_run, score_open_orders
+    from training.registry import load_champion
+    from training.train import train_model
+
+    root = tmp_path_factory.mktemp("serving")
+    world_dir = write_world(serving_world, root / "world")
+    settings = Settings(home=root / "home", data=str(world_dir))
+    dataset = load_dataset(
+        world_dir,
+        tz=settings.timezone,
+        capacity_horizon_days=settings.capacity_planning_horizon_days,
+    )
+    train_model(dataset, settings=settings)
+    loaded = load_champion(settings)
+    scores = score_open_orders(dataset, None, loaded)
+    record_scoring_run(
+        settings, scores, model=loaded, as_of=dataset.snapshot_time(), dataset=dataset
+    )
+    reader = create_key(settings.home, "reader", "tests").key
+    admin = create_key(settings.home, "admin", "tests").key
+    return Served(settings, serving_world, dataset, loaded, scores, reader, admin)
+
+
+@pytest.fixture(scope="session")
+def client(served: Served):
+    """An in-process client of the app (lifespan run: model and data loaded)."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import ServeOptions, create_app
+
+    app = create_app(served.settings, ServeOptions(reload_seconds=0))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def reader(served: Served) -> dict[str, str]:
+    return {"Authorization": f"Bearer {served.reader_key}"}
+
+
+@pytest.fixture(scope="session")
+def admin(served: Served) -> dict[str, str]:
+    return {"Authorization": f"Bearer {served.admin_key}"}

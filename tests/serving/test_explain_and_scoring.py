@@ -1,0 +1,144 @@
+"""The explanation contract and the scoring run, on the real trained model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from data.contract import EXPLANATION_STAGES
+from data.dataset import open_orders
+from features.build import open_order_features
+from serving.columns import RANKED_COLUMNS, STAGE_COLUMNS
+from serving.explain import EXPLANATION_COLUMNS, explain, feature_contributions
+from serving.runs import latest_run, load_run_rows, record_run
+from serving.scoring import score_open_orders, write_ranked
+
+
+@pytest.fixture(scope="module")
+def features(served):
+    return open_order_features(served.dataset)
+
+
+def test_explain_contract(served, features):
+    rm = served.loaded.risk_model
+    out = explain(rm, features)
+    assert list(out.columns) == list(EXPLANATION_COLUMNS)
+    assert out.index.equals(features.index)
+    # Stage sums are the per-feature SHAP values grouped by the registry's stages ...
+    contrib = feature_contributions(rm, features)
+    stages = out[list(STAGE_COLUMNS)].to_numpy()
+    np.testing.assert_allclose(stages.sum(axis=1), contrib.values.sum(axis=1), atol=1e-9)
+    # ... and with the base value they make the booster's raw score (log-odds).
+    np.testing.assert_allclose(
+        stages.sum(axis=1) + contrib.base, rm.raw_margin(features), atol=1e-6
+    )
+    np.testing.assert_allclose(out["risk"], rm.predict_risk(features), atol=1e-9)
+    top = np.asarray(EXPLANATION_STAGES)[stages.argmax(axis=1)]
+    assert (out["top_stage"].to_numpy() == top).all()
+
+
+def test_reasons_are_filled_sentences_of_positive_contributions(served, features):
+    rm = served.loaded.risk_model
+    out = explain(rm, features)
+    assert out["reasons"].map(len).between(0, 3).all()
+    assert out["reasons"].map(len).mean() > 2  # at-risk orders nearly always have three
+    flat = [s for r in out["reasons"] for s in r]
+    assert not any("{" in s or "nan" in s.split() for s in flat)
+    # The first reason is the feature with the largest positive contribution (when known).
+    contrib = feature_contributions(rm, features).values
+    specs = {s["name"]: s for s in rm.feature_specs}
+    i = int(np.argmax(out["risk"].to_numpy()))
+    j = int(np.argmax(contrib[i]))
+    row = features.iloc[i]
+    ctx = {k: v for k, v in row.items() if str(k).startswith("ctx_")}
+    expected = specs[rm.feature_names[j]]["template"].format(value=row[rm.feature_names[j]], **ctx)
+    assert out["reasons"].iloc[i][0] == expected
+
+
+def test_reasons_in_chinese(served, features):
+    out = explain(served.loaded.risk_model, features.head(20), lang="zh")
+    sentences = [s for r in out["reasons"] for s in r]
+    assert sentences and all(any("\u4e00" <= ch <= "\u9fff" for ch in s) for s in sentences)
+
+
+def test_scoring_run_ranks_every_open_order(served):
+    ds = served.dataset
+    scores = score_open_orders(ds, None, served.loaded)
+    assert list(scores.columns) == list(RANKED_COLUMNS)
+    open_ids = set(open_orders(ds.orders, ds.snapshot_time())["order_id"])
+    assert set(scores["order_id"]) == open_ids and len(scores) == len(open_ids)
+    assert (scores["rank"].to_numpy() == np.arange(1, len(scores) + 1)).all()
+    assert (np.diff(scores["risk"].to_numpy()) <= 0).all()
+    due = ds.orders.set_index("order_id").loc[scores["order_id"], "due_date"]
+    today = ds.snapshot_time().tz_convert(ds.tz).tz_localize(None).normalize()
+    assert (scores["days_to_due"].to_numpy() == (due - today).dt.days.to_numpy()).all()
+
+
+def test_scoring_at_an_earlier_time_sees_only_what_was_open_then(served):
+    ds = served.dataset
+    t = ds.snapshot_time() - pd.Timedelta(days=30)
+    scores = score_open_orders(ds, t, served.loaded)
+    assert set(scores["order_id"]) == set(open_orders(ds.orders, t)["order_id"])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_spreadsheet_output_neutralises_formulas(served, tmp_path, fmt):
+    scores = served.scores.head(5).copy()
+    scores["customer_id"] = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "C1"]
+    path = write_ranked(scores, tmp_path / f"out.{fmt}")
+    back = pd.read_csv(path) if fmt == "csv" else pd.read_excel(path)
+    assert back["customer_id"].tolist() == [
+        '\'=HYPERLINK("http://x")',
+        "'+1",
+        "'-2",
+        "'@SUM(A1)",
+        "C1",
+    ]
+    assert list(back.columns) == list(RANKED_COLUMNS)
+    # Numbers stay numbers: negative contributions are not prefixed.
+    assert back["stage_order"].dtype.kind == "f"
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "json"])
+def test_parquet_and_json_keep_reasons_as_lists(served, tmp_path, fmt):
+    path = write_ranked(served.scores.head(10), tmp_path / f"out.{fmt}")
+    if fmt == "parquet":
+        back = pd.read_parquet(path)
+        reasons = [list(r) for r in back["reasons"]]
+    else:
+        back = pd.DataFrame(json.loads(path.read_text(encoding="utf-8")))
+        reasons = back["reasons"].tolist()
+    assert list(back.columns) == list(RANKED_COLUMNS)
+    assert reasons == served.scores.head(10)["reasons"].tolist()
+
+
+def test_run_store_round_trip_and_all_or_nothing(served, tmp_path):
+    scores = served.scores
+    info = record_run(
+        tmp_path,
+        scores,
+        model_version="7",
+        model_run_id=None,
+        as_of=served.dataset.snapshot_time(),
+        data_fingerprint="f",
+    )
+    back = load_run_rows(tmp_path, info.run_id)
+    assert back["order_id"].tolist() == scores["order_id"].tolist()
+    np.testing.assert_allclose(back["risk"], scores["risk"])
+    assert back["reasons"].tolist() == scores["reasons"].tolist()
+    broken = scores.copy()
+    broken.loc[broken.index[-1], "rank"] = 1  # a duplicate rank fails the last insert
+    with pytest.raises(IntegrityError):
+        record_run(
+            tmp_path,
+            broken,
+            model_version="8",
+            model_run_id=None,
+            as_of=served.dataset.snapshot_time(),
+            data_fingerprint="f",
+        )
+    assert latest_run(tmp_path).run_id == info.run_id  # the failed run left nothing behind
