@@ -26,8 +26,9 @@ Format = Literal["csv", "parquet"]
 SQL_SCHEMES = ("sqlite", "postgresql")
 """URL schemes (before any ``+driver``) that load from a SQL database."""
 
-_OFFSET_AT_END = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
-"""An ISO 8601 offset at the end of a timestamp: ``Z``, ``+08:00``, ``-0500`` or ``+08``."""
+_OFFSET_AT_END = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
+"""A time of day followed by an ISO 8601 offset: ``Z``, ``+08:00``, ``-0500`` or ``+08``. (The
+time is part of the pattern so that the ``-01`` ending a bare date is not taken for an offset.)"""
 
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9.+-]*)://")
 
@@ -183,6 +184,13 @@ def _engine(url: str):
         ) from exc
 
 
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages and summaries."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _is_sql_url(source: str) -> bool:
     return bool(_URL.match(source))
 
@@ -276,7 +284,8 @@ def _read_sql(url: str) -> dict[str, pd.DataFrame]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    engine = _engine(url)
+    engine = _engine(url)  # refuses unknown schemes before the URL is parsed further
+    engine.dispose()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
@@ -294,7 +303,7 @@ def _read_sql(url: str) -> dict[str, pd.DataFrame]:
                 if name not in present:
                     if table.required:
                         raise DataSourceError(
-                            f"{parsed.render_as_string(hide_password=True)}: "
+                            f"{_safe_url(url)}: "
                             f"no table named {name!r}; the database must hold "
                             "the contract's required orders table"
                         )
@@ -302,7 +311,7 @@ def _read_sql(url: str) -> dict[str, pd.DataFrame]:
                 frames[name] = pd.read_sql_table(name, conn)
     except SQLAlchemyError as exc:
         raise DataSourceError(
-            f"{parsed.render_as_string(hide_password=True)}: cannot read the "
+            f"{_safe_url(url)}: cannot read the "
             f"database ({exc.__class__.__name__}: {exc}); check the URL, the "
             "server and the credentials"
         ) from exc
@@ -341,7 +350,8 @@ def _as_text(values: pd.Series) -> pd.Series:
         out = pd.Series(np.nan, index=values.index, dtype=object)
         nums = values.to_numpy()[present]
         whole = np.isfinite(nums) & (nums == np.round(nums))
-        text = np.where(whole, nums.astype("int64", copy=False).astype(str), nums.astype(str))
+        text = nums.astype(str).astype(object)
+        text[whole] = nums[whole].astype("int64").astype(str)
         out[present] = text
         return out
     # pandas string / arrow / categorical dtypes.
@@ -502,6 +512,7 @@ def load_dataset(
     skipped: dict[str, int] = {}
     if isinstance(source, str) and _is_sql_url(source):
         raw = _read_sql(source)
+        text = _safe_url(source)
     else:
         raw, skipped = _read_folder(Path(text))
     frames = {name: type_table(TABLES[name], frame, tz) for name, frame in raw.items()}

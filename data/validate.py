@@ -157,7 +157,7 @@ def _check_values(table: Table, frame: pd.DataFrame, codes: _Codes) -> None:
         values = frame[col.name]
         if not col.nullable:
             # Key and stage columns are factorised anyway: their codes say what is missing.
-            is_coded = col.kind != "date" and (col.name in keyed or col.kind == "stage")
+            is_coded = col.name in keyed or col.kind == "stage"
             missing = codes.missing(table.name, col.name) if is_coded else _missing(frame, col)
             _fail(
                 table.name,

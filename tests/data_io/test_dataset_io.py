@@ -243,3 +243,12 @@ def test_postgresql_loads_the_same_frames(dataset):
         pytest.skip("no PostgreSQL server: set OTD_RISK_TEST_POSTGRES_URL (.ci/run starts one)")
     write_sql(dataset, url)
     _assert_same(dataset, load_dataset(url, tz=TZ))
+
+
+def test_a_bare_date_in_a_timestamp_column_is_local_midnight(tmp_path):
+    # "-01" ending the date is not an offset: the value is midnight in the dataset's zone.
+    data = f.with_value(f.tables(), "orders", "created_at", 2, "2024-03-03")
+    data = f.with_value(data, "orders", "created_at", 3, "2024-03-04T11:00:00.250-0500")
+    created = load_dataset(f.write_csv(tmp_path / "d", data), tz=TZ).orders["created_at"]
+    assert created.iloc[2] == pd.Timestamp("2024-03-02T16:00:00Z")
+    assert created.iloc[3] == pd.Timestamp("2024-03-04T16:00:00.250Z")
