@@ -121,6 +121,7 @@ def fit_risk_model(
     num_boost_round: int = NUM_BOOST_ROUND,
     seed: int = 42,
     calibration: str = "platt",
+    refit: bool = True,
     meta: Mapping[str, Any] | None = None,
 ) -> RiskModel:
     """Fit the booster on the early part of ``train`` (early stopping on the held-out end) and
@@ -152,15 +153,24 @@ def fit_risk_model(
         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
     )
     # Keep only the trees up to the best iteration: smaller model, faster explanations.
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+    best = max(1, booster.best_iteration or booster.current_iteration())
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     margin = booster.predict(X[cal_pos], raw_score=True)
     calibrator = fit_calibrator(margin, y[cal_pos], calibration)
+    if refit:
+        # The held-out slice is the most recent history; under drift it is the most useful
+        # part, so the final booster is refitted on all training examples with the number of
+        # trees found above, and keeps the calibrator fitted on the first booster's held-out
+        # margins (same trees and data scale, so the same margin-to-probability map).
+        all_set = lgb.Dataset(X, y, feature_name=names, categorical_feature=cat_idx)
+        booster = lgb.train(params, all_set, num_boost_round=best)
     info = {
         **(meta or {}),
         "n_fit": int(len(fit_pos)),
         "n_calibration": int(len(cal_pos)),
         "num_trees": int(booster.num_trees()),
         "calibration": calibration,
+        "refit_on_all_training": refit,
         "lgbm_params": {k: v for k, v in params.items()},
     }
     return RiskModel(
