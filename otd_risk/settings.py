@@ -83,6 +83,24 @@ class Settings(BaseSettings):
     monitor_min_matured: int = Field(default=100, ge=1)
     """Monitoring: fewer matured orders than this and realised accuracy is not judged."""
 
+    webhook_backoff_base_seconds: float = Field(default=30.0, gt=0)
+    """Webhooks: wait after a delivery's first failed attempt; doubles after each further one."""
+
+    webhook_backoff_cap_seconds: float = Field(default=3600.0, gt=0)
+    """Webhooks: longest wait between two attempts of one delivery."""
+
+    webhook_max_failures: int = Field(default=8, ge=1)
+    """Webhooks: consecutive failed attempts after which a receiver is marked failing."""
+
+    webhook_risk_step: float = Field(default=0.2, gt=0, le=1)
+    """Webhooks: default rise in risk between two runs that makes a risk_rose event."""
+
+    webhook_poll_seconds: float = Field(default=5.0, gt=0)
+    """Webhooks: how often the server's worker looks for new runs and due deliveries."""
+
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Webhooks: HTTP timeout of one delivery attempt."""
+
     scoring_log_url: str | None = None
     """SQL URL of the scoring log. Empty: SQLite at ``<home>/scoring_log.db``."""
 
