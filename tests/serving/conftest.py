@@ -46,7 +46,14 @@ def served(serving_world: SimulatedWorld, tmp_path_factory: pytest.TempPathFacto
 
     root = tmp_path_factory.mktemp("serving")
     world_dir = write_world(serving_world, root / "world")
-    settings = Settings(home=root / "home", data=str(world_dir))
+    home = root / "home"
+    # The store named explicitly: mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which
+    # Settings.tracking_uri would otherwise prefer (another test's store).
+    settings = Settings(
+        home=home,
+        data=str(world_dir),
+        mlflow_tracking_uri=f"sqlite:///{home.resolve() / 'mlflow.db'}",
+    )
     dataset = load_dataset(
         world_dir,
         tz=settings.timezone,
