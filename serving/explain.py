@@ -9,6 +9,12 @@ lateness**: the TreeSHAP values of the stage's features summed (a feature's stag
 feature registry). The stage columns plus the base value add up to the uncalibrated log-odds;
 positive values push towards late. ``risk`` is the calibrated probability of being late.
 
+``top_stage`` is where the delay will come from. Given ``expected_slips`` (per stage, learned
+from the dataset's history by ``serving.cause.expected_stage_slips``) it is the stage with the
+largest own slip, observed so far or expected (``serving.cause.likely_cause``), which agrees with
+the true cause far more often than the largest SHAP stage; without them, or when no stage is
+behind or expected to slip, it is the stage with the largest contribution.
+
 ``reasons`` are up to three sentences: the features with the largest positive contributions whose
 value is known, each the registry's template filled with the order's value and ``ctx_*`` context.
 """
@@ -24,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from data.contract import EXPLANATION_STAGES
+from data.contract import EXPLANATION_STAGES, STAGES
+from serving.cause import likely_cause
 from serving.columns import STAGE_COLUMNS
 from training.model import RiskModel
 
@@ -94,11 +101,14 @@ def explain(
     lang: str = "en",
     n_reasons: int = N_REASONS,
     num_threads: int | None = None,
+    expected_slips: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Risk, stage contributions (log-odds), top stage and reason sentences, indexed like
     ``features``."""
     contrib = feature_contributions(model, features, num_threads=num_threads)
-    return explain_from(model, features, contrib, lang=lang, n_reasons=n_reasons)
+    return explain_from(
+        model, features, contrib, lang=lang, n_reasons=n_reasons, expected_slips=expected_slips
+    )
 
 
 def explain_from(
@@ -108,6 +118,7 @@ def explain_from(
     *,
     lang: str = "en",
     n_reasons: int = N_REASONS,
+    expected_slips: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """:func:`explain` from contributions already computed (to reuse them, e.g. to show the
     per-feature values too)."""
@@ -116,6 +127,11 @@ def explain_from(
     out.insert(0, "risk", model.calibrate(contrib.margin) if len(features) else np.zeros(0))
     names = np.asarray(EXPLANATION_STAGES, dtype=object)
     out["top_stage"] = names[stages.argmax(axis=1)] if len(features) else []
+    if expected_slips and len(features):
+        process = stages[:, [EXPLANATION_STAGES.index(s) for s in STAGES]]
+        cause = likely_cause(features, expected_slips, stage_shap=process)
+        if cause is not None:
+            out["top_stage"] = cause.fillna(out["top_stage"])
     out["reasons"] = reasons(model, features, contrib.values, lang=lang, n_reasons=n_reasons)
     return out
 

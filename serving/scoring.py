@@ -18,6 +18,7 @@ import pandas as pd
 from data.dataset import Dataset, local_date, open_orders
 from features.build import build_features
 from features.registry import STAGE_OF
+from serving.cause import expected_stage_slips
 from serving.columns import RANKED_COLUMNS
 from serving.explain import explain
 from serving.runs import RunInfo, record_run
@@ -60,7 +61,13 @@ def score_open_orders(
     features = build_features(
         dataset, orders, t, extra_order_columns=model_extra_columns(risk_model, dataset)
     )
-    explained = explain(risk_model, features, lang=lang, num_threads=num_threads)
+    explained = explain(
+        risk_model,
+        features,
+        lang=lang,
+        num_threads=num_threads,
+        expected_slips=expected_stage_slips(dataset, t),
+    )
     info = orders.set_index("order_id").loc[features.index, ["plant_id", "customer_id", "due_date"]]
     today = local_date(pd.Series([t]), dataset.tz).iloc[0]
     ranked = explained.join(info)

@@ -47,6 +47,8 @@ class DataSnapshot:
     as_of: pd.Timestamp
     open_features: pd.DataFrame
     order_ids: frozenset = field(default_factory=frozenset)
+    expected_slips: dict = field(default_factory=dict)
+    """Per stage, the own slip a stage not finished yet typically adds (serving.cause)."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,15 @@ class ServingState:
         features = build_features(
             dataset, open_orders(dataset.orders, t), t, extra_order_columns=extra
         )
-        self.data = DataSnapshot(dataset, t, features, frozenset(dataset.orders["order_id"]))
+        from serving.cause import expected_stage_slips
+
+        self.data = DataSnapshot(
+            dataset,
+            t,
+            features,
+            frozenset(dataset.orders["order_id"]),
+            expected_stage_slips(dataset, t),
+        )
 
     # -- scoring runs --------------------------------------------------------------------
     def refresh_run(self) -> bool:

@@ -154,7 +154,13 @@ def order_risk(
     rm = model.risk_model
     features, t = features_for_ids(data, rm, [order_id], as_of)
     contrib = feature_contributions(rm, features, num_threads=1)
-    explained = explain_from(rm, features, contrib, lang=lang or state.settings.default_lang)
+    explained = explain_from(
+        rm,
+        features,
+        contrib,
+        lang=lang or state.settings.default_lang,
+        expected_slips=data.expected_slips,
+    )
     row = explained.iloc[0]
     specs = {s["name"]: s for s in rm.feature_specs}
     values = contrib.values[0]

@@ -57,7 +57,14 @@ def score_orders(
     # Results come back in request order whichever way each order was given.
     order = np.argsort(np.asarray(positions), kind="stable")
     frame = frame.iloc[order].reset_index(drop=True)
-    explained = explain(rm, frame, lang=lang, num_threads=1 if len(frame) < 256 else 2)
+    data = state.data
+    explained = explain(
+        rm,
+        frame,
+        lang=lang,
+        num_threads=1 if len(frame) < 256 else 2,
+        expected_slips=None if data is None else data.expected_slips,
+    )
     request.app.state.metrics.orders_scored.inc(len(frame))
     return RiskResponse(
         model_version=model.version, as_of=as_of, results=_results(frame["order_id"], explained)
