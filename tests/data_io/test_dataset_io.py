@@ -252,3 +252,11 @@ def test_a_bare_date_in_a_timestamp_column_is_local_midnight(tmp_path):
     created = load_dataset(f.write_csv(tmp_path / "d", data), tz=TZ).orders["created_at"]
     assert created.iloc[2] == pd.Timestamp("2024-03-02T16:00:00Z")
     assert created.iloc[3] == pd.Timestamp("2024-03-04T16:00:00.250Z")
+
+
+def test_a_space_before_the_offset_is_read(tmp_path):
+    # Arrow's fast ISO parser refuses this form; the pandas fallback reads it.
+    data = f.with_value(f.tables(), "orders", "created_at", 3, "2024-03-04T11:00:00 +08:00")
+    created = load_dataset(f.write_csv(tmp_path / "d", data), tz="UTC").orders["created_at"]
+    assert created.iloc[3] == pd.Timestamp("2024-03-04T03:00:00Z")
+    assert created.iloc[1] == pd.Timestamp("2024-03-02T09:30:00Z")  # zone-less: read in UTC
