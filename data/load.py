@@ -87,6 +87,40 @@ def _arrow_table(frame: pd.DataFrame, table: Table):
     return arrow
 
 
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write a text frame as UTF-8 CSV, missing values as empty fields.
+
+    Arrow's writer is about ten times faster than ``DataFrame.to_csv``; it is used when every
+    column is text or a number (other types would be formatted differently) and quotes every
+    text value only when some value holds a comma, a quote or a line break.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    try:
+        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowException, TypeError, ValueError):
+        arrow = None
+    plain = arrow is not None and all(
+        pa.types.is_string(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_null(t)
+        for t in arrow.schema.types
+    )
+    if not plain:
+        frame.to_csv(path, index=False, na_rep="", encoding="utf-8")
+        return
+    needs_quotes = any(
+        pc.any(pc.match_substring_regex(arrow.column(i), r'[",\r\n]')).as_py()
+        for i, t in enumerate(arrow.schema.types)
+        if pa.types.is_string(t)
+    )
+    options = pcsv.WriteOptions(quoting_style="needed" if needs_quotes else "none")
+    pcsv.write_csv(arrow, path, options)
+
+
 def write_dataset(dataset: Dataset, out: str | Path, fmt: Format = "csv") -> Path:
     """Write each present table as ``NAME.csv`` or ``NAME.parquet`` in the contract's format.
 
@@ -106,7 +140,7 @@ def write_dataset(dataset: Dataset, out: str | Path, fmt: Format = "csv") -> Pat
             stale.unlink()
         path = folder / f"{name}.{fmt}"
         if fmt == "csv":
-            _text_frame(frame, table).to_csv(path, index=False, na_rep="", encoding="utf-8")
+            _write_csv(_text_frame(frame, table), path)
         else:
             import pyarrow.parquet as pq
 

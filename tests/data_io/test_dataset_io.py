@@ -89,16 +89,44 @@ def test_csv_parquet_and_sqlite_load_to_identical_frames(dataset, tmp_path):
 
 
 def test_written_csv_is_in_the_contract_format(dataset, tmp_path):
+    import csv
+
     folder = write_dataset(dataset, tmp_path / "out")
-    lines = (folder / "orders.csv").read_text(encoding="utf-8").splitlines()
-    assert lines[0].startswith("order_id,customer_id,")
-    assert lines[1].startswith("00042,C1,P1,PL1,10.0,2024-03-01T00:00:00+00:00,2024-03-10,")
+    with open(folder / "orders.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][:3] == ["order_id", "customer_id", "product_id"]
+    assert rows[1][:10] == [
+        "00042",
+        "C1",
+        "P1",
+        "PL1",
+        "10",
+        "2024-03-01T00:00:00+00:00",
+        "2024-03-10",
+        "2024-03-12T10:00:00+00:00",
+        "",
+        "rush",
+    ]
     assert sorted(p.name for p in folder.iterdir()) == [
         "capacity.csv",
         "order_stages.csv",
         "orders.csv",
         "purchase_orders.csv",
     ]
+
+
+@pytest.mark.parametrize("text", ["ACME, Inc.", 'say "hi"', "two\nlines"])
+def test_text_that_needs_quoting_round_trips(dataset, tmp_path, text):
+    orders = dataset.orders.copy()
+    orders.loc[1, "customer_id"] = text
+    back = load_dataset(write_dataset(type(dataset)(orders=orders, tz=TZ), tmp_path / "d"), tz=TZ)
+    pd.testing.assert_frame_equal(back.orders, orders)
+
+
+def test_extra_columns_of_other_types_are_written(dataset, tmp_path):
+    orders = dataset.orders.assign(express=[True, False, True, False])
+    back = load_dataset(write_dataset(type(dataset)(orders=orders, tz=TZ), tmp_path / "d"), tz=TZ)
+    assert back.orders["express"].tolist() == ["True", "False", "True", "False"]
 
 
 def test_round_trip_without_optional_tables(dataset, tmp_path):
