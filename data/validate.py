@@ -124,8 +124,12 @@ class _Codes:
                 for m in self._group.get((table, column), ((table, column),))
                 if m[0] in self._tables and m[1] in self._tables[m[0]].columns
             ]
-            arrays = [self._tables[t][c].to_numpy() for t, c in members]
-            codes, uniques = pd.factorize(np.concatenate(arrays) if len(arrays) > 1 else arrays[0])
+            arrays = [self._tables[t][c] for t, c in members]
+            # A single column is factorised as a Series: aware timestamps stay int64 underneath.
+            if len(arrays) == 1:
+                codes, uniques = pd.factorize(arrays[0])
+            else:
+                codes, uniques = pd.factorize(np.concatenate([a.to_numpy() for a in arrays]))
             empty = np.flatnonzero(np.asarray(uniques, dtype=object) == "")
             empty_code = int(empty[0]) if len(empty) else -1
             start = 0
@@ -150,7 +154,7 @@ def _missing(frame: pd.DataFrame, column: Column) -> np.ndarray:
 
 
 def _check_values(table: Table, frame: pd.DataFrame, codes: _Codes) -> None:
-    keyed = {c for c in table.key} | {c.name for c in table.columns if c.unique}
+    keyed = set(table.key) | {c.name for c in table.columns if c.unique}
     for col in table.columns:
         if col.name not in frame.columns:
             continue
