@@ -13,7 +13,7 @@ with the largest *own* slip:
 The expected slip of a stage is learned from late deliveries and scaled up where the stage's SHAP
 contribution says this order's own signals point at it. Measured on simulated worlds (truly late
 orders among the top 200 by risk; the report of issue 5 has the figures): 20,000 orders 82%
-(largest SHAP stage alone 25%), 6,000 orders 71% (44%), the tests' 8,000-order world ~56% (32%).
+(largest SHAP stage alone 25%), 6,000 orders 71% (44%), the tests' 8,000-order world 64% (28%).
 """
 
 from __future__ import annotations
@@ -93,9 +93,8 @@ def likely_cause(
         return None
     so_far = own_slips(features[list(BEHIND_FEATURES)].to_numpy(dtype=np.float64))
     order = {s: i for i, s in enumerate(STAGES)}
-    current = features["current_stage"].map(order)
     # 'done' or unknown: every stage is finished as far as the data says.
-    position = current.fillna(len(STAGES)).to_numpy()[:, None]
+    position = np.array([order.get(v, len(STAGES)) for v in features["current_stage"]])[:, None]
     not_done = np.arange(len(STAGES))[None, :] >= position
     ahead = np.array([expected.get(s, 0.0) for s in STAGES])[None, :]
     if stage_shap is not None:

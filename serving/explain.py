@@ -41,6 +41,10 @@ FAST_SHAP_MIN_ROWS = 64
 """From this many rows on, the tabulated TreeSHAP (serving.treeshap) is used; below it LightGBM's
 own ``pred_contrib`` is cheaper than the kernel's fixed costs."""
 
+SMALL_ROWS = 64
+"""Up to this many rows, features are encoded value by value (``encode_small``): the model's
+column-by-column pandas encoding costs more than the prediction for a single order."""
+
 _FLAT_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _FLAT_LOCK = threading.Lock()
 
@@ -70,7 +74,9 @@ def feature_contributions(
 ) -> Contributions:
     """TreeSHAP values of each feature for each row (LightGBM's path-dependent TreeSHAP: the
     numbers of ``pred_contrib``, computed by the faster tabulated kernel for large batches)."""
-    encoded = model.encode(features)
+    encoded = (
+        encode_small(model, features) if len(features) <= SMALL_ROWS else model.encode(features)
+    )
     k = len(model.feature_names)
     if len(encoded) == 0:
         return Contributions(np.zeros((0, k)), np.zeros(0), list(model.feature_names))
@@ -83,6 +89,46 @@ def feature_contributions(
             model.booster.predict(encoded, pred_contrib=True, num_threads=num_threads or 1)
         ).reshape(len(encoded), k + 1)
     return Contributions(raw[:, :k], raw[:, k], list(model.feature_names))
+
+
+def encode_small(model: RiskModel, features: pd.DataFrame) -> np.ndarray:
+    """``model.encode`` for a few rows, with one pandas call instead of one per feature: the
+    same numbers (numbers as float64, categories as the model's fixed codes, unseen or
+    missing -> NaN)."""
+    names = model.feature_names
+    missing = [c for c in names if c not in features.columns]
+    if missing:
+        return model.encode(features)  # raises the model's own message
+    values = features[names].to_numpy(dtype=object)
+    out = np.full(values.shape, np.nan)
+    codes = _category_codes(model)
+    for j, name in enumerate(names):
+        lookup = codes.get(name)
+        for i, v in enumerate(values[:, j]):
+            if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
+                continue
+            if lookup is None:
+                out[i, j] = float(v)
+            else:
+                # Category codes compare as text, like RiskModel.encode ("7" and 7 alike).
+                code = lookup.get(v if isinstance(v, str) else str(v))
+                if code is not None:
+                    out[i, j] = code
+    return out
+
+
+_CODES_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _category_codes(model: RiskModel) -> dict[str, dict[str, int]]:
+    codes = _CODES_CACHE.get(model)
+    if codes is None:
+        codes = {
+            n: {lv: i for i, lv in enumerate(levels)}
+            for n, levels in model.categorical_levels.items()
+        }
+        _CODES_CACHE[model] = codes
+    return codes
 
 
 def stage_matrix(model: RiskModel) -> np.ndarray:
@@ -148,15 +194,17 @@ def reasons(
     n, k = contributions.shape
     if n == 0:
         return []
-    specs = {s["name"]: s for s in model.feature_specs}
-    templates = [_template(specs.get(name), name, lang) for name in model.feature_names]
-    # A sentence can only be said when the value and every context it names are known.
-    usable = np.ones((n, k), dtype=bool)
-    for j, (name, (_, fields)) in enumerate(zip(model.feature_names, templates, strict=True)):
-        usable[:, j] = features[name].notna().to_numpy()
+    templates = _templates(model, lang)
+    # A sentence can only be said when the value and every context it names are known; one
+    # notna over the frame, not one per feature (this runs for single-order requests too).
+    ctx_names = sorted({f for _, fields in templates for f in fields if f in features.columns})
+    known = features.reindex(columns=[*model.feature_names, *ctx_names]).notna().to_numpy()
+    usable = known[:, :k].copy()
+    ctx_pos = {name: k + i for i, name in enumerate(ctx_names)}
+    for j, (_, fields) in enumerate(templates):
         for field in fields:
-            if field in features.columns:
-                usable[:, j] &= features[field].notna().to_numpy()
+            if field in ctx_pos:
+                usable[:, j] &= known[:, ctx_pos[field]]
             else:
                 usable[:, j] = False
     score = np.where(usable & (contributions > 0), contributions, -np.inf)
@@ -171,6 +219,19 @@ def reasons(
         sentences[rows, slots] = _fill(text, fields, features, model.feature_names[j], rows)
     # Building the Python lists is string work, not arithmetic over orders: ~1 µs a row.
     return [[s for s in row if s is not None] for row in sentences]
+
+
+_TEMPLATE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _templates(model: RiskModel, lang: str) -> list[tuple[str, tuple[str, ...]]]:
+    """Each feature's sentence template in ``lang`` and the context fields it names (parsed
+    once per model and language)."""
+    per_model = _TEMPLATE_CACHE.setdefault(model, {})
+    if lang not in per_model:
+        specs = {s["name"]: s for s in model.feature_specs}
+        per_model[lang] = [_template(specs.get(n), n, lang) for n in model.feature_names]
+    return per_model[lang]
 
 
 def _template(spec: Mapping | None, name: str, lang: str) -> tuple[str, tuple[str, ...]]:

@@ -100,7 +100,7 @@ def flatten_booster(booster) -> FlatTrees:
     depth = max([1, *(len(p) for _, p in leaves)])
     n_leaves = len(leaves)
     path_node = np.zeros((n_leaves, depth), dtype=np.int32)
-    path_left = np.zeros((n_leaves, depth), dtype=np.bool_)
+    path_left = np.zeros((n_leaves, depth), dtype=np.uint8)
     path_slot = np.zeros((n_leaves, depth), dtype=np.int32)
     leaf_depth = np.zeros(n_leaves, dtype=np.int32)
     leaf_k = np.zeros(n_leaves, dtype=np.int32)
@@ -317,25 +317,29 @@ def _kernels() -> dict:
         tables,
         out,
     ):
-        # Blocks of rows in parallel; within a block, tree by tree, so that one tree's tables
-        # stay in cache while every row of the block uses them (random access across all
-        # trees' tables per row was the bottleneck).
-        n_rows = X.shape[0]
+        # Blocks of rows in parallel; within a block, tree by tree and leaf by leaf with the
+        # rows innermost: one tree's tables stay in cache for the whole block, and the inner
+        # loops are branch-free over rows (which side a row takes is unpredictable: branching
+        # on it per row and leaf was the main cost of a row-by-row kernel).
+        n_rows, n_features = X.shape
         n_trees = len(tree_node_start) - 1
-        block = 128
+        block = 256
         n_blocks = (n_rows + block - 1) // block
         for b in numba.prange(n_blocks):
             lo = b * block
-            hi = min(n_rows, lo + block)
-            left = np.empty(max_nodes, dtype=np.bool_)
+            nb = min(n_rows, lo + block) - lo
+            xt = np.ascontiguousarray(X[lo : lo + nb].T)
+            left = np.empty((max_nodes, nb), dtype=np.int64)
+            mask = np.empty(nb, dtype=np.int64)
+            acc = np.zeros((n_features, nb))
             for t in range(n_trees):
                 base = tree_node_start[t]
-                n_nodes = tree_node_start[t + 1] - base
-                for r in range(lo, hi):
-                    for j in range(n_nodes):
-                        n = base + j
-                        left[j] = goes_left(
-                            X[r, node_feature[n]],
+                for j in range(tree_node_start[t + 1] - base):
+                    n = base + j
+                    f = node_feature[n]
+                    for r in range(nb):
+                        left[j, r] = goes_left(
+                            xt[f, r],
                             n,
                             node_threshold,
                             node_is_cat,
@@ -344,17 +348,27 @@ def _kernels() -> dict:
                             node_cat_start,
                             cat_values,
                         )
-                    for li in range(tree_leaf_start[t], tree_leaf_start[t + 1]):
-                        k = leaf_k[li]
-                        if k == 0:
-                            continue
-                        mask = (1 << k) - 1
-                        for p in range(leaf_depth[li]):
-                            if left[path_node[li, p]] != path_left[li, p]:
-                                mask &= ~(1 << path_slot[li, p])
-                        start = table_start[li] + mask * k
-                        for s in range(k):
-                            out[r, leaf_features[li, s]] += tables[start + s]
+                for li in range(tree_leaf_start[t], tree_leaf_start[t + 1]):
+                    k = leaf_k[li]
+                    if k == 0:
+                        continue
+                    full = (1 << k) - 1
+                    for r in range(nb):
+                        mask[r] = full
+                    for p in range(leaf_depth[li]):
+                        node = path_node[li, p]
+                        d = np.int64(path_left[li, p])
+                        sh = path_slot[li, p]
+                        for r in range(nb):
+                            mask[r] &= ~((left[node, r] ^ d) << sh)
+                    start = table_start[li]
+                    for s in range(k):
+                        f = leaf_features[li, s]
+                        for r in range(nb):
+                            acc[f, r] += tables[start + mask[r] * k + s]
+            for r in range(nb):
+                for f in range(n_features):
+                    out[lo + r, f] = acc[f, r]
 
     _KERNELS.update(fill_tables=fill_tables, explain=explain)
     return _KERNELS

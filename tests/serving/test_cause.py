@@ -44,7 +44,8 @@ def test_a_stage_not_finished_adds_its_expected_slip():
 def test_top_stage_names_the_true_cause_for_most_late_orders(served):
     """Among truly late orders in the top 200 by risk, how often top_stage is the simulator's
     ground-truth cause (the stage that slipped most against its plan). Seen on this world:
-    ~0.7 with slips learned from history, ~0.4 for the largest SHAP stage alone."""
+    64% of 102 with slips learned from history, 28% for the largest SHAP stage alone (82% vs
+    25% on a 20,000-order world); the bound is conservative."""
     from features.build import open_order_features
 
     truth = served.world.ground_truth.set_index("order_id")
@@ -60,5 +61,5 @@ def test_top_stage_names_the_true_cause_for_most_late_orders(served):
         f"top_stage = true cause: {agreement:.1%} of {len(late)} late orders in the top 200 "
         f"(largest SHAP stage alone: {shap_agreement:.1%})"
     )
-    assert agreement >= 0.55
-    assert agreement > shap_agreement
+    assert agreement >= 0.5
+    assert agreement > shap_agreement + 0.15

@@ -142,3 +142,17 @@ def test_run_store_round_trip_and_all_or_nothing(served, tmp_path):
             data_fingerprint="f",
         )
     assert latest_run(tmp_path).run_id == info.run_id  # the failed run left nothing behind
+
+
+def test_small_encoding_equals_the_models(served, features):
+    from serving.explain import encode_small
+
+    rm = served.loaded.risk_model
+    expected = rm.encode(features)
+    got = np.vstack(
+        [encode_small(rm, features.iloc[i : i + 7]) for i in range(0, len(features), 7)]
+    )
+    np.testing.assert_array_equal(got, expected)
+    odd = features.head(3).copy()
+    odd[rm.categorical_features[0]] = ["never-seen", None, np.nan]
+    np.testing.assert_array_equal(encode_small(rm, odd), rm.encode(odd))

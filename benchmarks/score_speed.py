@@ -1,0 +1,139 @@
+"""How fast is a scoring run? Prints `otd-risk score` for 100,000 open orders end to end,
+explanations included (target < 30 s), with where the time goes.
+
+Setup (not timed): a champion trained by `train_model` on a 20,000-order simulated world in a
+temporary project home, and a busy 30-day world in which --open orders are open at once, written
+as Parquet. Then `otd-risk score --data DIR --out FILE` runs as a subprocess and is timed, and the
+same steps are timed one by one in process.
+Run: /work/venv/bin/python benchmarks/score_speed.py [--open N] [--home DIR]
+The machine has 2 cores shared with other work: figures vary with the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+OTD_RISK = Path(sys.executable).with_name("otd-risk")
+
+
+def prepare_home(home: Path, n_open: int) -> tuple[Path, dict[str, str]]:
+    """A project home with a champion and a busy world of ``n_open`` open orders (reused when
+    already there). Returns the world's folder and the environment for the CLI."""
+    from data.load import load_dataset
+    from data.scenario import Scenario
+    from data.simulate import simulate, write_world
+    from otd_risk.settings import Settings
+    from training.registry import champion_version
+
+    home = home.resolve()
+    settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    world_dir = home / f"busy_{n_open}"
+    if champion_version(settings) is None:
+        from training.train import train_model
+
+        t0 = time.perf_counter()
+        train_dir = write_world(simulate(20_000, seed=3), home / "train_world", fmt="parquet")
+        dataset = load_dataset(train_dir, tz="UTC", capacity_horizon_days=14)
+        train_model(dataset, settings=settings)
+        print(f"setup: trained the champion on 20,000 orders in {time.perf_counter() - t0:.0f} s")
+    if not (world_dir / "orders.parquet").exists():
+        t0 = time.perf_counter()
+        # A short, busy world (30 days of intake): about half its orders are open at the end.
+        busy = simulate(int(n_open * 2.1), seed=2, scenario=Scenario(days=30))
+        write_world(busy, world_dir, as_of=busy.full.orders["created_at"].max(), fmt="parquet")
+        print(f"setup: wrote the busy world in {time.perf_counter() - t0:.0f} s")
+    env = {
+        **os.environ,
+        "OTD_RISK_HOME": str(home),
+        "OTD_RISK_MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return world_dir, env
+
+
+def time_cli(world_dir: Path, env: dict[str, str], out: Path) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(
+        [str(OTD_RISK), "score", "--data", str(world_dir), "--out", str(out)],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - t0
+
+
+def time_steps(world_dir: Path, home: Path) -> None:
+    """The same work step by step, in this process."""
+    from data.dataset import open_orders
+    from data.load import load_dataset
+    from features.build import build_features
+    from otd_risk.settings import Settings
+    from serving.cause import expected_stage_slips
+    from serving.explain import explain, prepare_fast_shap
+    from serving.scoring import record_scoring_run, score_open_orders, write_ranked
+    from training.registry import load_champion
+
+    settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    laps: list[tuple[str, float]] = []
+
+    def lap(name: str, t0: float) -> None:
+        laps.append((name, time.perf_counter() - t0))
+
+    t0 = time.perf_counter()
+    dataset = load_dataset(world_dir, tz="UTC", capacity_horizon_days=14)
+    lap("load the dataset", t0)
+    t0 = time.perf_counter()
+    model = load_champion(settings)
+    prepare_fast_shap(model.risk_model)
+    lap("load the champion + tabulate TreeSHAP", t0)
+    t = dataset.snapshot_time()
+    t0 = time.perf_counter()
+    feats = build_features(dataset, open_orders(dataset.orders, t), t)
+    lap(f"features of {len(feats):,} open orders", t0)
+    t0 = time.perf_counter()
+    expected = expected_stage_slips(dataset, t)
+    explained = explain(model.risk_model, feats, num_threads=2, expected_slips=expected)
+    lap(f"explain {len(explained):,} orders (TreeSHAP, stages, cause, reasons)", t0)
+    t0 = time.perf_counter()
+    scores = score_open_orders(dataset, t, model)
+    lap("score_open_orders (features + explain + rank)", t0)
+    t0 = time.perf_counter()
+    write_ranked(scores, home / "scores_step.parquet")
+    lap("write parquet", t0)
+    t0 = time.perf_counter()
+    record_scoring_run(settings, scores, model=model, as_of=t, dataset=dataset)
+    lap("record the run (SQLite, one transaction)", t0)
+    for name, seconds in laps:
+        print(f"  {name:<58} {seconds:6.2f} s")
+    rm = model.risk_model
+    print(f"  model: {rm.booster.num_trees()} trees, {len(rm.feature_names)} features")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--open", type=int, default=100_000, help="open orders to score")
+    parser.add_argument("--home", type=Path, default=None, help="keep the setup here")
+    args = parser.parse_args()
+    home = args.home or Path(tempfile.mkdtemp(prefix="otd-score-bench-"))
+    world_dir, env = prepare_home(home, args.open)
+    out = home / "at-risk.parquet"
+    seconds = time_cli(world_dir, env, out)
+    import pandas as pd
+
+    n = len(pd.read_parquet(out, columns=["order_id"]))
+    print(
+        f"otd-risk score: {n:,} open orders end to end (load, features, explanations, write, "
+        f"record) in {seconds:.1f} s (target < 30 s); {os.cpu_count()} cores, shared"
+    )
+    print("steps in process:")
+    time_steps(world_dir, home.resolve())
+
+
+if __name__ == "__main__":
+    main()
