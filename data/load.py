@@ -79,7 +79,17 @@ def _arrow_table(frame: pd.DataFrame, table: Table):
     """The table as a pyarrow Table: timestamps as UTC instants, dates as ``date32``."""
     import pyarrow as pa
 
-    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    try:
+        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        # An extra column mixing Python types (say ints and text) has no Parquet type: its
+        # values are written as text, as a CSV would hold them.
+        mixed = {
+            c: frame[c].where(frame[c].isna(), frame[c].astype(str))
+            for c in frame.columns
+            if frame[c].dtype == object and c not in table.column_names
+        }
+        arrow = pa.Table.from_pandas(frame.assign(**mixed), preserve_index=False)
     for col in table.columns_of_kind("date"):
         if col in frame.columns and pa.types.is_timestamp(arrow.schema.field(col).type):
             i = arrow.schema.get_field_index(col)

@@ -288,3 +288,11 @@ def test_a_space_before_the_offset_is_read(tmp_path):
     created = load_dataset(f.write_csv(tmp_path / "d", data), tz="UTC").orders["created_at"]
     assert created.iloc[3] == pd.Timestamp("2024-03-04T03:00:00Z")
     assert created.iloc[1] == pd.Timestamp("2024-03-02T09:30:00Z")  # zone-less: read in UTC
+
+
+def test_an_extra_column_of_mixed_types_is_written_to_parquet_as_text(dataset, tmp_path):
+    orders = dataset.orders.assign(ref=[1, "A-2", None, 4.5])
+    folder = write_dataset(type(dataset)(orders=orders, tz=TZ), tmp_path / "d", "parquet")
+    back = load_dataset(folder, tz=TZ)
+    assert back.orders["ref"].tolist()[:2] == ["1", "A-2"]
+    assert back.orders["ref"].iloc[3] == "4.5" and pd.isna(back.orders["ref"].iloc[2])
