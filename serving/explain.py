@@ -37,9 +37,6 @@ from training.model import RiskModel
 
 EXPLANATION_COLUMNS: tuple[str, ...] = ("risk", *STAGE_COLUMNS, "top_stage", "reasons")
 N_REASONS = 3
-FAST_SHAP_MIN_ROWS = 64
-"""From this many rows on, the tabulated TreeSHAP (serving.treeshap) is used; below it LightGBM's
-own ``pred_contrib`` is cheaper than the kernel's fixed costs."""
 
 SMALL_ROWS = 64
 """Up to this many rows, features are encoded value by value (``encode_small``): the model's
@@ -80,14 +77,9 @@ def feature_contributions(
     k = len(model.feature_names)
     if len(encoded) == 0:
         return Contributions(np.zeros((0, k)), np.zeros(0), list(model.feature_names))
-    if len(encoded) >= FAST_SHAP_MIN_ROWS:
-        from serving.treeshap import shap_values
+    from serving.treeshap import shap_values
 
-        raw = shap_values(_flat_trees(model), encoded, num_threads=num_threads or 2)
-    else:
-        raw = np.asarray(
-            model.booster.predict(encoded, pred_contrib=True, num_threads=num_threads or 1)
-        ).reshape(len(encoded), k + 1)
+    raw = shap_values(_flat_trees(model), encoded, num_threads=num_threads or 2)
     return Contributions(raw[:, :k], raw[:, k], list(model.feature_names))
 
 

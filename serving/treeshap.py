@@ -15,11 +15,15 @@ package reproduces in turn; routing is tested against ``pred_leaf``.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
+PARALLEL_MIN_ROWS = 512
+"""Below this many rows one thread does it: waking the thread pool costs more (~5 ms)."""
+_PARALLEL_LOCK = threading.Lock()
 _MISSING_CODES = {"None": MISSING_NONE, "Zero": MISSING_ZERO, "NaN": MISSING_NAN}
 _ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold
 
@@ -167,37 +171,29 @@ def shap_values(flat: FlatTrees, X: np.ndarray, num_threads: int | None = None) 
     out = np.zeros((len(X), flat.n_features + 1), dtype=np.float64)
     if len(X) == 0:
         return out
-    import numba
-
     kernels = _kernels()
-    previous = numba.get_num_threads()
-    if num_threads:
-        numba.set_num_threads(min(num_threads, numba.config.NUMBA_NUM_THREADS))
-    try:
-        kernels["explain"](
-            X,
-            flat.max_nodes,
-            flat.tree_node_start,
-            flat.tree_leaf_start,
-            flat.node_feature,
-            flat.node_threshold,
-            flat.node_is_cat,
-            flat.node_missing,
-            flat.node_default_left,
-            flat.node_cat_start,
-            flat.cat_values,
-            flat.leaf_depth,
-            flat.path_node,
-            flat.path_left,
-            flat.path_slot,
-            flat.leaf_k,
-            flat.leaf_features,
-            flat.table_start,
-            flat.tables,
-            out,
-        )
-    finally:
-        numba.set_num_threads(previous)
+    args = (
+        X, flat.max_nodes, flat.tree_node_start, flat.tree_leaf_start, flat.node_feature,
+        flat.node_threshold, flat.node_is_cat, flat.node_missing, flat.node_default_left,
+        flat.node_cat_start, flat.cat_values, flat.leaf_depth, flat.path_node, flat.path_left,
+        flat.path_slot, flat.leaf_k, flat.leaf_features, flat.table_start, flat.tables, out,
+    )  # fmt: skip
+    threads = num_threads or 1
+    if threads <= 1 or len(X) <= PARALLEL_MIN_ROWS:
+        # On the calling thread without the GIL: many server threads may do this at once.
+        kernels["explain_serial"](*args)
+    else:
+        import numba
+
+        # numba's default thread pool (workqueue) must not be entered from two threads at
+        # once: large batches take turns.
+        with _PARALLEL_LOCK:
+            previous = numba.get_num_threads()
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            try:
+                kernels["explain"](*args)
+            finally:
+                numba.set_num_threads(previous)
     out[:, -1] = flat.expected_value
     return out
 
@@ -226,4 +222,8 @@ def _kernels() -> dict:
     """The numba kernels (imported on first use, never at import of this module)."""
     from serving import treeshap_kernels
 
-    return {"fill_tables": treeshap_kernels.fill_tables, "explain": treeshap_kernels.explain}
+    return {
+        "fill_tables": treeshap_kernels.fill_tables,
+        "explain": treeshap_kernels.explain,
+        "explain_serial": treeshap_kernels.explain_serial,
+    }

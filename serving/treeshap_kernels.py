@@ -73,6 +73,84 @@ def goes_left(
     return x <= node_threshold[n]
 
 
+BLOCK = 256
+"""Rows explained together: one tree's tables stay in cache while every row of the block uses
+them."""
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def explain_block(
+    lo,
+    nb,
+    X,
+    max_nodes,
+    tree_node_start,
+    tree_leaf_start,
+    node_feature,
+    node_threshold,
+    node_is_cat,
+    node_missing,
+    node_default_left,
+    node_cat_start,
+    cat_values,
+    leaf_depth,
+    path_node,
+    path_left,
+    path_slot,
+    leaf_k,
+    leaf_features,
+    table_start,
+    tables,
+    out,
+):
+    # Tree by tree and leaf by leaf with the rows innermost: the inner loops are branch-free over
+    # rows (which side a row takes is unpredictable: branching on it per row and leaf was the
+    # main cost of a row-by-row kernel).
+    n_features = X.shape[1]
+    n_trees = len(tree_node_start) - 1
+    xt = np.ascontiguousarray(X[lo : lo + nb].T)
+    left = np.empty((max_nodes, nb), dtype=np.int64)
+    mask = np.empty(nb, dtype=np.int64)
+    acc = np.zeros((n_features, nb))
+    for t in range(n_trees):
+        base = tree_node_start[t]
+        for j in range(tree_node_start[t + 1] - base):
+            n = base + j
+            f = node_feature[n]
+            for r in range(nb):
+                left[j, r] = goes_left(
+                    xt[f, r],
+                    n,
+                    node_threshold,
+                    node_is_cat,
+                    node_missing,
+                    node_default_left,
+                    node_cat_start,
+                    cat_values,
+                )
+        for li in range(tree_leaf_start[t], tree_leaf_start[t + 1]):
+            k = leaf_k[li]
+            if k == 0:
+                continue
+            full = (1 << k) - 1
+            for r in range(nb):
+                mask[r] = full
+            for p in range(leaf_depth[li]):
+                node = path_node[li, p]
+                d = np.int64(path_left[li, p])
+                sh = path_slot[li, p]
+                for r in range(nb):
+                    mask[r] &= ~((left[node, r] ^ d) << sh)
+            start = table_start[li]
+            for s in range(k):
+                f = leaf_features[li, s]
+                for r in range(nb):
+                    acc[f, r] += tables[start + mask[r] * k + s]
+    for r in range(nb):
+        for f in range(n_features):
+            out[lo + r, f] = acc[f, r]
+
+
 @numba.njit(parallel=True, cache=True)
 def explain(
     X,
@@ -96,55 +174,86 @@ def explain(
     tables,
     out,
 ):
-    # Blocks of rows in parallel; within a block, tree by tree and leaf by leaf with the
-    # rows innermost: one tree's tables stay in cache for the whole block, and the inner
-    # loops are branch-free over rows (which side a row takes is unpredictable: branching
-    # on it per row and leaf was the main cost of a row-by-row kernel).
-    n_rows, n_features = X.shape
-    n_trees = len(tree_node_start) - 1
-    block = 256
-    n_blocks = (n_rows + block - 1) // block
+    """Blocks of rows in parallel (numba's thread pool: call it from one thread at a time)."""
+    n_blocks = (X.shape[0] + BLOCK - 1) // BLOCK
     for b in numba.prange(n_blocks):
-        lo = b * block
-        nb = min(n_rows, lo + block) - lo
-        xt = np.ascontiguousarray(X[lo : lo + nb].T)
-        left = np.empty((max_nodes, nb), dtype=np.int64)
-        mask = np.empty(nb, dtype=np.int64)
-        acc = np.zeros((n_features, nb))
-        for t in range(n_trees):
-            base = tree_node_start[t]
-            for j in range(tree_node_start[t + 1] - base):
-                n = base + j
-                f = node_feature[n]
-                for r in range(nb):
-                    left[j, r] = goes_left(
-                        xt[f, r],
-                        n,
-                        node_threshold,
-                        node_is_cat,
-                        node_missing,
-                        node_default_left,
-                        node_cat_start,
-                        cat_values,
-                    )
-            for li in range(tree_leaf_start[t], tree_leaf_start[t + 1]):
-                k = leaf_k[li]
-                if k == 0:
-                    continue
-                full = (1 << k) - 1
-                for r in range(nb):
-                    mask[r] = full
-                for p in range(leaf_depth[li]):
-                    node = path_node[li, p]
-                    d = np.int64(path_left[li, p])
-                    sh = path_slot[li, p]
-                    for r in range(nb):
-                        mask[r] &= ~((left[node, r] ^ d) << sh)
-                start = table_start[li]
-                for s in range(k):
-                    f = leaf_features[li, s]
-                    for r in range(nb):
-                        acc[f, r] += tables[start + mask[r] * k + s]
-        for r in range(nb):
-            for f in range(n_features):
-                out[lo + r, f] = acc[f, r]
+        lo = b * BLOCK
+        nb = min(X.shape[0], lo + BLOCK) - lo
+        explain_block(
+            lo,
+            nb,
+            X,
+            max_nodes,
+            tree_node_start,
+            tree_leaf_start,
+            node_feature,
+            node_threshold,
+            node_is_cat,
+            node_missing,
+            node_default_left,
+            node_cat_start,
+            cat_values,
+            leaf_depth,
+            path_node,
+            path_left,
+            path_slot,
+            leaf_k,
+            leaf_features,
+            table_start,
+            tables,
+            out,
+        )
+
+
+@numba.njit(nogil=True, cache=True)
+def explain_serial(
+    X,
+    max_nodes,
+    tree_node_start,
+    tree_leaf_start,
+    node_feature,
+    node_threshold,
+    node_is_cat,
+    node_missing,
+    node_default_left,
+    node_cat_start,
+    cat_values,
+    leaf_depth,
+    path_node,
+    path_left,
+    path_slot,
+    leaf_k,
+    leaf_features,
+    table_start,
+    tables,
+    out,
+):
+    """The same on the calling thread, without the GIL: safe from many threads at once."""
+    n_blocks = (X.shape[0] + BLOCK - 1) // BLOCK
+    for b in range(n_blocks):
+        lo = b * BLOCK
+        nb = min(X.shape[0], lo + BLOCK) - lo
+        explain_block(
+            lo,
+            nb,
+            X,
+            max_nodes,
+            tree_node_start,
+            tree_leaf_start,
+            node_feature,
+            node_threshold,
+            node_is_cat,
+            node_missing,
+            node_default_left,
+            node_cat_start,
+            cat_values,
+            leaf_depth,
+            path_node,
+            path_left,
+            path_slot,
+            leaf_k,
+            leaf_features,
+            table_start,
+            tables,
+            out,
+        )

@@ -1,0 +1,89 @@
+"""The serving commands: score (file + recorded run), keys create/list/revoke."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from otd_risk.cli import app
+from otd_risk.settings import get_settings
+from serving.columns import RANKED_COLUMNS
+from serving.runs import latest_run
+
+
+@pytest.fixture
+def cli_env(served, monkeypatch, tmp_path):
+    """A copy of the served home (runs recorded here do not change what other tests see)."""
+    home = tmp_path / "home"
+    shutil.copytree(served.settings.home, home)
+    monkeypatch.setenv("OTD_RISK_HOME", str(home))
+    monkeypatch.setenv("OTD_RISK_MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+def test_score_writes_the_file_and_records_the_run(served, cli_env, tmp_path):
+    before = latest_run(cli_env)
+    out = tmp_path / "at-risk.csv"
+    result = CliRunner().invoke(app, ["score", "--data", served.settings.data, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == list(RANKED_COLUMNS)
+    assert frame["order_id"].tolist() == served.scores["order_id"].tolist()
+    run = latest_run(cli_env)
+    assert run.run_id != before.run_id and run.n_scored == len(frame)
+    assert run.as_of == served.dataset.snapshot_time().to_pydatetime()
+    assert run.data_fingerprint == served.dataset.fingerprint()
+
+
+def test_score_as_of_and_format(served, cli_env, tmp_path):
+    out = tmp_path / "at-risk.out"
+    t = (served.dataset.snapshot_time() - pd.Timedelta(days=10)).isoformat()
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--data",
+            served.settings.data,
+            "--as-of",
+            t,
+            "--out",
+            str(out),
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_json(out)
+    assert list(frame.columns) == list(RANKED_COLUMNS)
+    assert latest_run(cli_env).as_of == pd.Timestamp(t).to_pydatetime()
+
+
+def test_score_refuses_an_unknown_format(served, cli_env, tmp_path):
+    result = CliRunner().invoke(
+        app, ["score", "--data", served.settings.data, "--out", str(tmp_path / "x.doc")]
+    )
+    assert result.exit_code == 2
+    assert "csv, parquet, xlsx, json" in result.output
+
+
+def test_keys_commands(cli_env):
+    runner = CliRunner()
+    created = runner.invoke(app, ["keys", "create", "--role", "admin", "--name", "ops"])
+    assert created.exit_code == 0, created.output
+    key = created.output.split()[-1]
+    assert key.startswith("otd_")
+    key_id = key.split("_")[1]
+    listed = runner.invoke(app, ["keys", "list"], env={"COLUMNS": "200"})
+    assert key_id in listed.output and key not in listed.output
+    revoked = runner.invoke(app, ["keys", "revoke", key_id])
+    assert revoked.exit_code == 0 and key_id in revoked.output
+    assert runner.invoke(app, ["keys", "revoke", "nope"]).exit_code == 2
+    bad = runner.invoke(app, ["keys", "create", "--role", "root"])
+    assert bad.exit_code == 2 and "reader, admin" in bad.output
+    assert os.environ["OTD_RISK_HOME"] == str(cli_env)
