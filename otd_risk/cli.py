@@ -30,6 +30,18 @@ COMMAND_MODULES = (
     "otd_risk.commands.train_cmds",
 )
 
+
+@app.callback()
+def _quiet_libraries() -> None:
+    """Keep the terminal for otd-risk's own output: MLflow's progress bars and its advice on
+    pickled models (ours holds only a booster file and JSON) would bury it."""
+    import os
+
+    # Read by MLflow when it is first imported (the commands import it lazily, after this).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+
+
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 

@@ -41,7 +41,7 @@ def run_demo(
     """Simulate ``n_orders`` orders, train and register a model, score every open order."""
     from data.load import load_dataset
     from data.simulate import simulate, write_world
-    from serving.scoring import record_scoring_run, score_open_orders
+    from serving.scoring import record_scoring_run, score_with_features, write_ranked
     from training.registry import load_champion
     from training.train import train_model
 
@@ -65,10 +65,12 @@ def run_demo(
     step("Scoring the open orders with the champion")
     model = load_champion(settings)
     as_of = dataset.snapshot_time()
-    scores = score_open_orders(dataset, as_of, model)
-    record_scoring_run(settings, scores, model=model, as_of=as_of, dataset=dataset)
+    scores, features = score_with_features(dataset, as_of, model)
+    record_scoring_run(
+        settings, scores, model=model, as_of=as_of, dataset=dataset, features=features
+    )
     scores_path = home / "demo" / "at-risk.csv"
-    scores.to_csv(scores_path, index=False)
+    write_ranked(scores, scores_path)
 
     outcomes = world.ground_truth
     return DemoResult(

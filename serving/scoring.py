@@ -53,11 +53,25 @@ def score_open_orders(
 ) -> pd.DataFrame:
     """Every order open at ``as_of`` (default: the dataset's snapshot time), ranked by risk
     (rank 1 = most likely late), with columns exactly ``RANKED_COLUMNS``."""
+    return score_with_features(dataset, as_of, model, lang=lang, num_threads=num_threads)[0]
+
+
+def score_with_features(
+    dataset: Dataset,
+    as_of: object | None,
+    model: LoadedModelLike,
+    *,
+    lang: str = "en",
+    num_threads: int = 2,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`score_open_orders` plus the model's input features of each scored order (indexed
+    by order_id), which the scoring log keeps for monitoring."""
     t = dataset.as_of(as_of)
     risk_model = model.risk_model
     orders = open_orders(dataset.orders, t)
     if orders.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in RANKED_COLUMNS})
+        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in RANKED_COLUMNS})
+        return empty, pd.DataFrame(columns=risk_model.feature_names)
     features = build_features(
         dataset, orders, t, extra_order_columns=model_extra_columns(risk_model, dataset)
     )
@@ -78,7 +92,7 @@ def score_open_orders(
         ["risk", "due_date", "order_id"], ascending=[False, True, True], kind="stable"
     ).reset_index(drop=True)
     ranked["rank"] = np.arange(1, len(ranked) + 1)
-    return ranked[list(RANKED_COLUMNS)]
+    return ranked[list(RANKED_COLUMNS)], features[risk_model.feature_names]
 
 
 def record_scoring_run(
@@ -88,9 +102,21 @@ def record_scoring_run(
     model: LoadedModelLike,
     as_of: object,
     dataset: Dataset,
+    features: pd.DataFrame | None = None,
 ) -> RunInfo:
     """Record a scoring run under the project home (all of it or nothing); the API then serves
-    it as the latest run."""
+    it as the latest run. With ``features``, the run's inputs and risks also go to the scoring
+    log (``settings.scoring_log``) that monitoring reads."""
+    if features is not None:
+        log_scoring_inputs(
+            settings,
+            scores,
+            features,
+            model=model,
+            as_of=dataset.as_of(as_of),
+            source=str(dataset.source or ""),
+            fingerprint=dataset.fingerprint(),
+        )
     return record_run(
         settings.ensure_home(),
         scores,
@@ -101,6 +127,29 @@ def record_scoring_run(
         data_source=str(dataset.source or ""),
         n_open=len(scores),
     )
+
+
+def log_scoring_inputs(
+    settings,
+    scores: pd.DataFrame,
+    features: pd.DataFrame,
+    *,
+    model: LoadedModelLike,
+    as_of: pd.Timestamp,
+    source: str = "",
+    fingerprint: str = "",
+) -> str:
+    """Store what a scoring run saw and said (features, risk, top stage) in the scoring log;
+    atomic: a failure leaves no half-written run. Returns the log's run id."""
+    from data.scoring_log import RunMeta, ScoringLog
+
+    said = scores.set_index("order_id")[["risk", "top_stage"]]
+    frame = features.join(said, how="inner").rename_axis("order_id").reset_index()
+    log = ScoringLog(settings.scoring_log)
+    meta = RunMeta(
+        as_of=as_of, model_version=str(model.version), source=source, data_fingerprint=fingerprint
+    )
+    return log.log_run(meta, frame)
 
 
 def write_ranked(scores: pd.DataFrame, out: Path, fmt: str | None = None) -> Path:
@@ -180,7 +229,9 @@ def run_scoring(
     )
     model = load_champion(settings)
     t = dataset.as_of(as_of)
-    scores = score_open_orders(dataset, t, model, lang=lang or settings.default_lang)
+    scores, features = score_with_features(dataset, t, model, lang=lang or settings.default_lang)
     write_ranked(scores, out, fmt)
-    run = record_scoring_run(settings, scores, model=model, as_of=t, dataset=dataset)
+    run = record_scoring_run(
+        settings, scores, model=model, as_of=t, dataset=dataset, features=features
+    )
     return ScoreResult(run=run, out=out, scores=scores)

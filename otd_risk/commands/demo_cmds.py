@@ -24,7 +24,7 @@ def demo(
 
         def step(message: str) -> None:
             status.update(message)
-            console.log(message)
+            console.print(f"[dim]•[/] {message}")
 
         result = run_demo(settings, n_orders=orders, seed=seed, step=step)
 
@@ -47,10 +47,10 @@ def demo(
     console.print(metrics)
 
     top = Table(title=f"Top 10 of {result.n_open:,} open orders by risk")
-    for col in ("rank", "order_id", "risk", "top_stage", "plant_id", "due_date", "reasons"):
+    for col in ("rank", "order_id", "risk", "top_stage", "plant_id", "due_date", "main reason"):
         top.add_column(col, overflow="fold")
     for row in result.top.itertuples(index=False):
-        reasons = row.reasons if isinstance(row.reasons, str) else "; ".join(row.reasons)
+        reasons = [row.reasons] if isinstance(row.reasons, str) else list(row.reasons)
         top.add_row(
             str(row.rank),
             str(row.order_id),
@@ -58,7 +58,7 @@ def demo(
             str(row.top_stage),
             str(row.plant_id),
             str(row.due_date)[:10],
-            reasons,
+            reasons[0] if reasons else "",
         )
     console.print(top)
 
