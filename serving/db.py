@@ -36,12 +36,19 @@ def _engine_for(path: str) -> Engine:
 
 
 def serving_engine(home: Path) -> Engine:
-    """The engine of the serving store (the home is created on first use, not at import)."""
-    home = home.resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    """The engine of the serving store, its tables created (the home is created on first use,
+    never at import)."""
+    return _ready_engine(str(serving_db_path(home)))
+
+
+@lru_cache(maxsize=8)
+def _ready_engine(path: str) -> Engine:
+    # Once per database and process: create_all checks every table with a query, which cost
+    # milliseconds when it ran on each API request.
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     # The tables are declared in these modules; importing them registers them on METADATA.
     from serving import keys, runs  # noqa: F401
 
-    engine = _engine_for(str(serving_db_path(home)))
+    engine = _engine_for(path)
     METADATA.create_all(engine)
     return engine
