@@ -22,12 +22,13 @@ app = typer.Typer(
 # One module per area; each defines ``register(app)``.
 COMMAND_MODULES = (
     "otd_risk.commands.demo_cmds",
+    "otd_risk.commands.sim_cmds",
     "otd_risk.commands.data_cmds",
     "otd_risk.commands.import_cmds",
-    "otd_risk.commands.sim_cmds",
     "otd_risk.commands.feature_cmds",
-    "otd_risk.commands.serve_cmds",
     "otd_risk.commands.train_cmds",
+    "otd_risk.commands.serve_cmds",
+    "otd_risk.commands.monitor_cmds",
 )
 
 

@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from otd_risk.settings import Settings, get_settings
 from serving.errors import install_error_handlers
 from serving.metrics import Metrics, install_metrics
-from serving.routers import health, model, orders, page, risk, webhooks
+from serving.routers import health, model, monitoring, orders, page, risk, webhooks
 from serving.state import ServingState
 from serving.webhooks import start_webhook_worker
 
@@ -39,6 +39,7 @@ TAGS = [
         "description": "The latest scoring run's ranked list; one order's full explanation.",
     },
     {"name": "model", "description": "The served model; reload the champion (admin)."},
+    {"name": "monitoring", "description": "Drift and realised accuracy (`otd-risk monitor`)."},
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics (no key)."},
 ]
 
@@ -102,7 +103,7 @@ def create_app(settings: Settings | None = None, options: ServeOptions | None = 
     app.state.on_model_swap = on_model_swap
     install_error_handlers(app)
     install_metrics(app, metrics)
-    for module in (health, risk, orders, model, webhooks, page):
+    for module in (health, risk, orders, model, monitoring, webhooks, page):
         app.include_router(module.router)
     return app
 

@@ -24,6 +24,8 @@ from otd_risk.settings import Settings
 from training.baselines import LogisticBaseline, PlannerRule
 from training.evaluate import flat_metrics, metrics_by_horizon
 from training.fit import DEFAULT_LGBM_PARAMS, fit_risk_model, time_split
+from training.model import RiskModel
+from training.reference import open_order_reference
 
 Progress = Callable[[str], None]
 
@@ -98,9 +100,10 @@ def train_model(
         every_days=settings.snapshot_every_days,
         grace_days=settings.late_grace_days,
         extra_order_columns=extra,
+        examples_at=settings.examples_at,
     )
     timings["features"] = time.perf_counter() - start
-    specs = [_spec_dict(s) for s in feature_specs(dataset, extra)]
+    specs = [_spec_dict(s) for s in without_excluded(feature_specs(dataset, extra), settings)]
     return train_on_frame(
         frame,
         specs=specs,
@@ -118,6 +121,9 @@ def train_model(
         },
         counts=frame.attrs.get("counts", {}),
         timings=timings,
+        reference=lambda model: open_order_reference(
+            dataset, model, t, extra_order_columns=extra, seed=settings.seed
+        ),
     )
 
 
@@ -135,8 +141,12 @@ def train_on_frame(
     tags: Mapping[str, str] | None = None,
     counts: Mapping[str, int] | None = None,
     timings: dict[str, float] | None = None,
+    reference: Callable[[RiskModel], pd.DataFrame] | None = None,
 ) -> TrainResult:
-    """:func:`train_model` from a training set shaped like ``build_training_set``'s output."""
+    """:func:`train_model` from a training set shaped like ``build_training_set``'s output.
+
+    ``reference`` builds the monitoring reference from the fitted model (see
+    :mod:`training.reference`); without it, a sample of the training examples stands in."""
     step = progress or (lambda _msg: None)
     timings = dict(timings or {})
     clock = time.perf_counter()
@@ -169,6 +179,9 @@ def train_on_frame(
         feature_specs=specs,
         params=lgbm_params,
         seed=settings.seed,
+        refit=settings.refit_on_all_training,
+        min_rounds=settings.min_boost_rounds,
+        recency_half_life_days=settings.recency_half_life_days,
         meta={
             "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
             "cutoff": cutoff.isoformat(),
@@ -227,6 +240,7 @@ def train_on_frame(
         rule_note=rule.note_,
         tags=tags or {},
         counts=counts or {},
+        reference=reference,
         params={
             "train_fraction": train_fraction,
             "n_features": len(features),
@@ -258,6 +272,7 @@ def _log_and_register(
     tags,
     counts,
     params,
+    reference=None,
 ) -> TrainResult:
     import mlflow
 
@@ -281,6 +296,11 @@ def _log_and_register(
                 "validation_days": settings.validation_days,
                 "seed": settings.seed,
                 "snapshot_every_days": settings.snapshot_every_days,
+                "examples_at": settings.examples_at,
+                "exclude_features": ",".join(settings.exclude_features),
+                "min_boost_rounds": settings.min_boost_rounds,
+                "recency_half_life_days": settings.recency_half_life_days,
+                "refit_on_all_training": settings.refit_on_all_training,
                 "late_grace_days": settings.late_grace_days,
                 "promotion_metric": settings.promotion_metric,
                 **{f"n_{k}": v for k, v in n_examples.items()},
@@ -317,16 +337,23 @@ def _log_and_register(
             mlflow.log_figure(fig, path)
             plt.close(fig)
 
-        # Reference data for drift monitoring: training features as the model saw them.
-        reference = frame_train.sample(
-            min(len(frame_train), REFERENCE_ROWS), random_state=settings.seed
-        )
-        reference = reference[["order_id", "as_of", *model.feature_names, "late"]].copy()
-        reference["risk"] = model.predict_risk(reference)
-        reference.attrs = {}  # build_training_set's attrs hold Timestamps parquet cannot store
+        # Reference data for drift monitoring: the scoring population replayed at past moments
+        # when a builder is given, else the training examples as the model saw them.
+        step("monitoring reference")
+        if reference is not None:
+            reference_frame = reference(model)
+        else:
+            reference_frame = frame_train.sample(
+                min(len(frame_train), REFERENCE_ROWS), random_state=settings.seed
+            )
+            reference_frame = reference_frame[
+                ["order_id", "as_of", *model.feature_names, "late"]
+            ].copy()
+            reference_frame["risk"] = model.predict_risk(reference_frame)
+        reference_frame.attrs = {}  # build_training_set's attrs hold Timestamps parquet can't
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "reference_features.parquet"
-            reference.to_parquet(path, index=False)
+            reference_frame.to_parquet(path, index=False)
             mlflow.log_artifact(str(path), "reference")
 
         step("logging and registering the model")
@@ -376,6 +403,23 @@ def metrics_table(result: TrainResult) -> pd.DataFrame:
     return pd.DataFrame(result.metrics).T.loc[list(MODEL_KEYS)]
 
 
+def without_excluded(specs: Sequence[Any], settings: Settings) -> list[Any]:
+    """``specs`` minus the features named in ``settings.exclude_features``; a name that is not
+    a feature of this dataset is refused (a typo would otherwise exclude nothing, silently)."""
+    excluded = set(settings.exclude_features)
+    names = [s.name for s in specs]
+    unknown = sorted(excluded - set(names))
+    if unknown:
+        raise TrainingDataError(
+            f"exclude_features names {', '.join(unknown)}, not features of this dataset (it has: "
+            f"{', '.join(names)}); fix OTD_RISK_EXCLUDE_FEATURES"
+        )
+    kept = [s for s in specs if s.name not in excluded]
+    if not kept:
+        raise TrainingDataError("exclude_features leaves no feature; remove some names from it")
+    return kept
+
+
 def _spec_dict(spec: Any) -> dict[str, Any]:
     out = dataclasses.asdict(spec) if dataclasses.is_dataclass(spec) else dict(spec)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
@@ -415,4 +459,5 @@ __all__ = [
     "metrics_table",
     "train_model",
     "train_on_frame",
+    "without_excluded",
 ]

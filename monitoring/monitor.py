@@ -1,0 +1,224 @@
+"""``otd-risk monitor``: drift of recent scoring runs against the champion's reference, realised
+accuracy on matured orders, and a status — computed first, then written (HTML, JSON, MLflow)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from data.dataset import Dataset
+from data.scoring_log import ScoringLog
+from monitoring.drift import DriftResult, compute_drift
+from monitoring.realised import Realised, known_outcomes, realised_performance
+from monitoring.status import Status, Thresholds, decide_status
+from otd_risk.settings import Settings
+
+LATEST_SUMMARY = "monitoring/latest.json"
+"""Under the project home: the latest summary, which ``GET /v1/monitoring`` returns (the API
+reads the same path, declared again in serving/routers/monitoring.py so that the server never
+imports this package and Evidently)."""
+
+
+@dataclass
+class MonitorResult:
+    """Everything the monitor found."""
+
+    status: Status
+    reasons: list[str]
+    drift: DriftResult | None
+    realised: Realised
+    model_version: str
+    reference_pr_auc: float | None
+    runs: list[str]
+    since: str | None
+
+    def summary(self) -> dict:
+        """The stable JSON interface for alerting."""
+        drift = self.drift
+        return {
+            "status": self.status,
+            "reasons": self.reasons,
+            "model_version": self.model_version,
+            "generated_at": datetime.now(UTC).isoformat(),
+            "since": self.since,
+            "runs": self.runs,
+            "drift": {
+                name: {
+                    "score": d.score,
+                    "drifted": d.drifted,
+                    "method": d.method,
+                    "threshold": d.threshold,
+                }
+                for name, d in (drift.features.items() if drift else [])
+            },
+            "drifted_share": drift.drifted_share if drift else None,
+            "dataset_drift": drift.dataset_drift if drift else None,
+            "prediction_drift": (
+                {"score": drift.prediction.score, "drifted": drift.prediction.drifted}
+                if drift and drift.prediction
+                else None
+            ),
+            "realised": {
+                "n_matured": self.realised.n_matured,
+                "n_late": self.realised.n_late,
+                "roc_auc": self.realised.roc_auc,
+                "pr_auc": self.realised.pr_auc,
+                "brier": self.realised.brier,
+                "reference_pr_auc": self.reference_pr_auc,
+                "calibration_by_decile": self.realised.calibration,
+            },
+        }
+
+
+def thresholds_from(settings: Settings) -> Thresholds:
+    return Thresholds(
+        drift_share_watch=settings.monitor_drift_share_watch,
+        drift_share_retrain=settings.monitor_drift_share_retrain,
+        max_pr_auc_drop=settings.monitor_max_pr_auc_drop,
+        min_matured=settings.monitor_min_matured,
+    )
+
+
+def monitor(
+    *,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    outcomes: pd.DataFrame | None,
+    feature_kinds: dict[str, str],
+    model_version: str,
+    reference_pr_auc: float | None,
+    thresholds: Thresholds,
+    runs: list[str] | None = None,
+    since: str | None = None,
+) -> MonitorResult:
+    """Pure: figures and status from a reference frame, the scored rows and known outcomes."""
+    numerical = [f for f, k in feature_kinds.items() if k == "numeric"]
+    categorical = [f for f, k in feature_kinds.items() if k == "categorical"]
+    drift = None
+    if len(current) and len(reference):
+        drift = compute_drift(reference, current, numerical=numerical, categorical=categorical)
+    realised = (
+        realised_performance(current, outcomes)
+        if outcomes is not None and len(current)
+        else Realised(0, 0, None, None, None)
+    )
+    drifted = sorted(n for n, d in drift.features.items() if d.drifted) if drift else []
+    status, reasons = decide_status(
+        drifted_share=drift.drifted_share if drift else 0.0,
+        drifted_features=drifted,
+        prediction_drifted=bool(drift and drift.prediction and drift.prediction.drifted),
+        realised_pr_auc=realised.pr_auc,
+        n_matured=realised.n_matured,
+        reference_pr_auc=reference_pr_auc,
+        thresholds=thresholds,
+    )
+    if not len(current):
+        status, reasons = "watch", ["no complete scoring runs in the window: nothing to monitor"]
+    return MonitorResult(
+        status, reasons, drift, realised, model_version, reference_pr_auc, runs or [], since
+    )
+
+
+def run_monitor(
+    settings: Settings, *, dataset: Dataset | None, since: object | None = None
+) -> MonitorResult:
+    """Load the champion's reference, the scoring runs since ``since`` and the outcomes known in
+    ``dataset`` (its snapshot time is "now"), then :func:`monitor`."""
+    from training.registry import load_champion
+
+    champion = load_champion(settings)
+    reference = load_reference(settings, champion.run_id)
+    log = ScoringLog(settings.scoring_log)
+    runs = log.runs(since=since)
+    current = log.load(list(runs["run_id"]))
+    outcomes = None
+    if dataset is not None:
+        outcomes = known_outcomes(dataset, dataset.snapshot_time(), settings.late_grace_days)
+    kinds = {s["name"]: s["kind"] for s in champion.risk_model.feature_specs}
+    metrics = champion.metrics or {}
+    reference_pr_auc = metrics.get("pr_auc")
+    return monitor(
+        reference=reference,
+        current=current,
+        outcomes=outcomes,
+        feature_kinds=kinds,
+        model_version=str(champion.version),
+        reference_pr_auc=reference_pr_auc,
+        thresholds=thresholds_from(settings),
+        runs=list(runs["run_id"]),
+        since=None if since is None else str(pd.Timestamp(since)),
+    )
+
+
+REFERENCE_ARTIFACT = "reference/reference_features.parquet"
+"""Logged by training on the champion's run: training features, late and risk."""
+
+
+def load_reference(settings: Settings, run_id: str | None) -> pd.DataFrame:
+    """The champion's training reference (features and risk), from its MLflow run."""
+    import mlflow
+
+    if not run_id:
+        raise LookupError("the champion has no training run, so no reference to compare with")
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=REFERENCE_ARTIFACT, tracking_uri=settings.tracking_uri
+    )
+    return pd.read_parquet(path)
+
+
+def write_outputs(result: MonitorResult, out: Path | None, settings: Settings) -> dict:
+    """Write report.html and summary.json (to ``out`` when given), the home's latest summary, and
+    an MLflow monitoring run. Returns the summary."""
+    summary = result.summary()
+    text = json.dumps(summary, indent=2, default=str)
+    home = settings.ensure_home()
+    latest = home / LATEST_SUMMARY
+    latest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = latest.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(latest)  # atomic: the API never reads half a summary
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(text)
+        if result.drift is not None and result.drift.snapshot is not None:
+            result.drift.snapshot.save_html(str(out / "report.html"))
+        else:
+            (out / "report.html").write_text(
+                "<html><body><h1>otd-risk monitoring</h1><p>No drift report: "
+                + "; ".join(result.reasons)
+                + "</p></body></html>"
+            )
+    _log_to_mlflow(result, summary, settings, out)
+    return summary
+
+
+def _log_to_mlflow(
+    result: MonitorResult, summary: dict, settings: Settings, out: Path | None
+) -> None:
+    import mlflow
+
+    from training.registry import use_tracking
+
+    experiment_id = use_tracking(settings, f"{settings.model_name}-monitoring")
+    with mlflow.start_run(experiment_id=experiment_id, run_name="monitor"):
+        mlflow.set_tags({"status": result.status, "model_version": result.model_version})
+        figures = {
+            "drifted_share": summary["drifted_share"],
+            "n_matured": result.realised.n_matured,
+            "realised_roc_auc": result.realised.roc_auc,
+            "realised_pr_auc": result.realised.pr_auc,
+            "realised_brier": result.realised.brier,
+        }
+        mlflow.log_metrics({k: float(v) for k, v in figures.items() if v is not None})
+        mlflow.log_dict(summary, "summary.json")
+        if out is not None and (out / "report.html").exists():
+            mlflow.log_artifact(str(out / "report.html"))
+
+
+def result_as_dict(result: MonitorResult) -> dict:
+    """For debugging and notebooks."""
+    return asdict(result)

@@ -1,0 +1,105 @@
+"""Monitoring commands: ``monitor`` (drift, realised accuracy, status) and ``retrain``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from otd_risk.commands.common import UserError, console, user_errors
+
+DataOption = Annotated[
+    str | None, typer.Option(help="Dataset folder or SQL URL (default: OTD_RISK_DATA).")
+]
+
+
+def _load(source: str | None):
+    from data.load import load_dataset
+    from otd_risk.settings import get_settings
+
+    settings = get_settings()
+    source = source or settings.data
+    if not source:
+        raise UserError("no dataset: pass --data DIR|URL or set OTD_RISK_DATA")
+    dataset = load_dataset(
+        source, tz=settings.timezone, capacity_horizon_days=settings.capacity_planning_horizon_days
+    )
+    return settings, dataset
+
+
+def monitor(
+    data: DataOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only scoring runs as of this time or later (default: all)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for report.html (people) and summary.json.")
+    ] = None,
+) -> None:
+    """Drift of recent scoring runs against the champion's training reference (Evidently),
+    realised accuracy on orders whose outcome is now known, and a status: ok, watch or
+    retrain recommended. Logged to MLflow; GET /v1/monitoring serves the latest summary."""
+    from monitoring.monitor import run_monitor, write_outputs
+
+    with user_errors():
+        settings, dataset = _load(data)
+        try:
+            with console.status("computing drift and realised accuracy"):
+                result = run_monitor(settings, dataset=dataset, since=since)
+        except LookupError as exc:
+            raise UserError(str(exc)) from exc
+        summary = write_outputs(result, out, settings)
+    colour = {"ok": "green", "watch": "yellow"}.get(result.status, "red")
+    console.print(
+        f"status: [bold {colour}]{result.status}[/] (model v{result.model_version}, "
+        f"{len(result.runs)} scoring run(s))"
+    )
+    for reason in result.reasons:
+        console.print(f"  - {reason}")
+    realised = summary["realised"]
+    table = Table(title="Realised accuracy on matured orders")
+    for col in ("n_matured", "roc_auc", "pr_auc", "brier", "reference_pr_auc"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        *(
+            "–"
+            if realised[c] is None
+            else (f"{realised[c]:,}" if c == "n_matured" else f"{realised[c]:.3f}")
+            for c in ("n_matured", "roc_auc", "pr_auc", "brier", "reference_pr_auc")
+        )
+    )
+    console.print(table)
+    if out is not None:
+        console.print(f"wrote {out / 'report.html'} and {out / 'summary.json'}")
+
+
+def retrain(
+    data: DataOption = None,
+    force: Annotated[
+        bool, typer.Option(help="Promote even if the gate refuses (says so in the run).")
+    ] = False,
+) -> None:
+    """Train on the latest data, pass the promotion gate and report what changed. Safe from
+    cron: one retrain at a time per project home; servers pick up a new champion by themselves."""
+    from training.retrain import RetrainBusy
+    from training.retrain import retrain as run_retrain
+
+    with user_errors():
+        settings, dataset = _load(data)
+        try:
+            with console.status("retraining") as status:
+                result = run_retrain(
+                    dataset, settings=settings, force=force, progress=status.update
+                )
+        except RetrainBusy as exc:
+            raise UserError(str(exc)) from exc
+    for line in result.report():
+        console.print(line)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(monitor)
+    app.command()(retrain)
