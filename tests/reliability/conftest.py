@@ -1,0 +1,61 @@
+"""Reliability fixtures: one small trained project home (real training, real MLflow registry on
+SQLite, a recorded scoring run, a reader and an admin key). Tests that change a home copy it
+first (``reliability_helpers.copy_home``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from otd_risk.settings import Settings
+
+RELIABILITY_ORDERS = 3000
+RELIABILITY_SEED = 13
+
+
+@dataclass(frozen=True)
+class TrainedHome:
+    home: Path
+    world_dir: Path
+    settings: Settings
+    reader_key: str
+    admin_key: str
+    order_ids: list[str]
+    """Ids of the orders open at the snapshot (the ones scored by the recorded run)."""
+
+
+def home_settings(home: Path, data: Path | str | None = None) -> Settings:
+    # The store named explicitly: mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which
+    # Settings.tracking_uri would otherwise prefer (another test's store).
+    return Settings(
+        home=home,
+        data=None if data is None else str(data),
+        mlflow_tracking_uri=f"sqlite:///{home.resolve() / 'mlflow.db'}",
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
+    from data.load import load_dataset
+    from data.simulate import simulate, write_world
+    from serving.keys import create_key
+    from serving.scoring import record_scoring_run, score_open_orders
+    from training.registry import load_champion
+    from training.train import train_model
+
+    root = tmp_path_factory.mktemp("reliability")
+    world_dir = write_world(simulate(RELIABILITY_ORDERS, seed=RELIABILITY_SEED), root / "world")
+    home = root / "home"
+    settings = home_settings(home, world_dir)
+    dataset = load_dataset(world_dir, tz="UTC", capacity_horizon_days=14)
+    train_model(dataset, settings=settings)
+    loaded = load_champion(settings)
+    scores = score_open_orders(dataset, None, loaded)
+    record_scoring_run(
+        settings, scores, model=loaded, as_of=dataset.snapshot_time(), dataset=dataset
+    )
+    reader = create_key(home, "reader", "reliability").key
+    admin = create_key(home, "admin", "reliability").key
+    return TrainedHome(home, world_dir, settings, reader, admin, scores["order_id"].tolist())

@@ -1,0 +1,159 @@
+"""Helpers for the reliability tests: a real ``otd-risk serve`` on 127.0.0.1, copies of a trained
+project home, and fingerprints of a home (file hashes, registry versions) to prove a failure left
+nothing behind."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+OTD_RISK = Path(sys.executable).with_name("otd-risk")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a CLI run over ``home`` (its own MLflow store, never the caller's)."""
+    env = {**os.environ, "OTD_RISK_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("OTD_RISK_MLFLOW_TRACKING_URI", None)
+    env.pop("OTD_RISK_DATA", None)
+    env.update(extra)
+    return env
+
+
+def copy_home(src: Path, dest: Path) -> Path:
+    """A private copy of a project home (tests that change it must not change the others')."""
+    shutil.copytree(src, dest)
+    return dest
+
+
+@dataclass
+class Server:
+    base: str
+    proc: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def wait_for(base: str, path: str, status: int, proc: subprocess.Popen, log: Path, timeout: float):
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode}): {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base}{path}", timeout=2).status_code == status:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} never answered {status} in {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def running_server(
+    home: Path,
+    *,
+    data: Path | str | None = None,
+    workers: int = 1,
+    reload_seconds: float = 0,
+    env: dict[str, str] | None = None,
+    ready: bool = True,
+    timeout: float = 120,
+) -> Iterator[Server]:
+    """``otd-risk serve`` over ``home`` on a free port of 127.0.0.1; waits for /readyz (or only
+    /healthz when ``ready`` is False); stops it with SIGTERM (then SIGKILL) on exit."""
+    port = free_port()
+    run_env = cli_env(home, **({"OTD_RISK_DATA": str(data)} if data else {}))
+    run_env.update(env or {})
+    log_path = home.parent / f"server-{port}.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [
+                str(OTD_RISK),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--reload-seconds",
+                str(reload_seconds),
+            ],
+            env=run_env,
+            cwd=home.parent,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(base, "/readyz" if ready else "/healthz", 200, proc, log_path, timeout)
+        yield Server(base, proc, log_path)
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    if proc.poll() is not None:
+        return
+    # The whole session: with --workers N uvicorn's children go too.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def home_digest(home: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``home`` (relative path -> hash). SQLite's -wal/-shm side
+    files are left out: a reader may checkpoint them without changing any content."""
+    out = {}
+    for path in sorted(home.rglob("*")):
+        if path.is_file() and not path.name.endswith(("-wal", "-shm", "-journal")):
+            out[str(path.relative_to(home))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def sqlite_rows(db: Path, query: str) -> list[tuple]:
+    """Rows of ``query`` on a SQLite file, read-only (never creates or changes it)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return conn.execute(query).fetchall()
+
+
+def registry_versions(home: Path) -> list[tuple]:
+    """(name, version, status) of every registered model version in the home's MLflow store."""
+    return sqlite_rows(
+        home / "mlflow.db", "SELECT name, version, status FROM model_versions ORDER BY 1, 2"
+    )
+
+
+def champion_alias(home: Path) -> list[tuple]:
+    return sqlite_rows(
+        home / "mlflow.db", "SELECT name, alias, version FROM registered_model_aliases"
+    )
