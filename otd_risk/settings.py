@@ -117,13 +117,14 @@ class Settings(BaseSettings):
 
     @property
     def tracking_uri(self) -> str:
-        """The MLflow tracking URI in force (the embedded SQLite store by default)."""
-        import os
+        """The MLflow tracking URI in force (the embedded SQLite store by default).
 
+        Deliberately not read from ``MLFLOW_TRACKING_URI`` here: ``mlflow.set_tracking_uri``
+        writes that variable into the process, so a second Settings for another home would
+        silently use the first one's store. :func:`get_settings` honours the variable once, at
+        start-up."""
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
-        if os.environ.get("MLFLOW_TRACKING_URI"):
-            return os.environ["MLFLOW_TRACKING_URI"]
         return f"sqlite:///{self.home.resolve() / 'mlflow.db'}"
 
     @property
@@ -146,5 +147,13 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing
-    the environment)."""
-    return Settings()
+    the environment). The standard ``MLFLOW_TRACKING_URI`` counts when
+    ``OTD_RISK_MLFLOW_TRACKING_URI`` is not set."""
+    import os
+
+    settings = Settings()
+    if not settings.mlflow_tracking_uri and os.environ.get("MLFLOW_TRACKING_URI"):
+        settings = settings.model_copy(
+            update={"mlflow_tracking_uri": os.environ["MLFLOW_TRACKING_URI"]}
+        )
+    return settings
