@@ -23,6 +23,7 @@ from fastapi import FastAPI
 
 from otd_risk.settings import Settings, get_settings
 from serving.errors import install_error_handlers
+from serving.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
 from serving.metrics import Metrics, install_metrics
 from serving.routers import health, model, monitoring, orders, page, risk, webhooks
 from serving.state import ServingState
@@ -31,6 +32,7 @@ from serving.webhooks import start_webhook_worker
 log = logging.getLogger("otd_risk.serving")
 
 RELOAD_ENV = "OTD_RISK_SERVE_RELOAD_SECONDS"
+MAX_BODY_ENV = "OTD_RISK_SERVE_MAX_BODY_MB"
 
 TAGS = [
     {"name": "risk", "description": "Score and explain orders on demand (workflow/ERP calls)."},
@@ -52,10 +54,19 @@ class ServeOptions:
     """How often to look for a new champion version or a newer scoring run (0: never)."""
     load_data: bool = True
     """Load ``settings.data`` at start so that orders can be looked up by id."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """Larger request bodies get 413 before they are read whole (``serving.limits``); set with
+    ``OTD_RISK_SERVE_MAX_BODY_MB``."""
 
     @classmethod
     def from_env(cls) -> ServeOptions:
-        return cls(reload_seconds=float(os.environ.get(RELOAD_ENV, cls.reload_seconds)))
+        max_mb = os.environ.get(MAX_BODY_ENV)
+        return cls(
+            reload_seconds=float(os.environ.get(RELOAD_ENV, cls.reload_seconds)),
+            max_body_bytes=cls.max_body_bytes
+            if max_mb is None
+            else int(float(max_mb) * 1024 * 1024),
+        )
 
 
 def create_app(settings: Settings | None = None, options: ServeOptions | None = None) -> FastAPI:
@@ -103,6 +114,7 @@ def create_app(settings: Settings | None = None, options: ServeOptions | None = 
     app.state.on_model_swap = on_model_swap
     install_error_handlers(app)
     install_metrics(app, metrics)
+    app.add_middleware(BodySizeLimit, max_bytes=options.max_body_bytes)
     for module in (health, risk, orders, model, monitoring, webhooks, page):
         app.include_router(module.router)
     return app
