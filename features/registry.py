@@ -71,10 +71,17 @@ class FeatureSpec:
     """Further tables the feature needs besides ``table``."""
     column: str | None = None
     """An optional ``orders`` column the feature needs (e.g. ``priority``)."""
+    template_negative: str | None = None
+    """For signed values: the sentence when the value is below zero, ``{value}`` then being its
+    magnitude ("the due date passed 3.0 days ago", not "is -3.0 days away")."""
+    template_negative_zh: str | None = None
 
     def sentence(self, value: object, context: dict[str, object], lang: str = "en") -> str:
         """The reason sentence for this value and context."""
         template = self.template_zh if lang == "zh" else self.template
+        negative = self.template_negative_zh if lang == "zh" else self.template_negative
+        if negative and isinstance(value, int | float) and value < 0:
+            return negative.format(value=-value, **context)
         return template.format(value=value, **context)
 
 
@@ -100,6 +107,8 @@ _ORDER = [
         "the due date is {value:.1f} days away",
         "距离交货期还有 {value:.1f} 天",
         direction="lower",
+        template_negative="the due date passed {value:.1f} days ago",
+        template_negative_zh="已超过交货期 {value:.1f} 天",
     ),
     _spec(
         "order_age_days",
@@ -212,6 +221,8 @@ _PLANNING = [
         "the plan leaves {value:.1f} days of margin before the due date",
         "计划距交货期余量为 {value:.1f} 天",
         direction="lower",
+        template_negative="the plan ends {value:.1f} days after the due date",
+        template_negative_zh="按计划将晚于交货期 {value:.1f} 天完成",
     ),
     _spec(
         "share_stages_completed",

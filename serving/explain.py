@@ -205,10 +205,12 @@ def reasons(
     chosen = np.isfinite(np.take_along_axis(score, top, axis=1))
 
     sentences = np.full((n, n_pick), None, dtype=object)
+    negatives = _negative_templates(model, lang)
     for j in np.unique(top[chosen]):
         rows, slots = np.nonzero((top == j) & chosen)
         text, fields = templates[j]
-        sentences[rows, slots] = _fill(text, fields, features, model.feature_names[j], rows)
+        name = model.feature_names[j]
+        sentences[rows, slots] = _fill(text, fields, features, name, rows, negatives.get(name))
     # Building the Python lists is string work, not arithmetic over orders: ~1 µs a row.
     return [[s for s in row if s is not None] for row in sentences]
 
@@ -226,6 +228,22 @@ def _templates(model: RiskModel, lang: str) -> list[tuple[str, tuple[str, ...]]]
     return per_model[lang]
 
 
+def _negative_templates(model: RiskModel, lang: str) -> dict[str, str]:
+    """Per feature, the sentence for values below zero, where the registry has one."""
+    key = f"negative:{lang}"
+    per_model = _TEMPLATE_CACHE.setdefault(model, {})
+    if key not in per_model:
+        out = {}
+        for spec in model.feature_specs:
+            text = (spec.get("template_negative_zh") if lang == "zh" else None) or spec.get(
+                "template_negative"
+            )
+            if text:
+                out[spec["name"]] = text
+        per_model[key] = out
+    return per_model[key]
+
+
 def _template(spec: Mapping | None, name: str, lang: str) -> tuple[str, tuple[str, ...]]:
     if spec is None:
         text = f"{name} is {{value}}"
@@ -240,7 +258,12 @@ def _template(spec: Mapping | None, name: str, lang: str) -> tuple[str, tuple[st
 
 
 def _fill(
-    text: str, fields: Sequence[str], features: pd.DataFrame, name: str, rows: np.ndarray
+    text: str,
+    fields: Sequence[str],
+    features: pd.DataFrame,
+    name: str,
+    rows: np.ndarray,
+    negative: str | None = None,
 ) -> list[str]:
     values = features[name].to_numpy()[rows]
     ctx = [features[f].to_numpy()[rows] for f in fields]
@@ -248,6 +271,10 @@ def _fill(
     for i, value in enumerate(values):
         kw = {f: c[i] for f, c in zip(fields, ctx, strict=True)}
         try:
+            if negative is not None and isinstance(value, int | float) and value < 0:
+                # "passed 3.0 days ago", not "is -3.0 days away" (context fields as usual).
+                out.append(negative.format(value=-value, **kw))
+                continue
             out.append(text.format(value=value, **kw))
         except (ValueError, TypeError, KeyError, IndexError):
             # A template whose format does not fit the value (e.g. text where a number was

@@ -77,3 +77,15 @@ def test_numbers_read_as_text_become_numeric_extra_features_but_codes_stay_text(
     assert not is_numeric_text(pd.Series(["1,250.5", "3"], dtype=object))
     assert not is_numeric_text(pd.Series(["air", "3"], dtype=object))
     assert not is_numeric_text(pd.Series([None, None], dtype=object))
+
+
+def test_signed_features_say_past_due_in_words_not_as_negative_days():
+    from features.registry import FEATURES
+
+    slack = next(f for f in FEATURES if f.name == "slack_days")
+    assert slack.sentence(-3.0, {}) == "the due date passed 3.0 days ago"
+    assert slack.sentence(2.5, {}) == "the due date is 2.5 days away"
+    assert slack.sentence(-3.0, {}, lang="zh") == "已超过交货期 3.0 天"
+    # A negative template exists in both languages or in neither.
+    for spec in FEATURES:
+        assert (spec.template_negative is None) == (spec.template_negative_zh is None), spec.name
