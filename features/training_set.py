@@ -75,12 +75,16 @@ def labelled_orders(
     return frame, counts
 
 
-def snapshot_queries(labelled: pd.DataFrame, every_days: int) -> pd.DataFrame:
+def snapshot_queries(
+    labelled: pd.DataFrame, every_days: int, *, at_creation_only: bool = False
+) -> pd.DataFrame:
     """(order_id, as_of) pairs: at creation, then every ``every_days`` while the outcome is
-    still unknown (as_of < outcome_known_at)."""
+    still unknown (as_of < outcome_known_at); only the creation one when ``at_creation_only``."""
     step = every_days * DAY_NS
     span = labelled["known_ns"].to_numpy() - labelled["created_ns"].to_numpy()
     n = np.where(span > 0, (span + step - 1) // step, 0).astype(np.int64)
+    if at_creation_only:
+        n = np.minimum(n, 1)
     owner = np.repeat(np.arange(len(labelled)), n)
     k = np.arange(len(owner)) - np.repeat(np.cumsum(n) - n, n)
     as_of_ns = labelled["created_ns"].to_numpy()[owner] + k * step
@@ -100,6 +104,7 @@ def build_training_set(
     every_days: int = 7,
     grace_days: int = 0,
     extra_order_columns: Sequence[str] = (),
+    examples_at: str = "snapshots",
 ) -> pd.DataFrame:
     """Labelled examples from the orders whose outcome was known at ``cutoff``.
 
@@ -107,13 +112,16 @@ def build_training_set(
     (for a censored order: the lower bound known at the cut-off), ``censored`` (1 = known late
     but not delivered by the cut-off), ``outcome_known_at``, ``days_to_due`` (= slack_days).
     ``attrs["counts"]`` says how many orders were used, excluded and why; ``attrs["cutoff"]``.
+    ``examples_at="creation"``: one example per order, as of its creation (``every_days`` unused).
     """
     if every_days < 1:
         raise ValueError(f"every_days must be at least 1, got {every_days}")
+    if examples_at not in ("snapshots", "creation"):
+        raise ValueError(f"examples_at must be 'snapshots' or 'creation', got {examples_at!r}")
     t = dataset.as_of(cutoff)
     cut = dataset.cut(t)
     labelled, counts = labelled_orders(cut, t, grace_days)
-    queries = snapshot_queries(labelled, every_days)
+    queries = snapshot_queries(labelled, every_days, at_creation_only=examples_at == "creation")
     counts["orders_without_example"] = int(len(labelled) - queries["row"].nunique())
     features = build_features_at(
         cut, queries[["order_id", "as_of"]], extra_order_columns=extra_order_columns

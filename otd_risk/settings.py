@@ -48,6 +48,33 @@ class Settings(BaseSettings):
     """Training examples: each historical order is seen at creation, then every this many days
     until it is delivered."""
 
+    examples_at: Literal["snapshots", "creation"] = "snapshots"
+    """Training examples: ``snapshots`` = each historical order at creation and then every
+    ``snapshot_every_days`` (for scoring open orders at any point of their life); ``creation`` =
+    one example per order, as of its creation (for an orders-only export scored when orders are
+    placed, where later snapshots would only repeat the same row with less slack)."""
+
+    exclude_features: list[str] = Field(default_factory=list)
+    """Features the model must not use, by name (e.g. ``["plant_open_orders",
+    "customer_ontime_rate_365d"]``). For features whose relation to lateness flips between
+    periods of your history (check with ``features.analysis`` on two training years): a model
+    trained on one regime and scored on another is better without them."""
+
+    recency_half_life_days: float | None = Field(default=None, gt=0)
+    """Weight training examples by recency: an example's weight halves every this many days
+    before the latest known outcome. Empty: all examples weigh the same. For histories whose
+    late rates move from year to year."""
+
+    min_boost_rounds: int = Field(default=0, ge=0)
+    """Early stopping keeps at least this many trees (0: plain early stopping). For small
+    histories, where the held-out slice is small or unlike the rest and peaks after a few trees."""
+
+    refit_on_all_training: bool = False
+    """After early stopping and calibration on the most recent training orders, refit the trees on
+    all training orders (same number of trees, same calibrator). Off by default: on large
+    histories the refitted margins drift from the calibrator. On small or drifting histories the
+    most recent orders are the most informative and should not be left out of the trees."""
+
     extra_order_features: list[str] = Field(default_factory=list)
     """Extra columns of the ``orders`` table to use as features (text as categories, numbers as
     numbers), e.g. ``["shipment_mode", "vendor"]``."""
@@ -63,6 +90,11 @@ class Settings(BaseSettings):
 
     validation_days: int = Field(default=60, ge=1)
     """Length of the validation window before the training cut-off."""
+
+    validation_min_orders: int = Field(default=0, ge=0)
+    """The validation window is lengthened, when needed, to hold at least this many orders
+    (0: exactly ``validation_days``). For long lead times, where few orders are both placed and
+    settled within ``validation_days``; its orders are left out of training."""
 
     seed: int = 42
     """Seed for everything random in training."""

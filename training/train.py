@@ -163,7 +163,7 @@ def train_on_frame(
     ]
     numeric = [f for f in features if f not in categorical]
     stages = {s["name"]: s["stage"] for s in specs}
-    split = time_split(frame, cutoff, settings.validation_days)
+    split = time_split(frame, cutoff, settings.validation_days, settings.validation_min_orders)
     train = frame.iloc[split.train]
     valid = frame.iloc[split.valid]
     if train_fraction < 1.0:
@@ -294,12 +294,13 @@ def _log_and_register(
                 "cutoff": split.cutoff.isoformat(),
                 "validation_cut": split.validation_cut.isoformat(),
                 "validation_days": settings.validation_days,
+                "validation_min_orders": settings.validation_min_orders,
                 "seed": settings.seed,
                 "snapshot_every_days": settings.snapshot_every_days,
                 "examples_at": settings.examples_at,
                 "exclude_features": ",".join(settings.exclude_features),
                 "min_boost_rounds": settings.min_boost_rounds,
-                "recency_half_life_days": settings.recency_half_life_days,
+                "recency_half_life_days": str(settings.recency_half_life_days),
                 "refit_on_all_training": settings.refit_on_all_training,
                 "late_grace_days": settings.late_grace_days,
                 "promotion_metric": settings.promotion_metric,
@@ -435,7 +436,7 @@ def _sample_orders(train: pd.DataFrame, fraction: float, seed: int) -> pd.DataFr
 def _check_split(train: pd.DataFrame, valid: pd.DataFrame, split, settings: Settings) -> None:
     window = (
         f"validation window [{split.validation_cut:%Y-%m-%d}, {split.cutoff:%Y-%m-%d}) "
-        f"({settings.validation_days} days before the cut-off)"
+        f"({(split.cutoff - split.validation_cut).days} days before the cut-off)"
     )
     if train["order_id"].nunique() < 50 or train["late"].nunique() < 2:
         raise TrainingDataError(
@@ -446,8 +447,8 @@ def _check_split(train: pd.DataFrame, valid: pd.DataFrame, split, settings: Sett
     if len(valid) == 0 or valid["late"].nunique() < 2:
         raise TrainingDataError(
             f"the {window} holds {len(valid)} examples with {int(valid['late'].sum())} late: "
-            "it needs both late and on-time orders. Use a later --cutoff or a longer "
-            "OTD_RISK_VALIDATION_DAYS"
+            "it needs both late and on-time orders. Use a later --cutoff, a longer "
+            "OTD_RISK_VALIDATION_DAYS or a larger OTD_RISK_VALIDATION_MIN_ORDERS"
         )
 
 
