@@ -23,7 +23,7 @@ STAGES: tuple[str, ...] = (
 """The OTD process stages, in process order."""
 
 EXPLANATION_STAGES: tuple[str, ...] = ("order", *STAGES)
-"""Stages a feature (and so a share of the risk) can belong to: the order itself, then the process."""
+"""Stages a feature (and so a share of the risk) can belong to: the order, then the process."""
 
 ColumnKind = Literal["id", "text", "timestamp", "date", "number", "stage"]
 
@@ -84,12 +84,27 @@ ORDERS = Table(
         Column("quantity", "number", strictly_positive=True),
         Column("created_at", "timestamp", meaning="when the order was received"),
         Column("due_date", "date", meaning="the delivery date committed to the customer"),
-        Column("delivered_at", "timestamp", required=False, nullable=True,
-               meaning="when the customer received it; empty = not delivered yet"),
-        Column("cancelled_at", "timestamp", required=False, nullable=True,
-               meaning="when it was cancelled"),
-        Column("priority", "text", required=False, nullable=True,
-               meaning="e.g. normal, rush; empty = unknown"),
+        Column(
+            "delivered_at",
+            "timestamp",
+            required=False,
+            nullable=True,
+            meaning="when the customer received it; empty = not delivered yet",
+        ),
+        Column(
+            "cancelled_at",
+            "timestamp",
+            required=False,
+            nullable=True,
+            meaning="when it was cancelled",
+        ),
+        Column(
+            "priority",
+            "text",
+            required=False,
+            nullable=True,
+            meaning="e.g. normal, rush; empty = unknown",
+        ),
     ),
 )
 
@@ -100,8 +115,13 @@ ORDER_STAGES = Table(
     columns=(
         Column("order_id", "id", meaning="references orders"),
         Column("stage", "stage"),
-        Column("planned_end", "timestamp", required=False, nullable=True,
-               meaning="planned completion of this stage, known from the order's creation"),
+        Column(
+            "planned_end",
+            "timestamp",
+            required=False,
+            nullable=True,
+            meaning="planned completion of this stage, known from the order's creation",
+        ),
         Column("started_at", "timestamp", required=False, nullable=True),
         Column("completed_at", "timestamp", required=False, nullable=True),
     ),
@@ -115,8 +135,13 @@ PURCHASE_ORDERS = Table(
         Column("po_id", "id", unique=True),
         Column("supplier_id", "id"),
         Column("material_id", "id", required=False, nullable=True),
-        Column("order_id", "id", required=False, nullable=True,
-               meaning="the customer order this purchase supplies; empty = stock replenishment"),
+        Column(
+            "order_id",
+            "id",
+            required=False,
+            nullable=True,
+            meaning="the customer order this purchase supplies; empty = stock replenishment",
+        ),
         Column("created_at", "timestamp"),
         Column("promised_date", "date", meaning="the supplier's committed delivery date"),
         Column("received_at", "timestamp", required=False, nullable=True),
@@ -133,8 +158,13 @@ CAPACITY = Table(
         Column("date", "date", meaning="the production day"),
         Column("capacity_hours", "number", min_value=0.0),
         Column("load_hours", "number", min_value=0.0),
-        Column("recorded_at", "timestamp", required=False, nullable=True,
-               meaning="when this plan figure was recorded"),
+        Column(
+            "recorded_at",
+            "timestamp",
+            required=False,
+            nullable=True,
+            meaning="when this plan figure was recorded",
+        ),
     ),
 )
 

@@ -91,7 +91,9 @@ class Dataset:
 
         stages = None
         if self.order_stages is not None:
-            stages = self.order_stages[self.order_stages["order_id"].isin(orders["order_id"])].copy()
+            stages = self.order_stages[
+                self.order_stages["order_id"].isin(orders["order_id"])
+            ].copy()
             for col in ("started_at", "completed_at"):
                 if col in stages.columns:
                     stages[col] = stages[col].where(stages[col] <= t)
@@ -104,13 +106,17 @@ class Dataset:
 
         cap = None
         if self.capacity is not None:
-            cap = self.capacity[capacity_known_at(self.capacity, self.capacity_horizon_days, self.tz)
-                                <= t].copy()
+            cap = self.capacity[
+                capacity_known_at(self.capacity, self.capacity_horizon_days, self.tz) <= t
+            ].copy()
 
-        return replace(self, orders=orders.reset_index(drop=True),
-                       order_stages=None if stages is None else stages.reset_index(drop=True),
-                       purchase_orders=None if pos is None else pos.reset_index(drop=True),
-                       capacity=None if cap is None else cap.reset_index(drop=True))
+        return replace(
+            self,
+            orders=orders.reset_index(drop=True),
+            order_stages=None if stages is None else stages.reset_index(drop=True),
+            purchase_orders=None if pos is None else pos.reset_index(drop=True),
+            capacity=None if cap is None else cap.reset_index(drop=True),
+        )
 
     def fingerprint(self) -> str:
         """A stable hash of the tables' contents and the contract version."""
@@ -128,8 +134,8 @@ class Dataset:
 def capacity_known_at(capacity: pd.DataFrame, horizon_days: int, tz: str) -> pd.Series:
     """When each capacity row became known: its ``recorded_at``, else the start of its day (in
     the dataset's zone) minus the planning horizon."""
-    default = (capacity["date"] - pd.Timedelta(days=horizon_days)).dt.tz_localize(tz).dt.tz_convert(
-        "UTC"
+    default = (
+        (capacity["date"] - pd.Timedelta(days=horizon_days)).dt.tz_localize(tz).dt.tz_convert("UTC")
     )
     if "recorded_at" in capacity.columns:
         return capacity["recorded_at"].fillna(default)

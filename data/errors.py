@@ -38,6 +38,8 @@ class ContractError(Exception):
         text = f"{where}: expected {self.expected}"
         if self.rows:
             shown = "; ".join(f"row {r}: {v!r}" for r, v in self.rows)
-            more = f" (and {self.n_bad - len(self.rows)} more)" if self.n_bad > len(self.rows) else ""
+            more = (
+                f" (and {self.n_bad - len(self.rows)} more)" if self.n_bad > len(self.rows) else ""
+            )
             text += f"; {self.n_bad} offending row(s): {shown}{more}"
         return text
