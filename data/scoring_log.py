@@ -10,8 +10,10 @@ Readers only ever see complete runs.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,7 +33,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 METADATA = MetaData()
 
@@ -91,10 +94,22 @@ class ScoringLog:
             METADATA.create_all(self._engine)
         return self._engine
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction. When the store fails (down, unwritable), the pooled connections
+        are dropped: SQLite reopens a file it cannot write read-only and a PostgreSQL connection
+        may be dead, and either would make every later retry fail even once the store is back."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError:
+            self.engine.dispose()
+            raise
+
     def start_run(self, meta: RunMeta) -> str:
         """Record a run as ``running`` and return its id."""
         run_id = str(uuid.uuid4())
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 insert(RUNS).values(
                     run_id=run_id,
@@ -113,7 +128,7 @@ class ScoringLog:
         """Store the run's rows (features, risk, …) and mark it complete, atomically."""
         buffer = io.BytesIO()
         frame.reset_index(drop=True).to_parquet(buffer, index=False)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(delete(RUN_DATA).where(RUN_DATA.c.run_id == run_id))
             conn.execute(insert(RUN_DATA).values(run_id=run_id, frame=buffer.getvalue()))
             done = conn.execute(
@@ -126,7 +141,7 @@ class ScoringLog:
 
     def fail_run(self, run_id: str, error: str) -> None:
         """Mark a run failed (its data, if any, is never read)."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 update(RUNS)
                 .where(RUNS.c.run_id == run_id)
