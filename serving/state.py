@@ -21,6 +21,11 @@ from serving.runs import RunInfo, latest_run, load_run_rows
 log = logging.getLogger("otd_risk.serving")
 
 
+class ModelLoadError(RuntimeError):
+    """The champion could not be loaded; the message says which version, why, and what is
+    served meanwhile."""
+
+
 @dataclass(frozen=True)
 class ModelSnapshot:
     """A loaded champion (``training.registry.LoadedModel``) and when it was loaded."""
@@ -68,6 +73,7 @@ class ServingState:
         self.data: DataSnapshot | None = None
         self.run: RunSnapshot | None = None
         self.last_error: str | None = None
+        self._failed_version: str | None = None
         self._lock = threading.Lock()  # one refresh at a time; readers never wait for it
 
     # -- model ---------------------------------------------------------------------------
@@ -77,10 +83,14 @@ class ServingState:
         current = champion_version(self.settings)
         return None if current is None else str(current.version)
 
-    def refresh_model(self, force: bool = False) -> bool:
+    def refresh_model(self, force: bool = False, retry_failed: bool = False) -> bool:
         """Load the champion when its version differs from the one served (or ``force``);
         returns whether the served model changed. The new model is fully prepared (its
-        TreeSHAP tables built) before it is swapped in."""
+        TreeSHAP tables built) before it is swapped in.
+
+        A champion that cannot be loaded (corrupted or missing artifacts) raises
+        ``ModelLoadError``; the model served so far keeps serving, ``last_error`` says why, and
+        that version is not tried again unless ``retry_failed`` (an admin's reload)."""
         with self._lock:
             wanted = self.champion_version()
             if wanted is None:
@@ -91,13 +101,31 @@ class ServingState:
                 return False
             if not force and self.model is not None and self.model.version == wanted:
                 return False
+            if wanted == self._failed_version and not (retry_failed or force):
+                return False
             from serving.explain import prepare_fast_shap
             from training.registry import load_champion
 
-            loaded = load_champion(self.settings)
-            prepare_fast_shap(loaded.risk_model)
+            try:
+                loaded = load_champion(self.settings)
+                prepare_fast_shap(loaded.risk_model)
+            except Exception as exc:
+                self._failed_version = wanted
+                still = (
+                    "no model is served"
+                    if self.model is None
+                    else f"still serving version {self.model.version}"
+                )
+                self.last_error = (
+                    f"champion version {wanted} cannot be loaded ({type(exc).__name__}: "
+                    f"{str(exc)[:300]}); {still}. Fix or retrain it (`otd-risk train`), then "
+                    "POST /v1/model/reload"
+                )
+                log.error("%s", self.last_error)
+                raise ModelLoadError(self.last_error) from exc
             self.model = ModelSnapshot(loaded, datetime.now(UTC), self._trained_at(loaded))
             self.last_error = None
+            self._failed_version = None
             log.info("serving model version %s", loaded.version)
             return True
 

@@ -28,7 +28,8 @@ def readyz(state: StateDep):
     if model is None:
         body = Health(status="not_ready", detail=state.last_error or "loading the model")
         return JSONResponse(body.model_dump(), status_code=503)
-    return Health(status="ready", model_version=model.version)
+    # Ready while a model serves, even when a newer champion failed to load: say so.
+    return Health(status="ready", model_version=model.version, detail=state.last_error)
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)

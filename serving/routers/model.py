@@ -31,11 +31,15 @@ def model_info(model: ModelDep, _key: ReaderDep) -> ModelInfo:
 
 @router.post("/reload", response_model=ReloadOut, summary="Load the current champion now (admin)")
 def reload_model(state: StateDep, request: Request, _key: AdminDep) -> ReloadOut:
-    previous = None if state.model is None else state.model.version
-    changed = state.refresh_model()
-    if state.model is None:
-        from serving.errors import ApiError
+    from serving.errors import ApiError
+    from serving.state import ModelLoadError
 
+    previous = None if state.model is None else state.model.version
+    try:
+        changed = state.refresh_model(retry_failed=True)
+    except ModelLoadError as exc:
+        raise ApiError(503, "model_load_failed", str(exc)) from None
+    if state.model is None:
         raise ApiError(503, "model_not_loaded", state.last_error or "no champion to load")
     if changed:
         request.app.state.on_model_swap(state.model)
