@@ -17,6 +17,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
+import time
 from dataclasses import dataclass
 
 from fastapi import FastAPI
@@ -54,6 +56,10 @@ class ServeOptions:
     """How often to look for a new champion version or a newer scoring run (0: never)."""
     load_data: bool = True
     """Load ``settings.data`` at start so that orders can be looked up by id."""
+    startup_wait_seconds: float = 20.0
+    """How long startup waits for the first load of the champion. A tracking store that is
+    down makes MLflow retry for minutes: the server then starts anyway, answers /healthz, says
+    not ready on /readyz, and the load (then the reload loop) goes on in the background."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """Larger request bodies get 413 before they are read whole (``serving.limits``); set with
     ``OTD_RISK_SERVE_MAX_BODY_MB``."""
@@ -78,8 +84,9 @@ def create_app(settings: Settings | None = None, options: ServeOptions | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         state = ServingState(settings)
+        state.expects_data = options.load_data and bool(settings.data)
         app.state.serving = state
-        await asyncio.to_thread(_start, state, options, app)
+        await _start_bounded(state, options, app)
         webhook_worker = start_webhook_worker(app, settings)
         watcher = None
         if options.reload_seconds > 0:
@@ -124,6 +131,30 @@ def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (several workers): settings and options from the
     environment."""
     return create_app(get_settings(), ServeOptions.from_env())
+
+
+async def _start_bounded(state: ServingState, options: ServeOptions, app: FastAPI) -> None:
+    """Run ``_start`` in a daemon thread and wait for it at most
+    ``options.startup_wait_seconds`` (a daemon thread: shutting down never waits for a load
+    stuck in MLflow's retries)."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            _start(state, options, app)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="otd-risk-first-load", daemon=True).start()
+    deadline = time.monotonic() + options.startup_wait_seconds
+    while not done.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if not done.is_set():
+        state.last_error = state.last_error or (
+            "still loading the champion: the tracking store "
+            f"({state.settings.tracking_uri}) is slow or unreachable"
+        )
+        log.warning("%s; serving /healthz and /readyz (503) meanwhile", state.last_error)
 
 
 def _start(state: ServingState, options: ServeOptions, app: FastAPI) -> None:

@@ -73,6 +73,9 @@ class ServingState:
         self.data: DataSnapshot | None = None
         self.run: RunSnapshot | None = None
         self.last_error: str | None = None
+        self.expects_data = False
+        """Whether this server looks orders up by id (``settings.data`` loaded at start): then it
+        is ready only once the dataset is loaded too."""
         self._failed_version: str | None = None
         self._lock = threading.Lock()  # one refresh at a time; readers never wait for it
 

@@ -28,6 +28,10 @@ def readyz(state: StateDep):
     if model is None:
         body = Health(status="not_ready", detail=state.last_error or "loading the model")
         return JSONResponse(body.model_dump(), status_code=503)
+    if state.expects_data and state.data is None:
+        # A model came back (tracking store recovered) but orders cannot be looked up yet.
+        body = Health(status="not_ready", detail=state.last_error or "loading the dataset")
+        return JSONResponse(body.model_dump(), status_code=503)
     # Ready while a model serves, even when a newer champion failed to load: say so.
     return Health(status="ready", model_version=model.version, detail=state.last_error)
 
