@@ -51,4 +51,5 @@ def _ready_engine(path: str) -> Engine:
 
     engine = _engine_for(path)
     METADATA.create_all(engine)
+    runs.add_missing_columns(engine)
     return engine

@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy import (
     Column,
     DateTime,
+    Engine,
     Float,
     ForeignKey,
     Index,
@@ -28,7 +29,7 @@ from sqlalchemy import (
     select,
 )
 
-from serving.columns import RANKED_COLUMNS, STAGE_COLUMNS
+from serving.columns import RANKED_COLUMNS, STAGE_COLUMNS, TRANSLATED_REASON_COLUMNS
 from serving.db import METADATA, serving_engine
 
 SCORING_RUNS = Table(
@@ -60,6 +61,8 @@ SCORED_ORDERS = Table(
     Column("top_stage", String(32), nullable=False),
     *(Column(c, Float, nullable=False) for c in STAGE_COLUMNS),
     Column("reasons", Text, nullable=False),
+    # The reasons per language (JSON lists), NULL for runs recorded before they were stored.
+    *(Column(c, Text, nullable=True) for c in TRANSLATED_REASON_COLUMNS),
     Column("plant_id", String(200), nullable=True),
     Column("customer_id", String(200), nullable=True),
     Column("due_date", String(10), nullable=True),
@@ -124,6 +127,16 @@ def record_run(
     return info
 
 
+def add_missing_columns(engine: Engine) -> None:
+    """Bring a serving store made by an older version up to date: ``create_all`` makes missing
+    tables but never adds columns to an existing one (the per-language reasons)."""
+    with engine.begin() as conn:
+        have = {row[1] for row in conn.exec_driver_sql("PRAGMA table_info(scored_orders)")}
+        for column in TRANSLATED_REASON_COLUMNS:
+            if have and column not in have:
+                conn.exec_driver_sql(f'ALTER TABLE scored_orders ADD COLUMN "{column}" TEXT')
+
+
 def latest_run(home: Path) -> RunInfo | None:
     """The most recent complete run, or None when nothing was scored yet."""
     with serving_engine(home).connect() as conn:
@@ -149,8 +162,10 @@ def list_runs(home: Path, limit: int = 20) -> list[RunInfo]:
 
 
 def load_run_rows(home: Path, run_id: str) -> pd.DataFrame:
-    """A run's ranked rows (columns as in ``RANKED_COLUMNS``; ``reasons`` as lists of str)."""
-    cols = ", ".join(f'"{c}"' for c in RANKED_COLUMNS)
+    """A run's ranked rows: ``RANKED_COLUMNS`` then ``TRANSLATED_REASON_COLUMNS``, reasons as
+    lists of str (a language the run did not store is None: ``serving.columns.reasons_in``
+    falls back to ``reasons``)."""
+    cols = ", ".join(f'"{c}"' for c in (*RANKED_COLUMNS, *TRANSLATED_REASON_COLUMNS))
     with serving_engine(home).connect() as conn:
         frame = pd.read_sql_query(
             f"SELECT {cols} FROM scored_orders WHERE run_id = ? ORDER BY rank",
@@ -158,6 +173,8 @@ def load_run_rows(home: Path, run_id: str) -> pd.DataFrame:
             params=(run_id,),
         )
     frame["reasons"] = [json.loads(r) for r in frame["reasons"]]
+    for column in TRANSLATED_REASON_COLUMNS:
+        frame[column] = [None if r is None else json.loads(r) for r in frame[column]]
     frame["due_date"] = pd.to_datetime(frame["due_date"])
     frame["days_to_due"] = frame["days_to_due"].astype("Int64")
     return frame
@@ -181,8 +198,10 @@ def delete_runs_before(home: Path, keep: int) -> int:
 
 
 def _rows_for_db(ranked: pd.DataFrame, run_id: str) -> tuple[list[str], list[tuple]]:
-    frame = ranked[list(RANKED_COLUMNS)].copy()
-    frame["reasons"] = [json.dumps(list(r), ensure_ascii=False) for r in frame["reasons"]]
+    translated = [c for c in TRANSLATED_REASON_COLUMNS if c in ranked.columns]
+    frame = ranked[[*RANKED_COLUMNS, *translated]].copy()
+    for column in ("reasons", *translated):
+        frame[column] = [json.dumps(list(r), ensure_ascii=False) for r in frame[column]]
     frame["due_date"] = pd.to_datetime(frame["due_date"]).dt.strftime("%Y-%m-%d")
     frame["run_id"] = run_id
     frame = frame.astype(object).where(frame.notna(), None)

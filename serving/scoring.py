@@ -8,6 +8,7 @@ writes it to a file with spreadsheet formulas neutralised.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -19,7 +20,7 @@ from data.dataset import Dataset, local_date, open_orders
 from features.build import build_features
 from features.registry import STAGE_OF
 from serving.cause import expected_stage_slips
-from serving.columns import RANKED_COLUMNS
+from serving.columns import RANKED_COLUMNS, REASON_LANGS, TRANSLATED_REASON_COLUMNS
 from serving.explain import explain
 from serving.runs import RunInfo, record_run
 from training.model import RiskModel
@@ -50,10 +51,15 @@ def score_open_orders(
     *,
     lang: str = "en",
     num_threads: int = 2,
+    reason_langs: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Every order open at ``as_of`` (default: the dataset's snapshot time), ranked by risk
-    (rank 1 = most likely late), with columns exactly ``RANKED_COLUMNS``."""
-    return score_with_features(dataset, as_of, model, lang=lang, num_threads=num_threads)[0]
+    (rank 1 = most likely late), with columns exactly ``RANKED_COLUMNS`` (``reasons`` in
+    ``lang``), then ``reasons_<l>`` for each of ``reason_langs`` (for the run store; pass
+    ``REASON_LANGS`` to let the API answer in every language)."""
+    return score_with_features(
+        dataset, as_of, model, lang=lang, num_threads=num_threads, reason_langs=reason_langs
+    )[0]
 
 
 def score_with_features(
@@ -63,14 +69,16 @@ def score_with_features(
     *,
     lang: str = "en",
     num_threads: int = 2,
+    reason_langs: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`score_open_orders` plus the model's input features of each scored order (indexed
     by order_id), which the scoring log keeps for monitoring."""
     t = dataset.as_of(as_of)
     risk_model = model.risk_model
     orders = open_orders(dataset.orders, t)
+    columns = [*RANKED_COLUMNS, *(f"reasons_{other}" for other in reason_langs)]
     if orders.empty:
-        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in RANKED_COLUMNS})
+        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
         return empty, pd.DataFrame(columns=risk_model.feature_names)
     features = build_features(
         dataset, orders, t, extra_order_columns=model_extra_columns(risk_model, dataset)
@@ -81,6 +89,7 @@ def score_with_features(
         lang=lang,
         num_threads=num_threads,
         expected_slips=expected_stage_slips(dataset, t),
+        reason_langs=reason_langs,
     )
     info = orders.set_index("order_id").loc[features.index, ["plant_id", "customer_id", "due_date"]]
     today = local_date(pd.Series([t]), dataset.tz).iloc[0]
@@ -92,7 +101,7 @@ def score_with_features(
         ["risk", "due_date", "order_id"], ascending=[False, True, True], kind="stable"
     ).reset_index(drop=True)
     ranked["rank"] = np.arange(1, len(ranked) + 1)
-    return ranked[list(RANKED_COLUMNS)], features[risk_model.feature_names]
+    return ranked[columns], features[risk_model.feature_names]
 
 
 def record_scoring_run(
@@ -166,6 +175,7 @@ def write_ranked(scores: pd.DataFrame, out: Path, fmt: str | None = None) -> Pat
             "(--format or the file's extension)"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
+    scores = public_columns(scores)
     if fmt in ("csv", "xlsx"):
         from serving.export import export_frame
 
@@ -191,6 +201,13 @@ def write_ranked(scores: pd.DataFrame, out: Path, fmt: str | None = None) -> Pat
             encoding="utf-8",
         )
     return out
+
+
+def public_columns(scores: pd.DataFrame) -> pd.DataFrame:
+    """The ranked list without the run store's per-language reasons (the file's columns stay
+    ``RANKED_COLUMNS``, ``reasons`` in the language it was scored in)."""
+    extra = [c for c in TRANSLATED_REASON_COLUMNS if c in scores.columns]
+    return scores.drop(columns=extra) if extra else scores
 
 
 def _json_default(value: object) -> object:
@@ -229,9 +246,13 @@ def run_scoring(
     )
     model = load_champion(settings)
     t = dataset.as_of(as_of)
-    scores, features = score_with_features(dataset, t, model, lang=lang or settings.default_lang)
+    # Reasons in every language from the same contributions: the run store keeps them all so
+    # the API and the page answer in the reader's language; the file keeps ``--lang``'s.
+    scores, features = score_with_features(
+        dataset, t, model, lang=lang or settings.default_lang, reason_langs=REASON_LANGS
+    )
     write_ranked(scores, out, fmt)
     run = record_scoring_run(
         settings, scores, model=model, as_of=t, dataset=dataset, features=features
     )
-    return ScoreResult(run=run, out=out, scores=scores)
+    return ScoreResult(run=run, out=out, scores=public_columns(scores))

@@ -57,6 +57,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from serving.columns import reasons_column
 from serving.db import serving_engine
 from serving.runs import SCORING_RUNS, RunInfo, load_run_rows
 
@@ -611,10 +612,13 @@ class WebhookWorker:
 
 
 def event_payload(hook: dict | Any, run: RunInfo, row: dict, key: str) -> dict:
-    """The JSON body of one event (field names in English, texts as recorded by the run)."""
+    """The JSON body of one event (field names in English; the stage name and the reasons in
+    the webhook's language, the reasons as the run recorded them in it)."""
     from serving.i18n import stage_name
 
     due = row.get("due_date")
+    # A run recorded before reasons were stored per language has only its own ``reasons``.
+    said = row.get(reasons_column(hook["lang"]))
     return {
         "event": row["event"],
         "idempotency_key": key,
@@ -627,7 +631,7 @@ def event_payload(hook: dict | Any, run: RunInfo, row: dict, key: str) -> dict:
         "threshold": hook["threshold"],
         "top_stage": row["top_stage"],
         "top_stage_name": stage_name(row["top_stage"], hook["lang"]),
-        "reasons": list(row["reasons"]),
+        "reasons": list(said if isinstance(said, list | tuple) else row["reasons"]),
         "plant_id": _text(row.get("plant_id")),
         "customer_id": _text(row.get("customer_id")),
         "due_date": None if pd.isna(due) else pd.Timestamp(due).strftime("%Y-%m-%d"),

@@ -10,10 +10,11 @@ import pandas as pd
 from fastapi import APIRouter, Query
 
 from data.contract import EXPLANATION_STAGES
-from serving.columns import STAGE_COLUMNS
+from serving.columns import STAGE_COLUMNS, reasons_in
 from serving.deps import ModelDep, ReaderDep, RunDep, StateDep
 from serving.errors import ApiError
 from serving.explain import explain_from, feature_contributions
+from serving.i18n import LangDep
 from serving.lookup import features_for_ids
 from serving.schemas import (
     AtRiskOrder,
@@ -41,16 +42,21 @@ def filter_ranked(
     *,
     plant: str | None = None,
     customer: str | None = None,
+    due_after: date | None = None,
     due_before: date | None = None,
     min_risk: float | None = None,
     stage: str | None = None,
 ) -> pd.DataFrame:
-    """The ranked rows matching every given filter, still in rank order."""
+    """The ranked rows matching every given filter, still in rank order. The due window is
+    half-open, ``due_after <= due_date < due_before``, so consecutive windows (a week, then the
+    next) never share an order; an order without a due date is outside any window."""
     mask = np.ones(len(rows), dtype=bool)
     if plant is not None:
         mask &= (rows["plant_id"] == plant).to_numpy()
     if customer is not None:
         mask &= (rows["customer_id"] == customer).to_numpy()
+    if due_after is not None:
+        mask &= (rows["due_date"] >= pd.Timestamp(due_after)).to_numpy()
     if due_before is not None:
         mask &= (rows["due_date"] < pd.Timestamp(due_before)).to_numpy()
     if min_risk is not None:
@@ -61,17 +67,32 @@ def filter_ranked(
     return rows if mask.all() else rows[mask]
 
 
+DUE_WINDOW = (
+    "The due window is half-open: `due_after` is inclusive (due on or after that date), "
+    "`due_before` is exclusive (due strictly before it), so `due_after=2025-03-01&"
+    "due_before=2025-03-08` is the week from 1 March to 7 March and the next week starts at "
+    "`due_after=2025-03-08`. Dates are the plant's local calendar dates (YYYY-MM-DD)."
+)
+DueAfter = Annotated[date | None, Query(description="Due on or after this date (inclusive).")]
+DueBefore = Annotated[date | None, Query(description="Due strictly before this date (exclusive).")]
+
+
 @router.get(
     "/at-risk",
     response_model=AtRiskPage,
     summary="The latest scoring run's ranked list, filtered and paginated",
+    description="Every filter given must hold; rows stay in rank order (1 = most likely "
+    "late). Reasons come in the request's language (`lang`, else `Accept-Language`, else the "
+    "server's default). " + DUE_WINDOW,
 )
 def at_risk(
     run: RunDep,
     _key: ReaderDep,
+    lang: LangDep,
     plant: Annotated[str | None, Query(description="Only this plant_id.")] = None,
     customer: Annotated[str | None, Query(description="Only this customer_id.")] = None,
-    due_before: Annotated[date | None, Query(description="Due strictly before this date.")] = None,
+    due_after: DueAfter = None,
+    due_before: DueBefore = None,
     min_risk: Annotated[float | None, Query(ge=0, le=1, description="Risk at least this.")] = None,
     stage: Annotated[Stage | None, Query(description="Only orders with this top stage.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -81,6 +102,7 @@ def at_risk(
         run.rows,
         plant=plant,
         customer=customer,
+        due_after=due_after,
         due_before=due_before,
         min_risk=min_risk,
         stage=stage,
@@ -100,15 +122,17 @@ def at_risk(
         total=len(matched),
         limit=limit,
         offset=offset,
-        items=_items(page),
+        items=_items(page, lang),
     )
 
 
-def _items(page: pd.DataFrame) -> list[AtRiskOrder]:
+def _items(page: pd.DataFrame, lang: str) -> list[AtRiskOrder]:
     stages = page[list(STAGE_COLUMNS)].to_numpy()
-    records = page.drop(columns=list(STAGE_COLUMNS)).to_dict("records")
+    said = reasons_in(page, lang).tolist()
+    keep = ["order_id", "rank", "risk", "top_stage", "plant_id", "customer_id", "due_date"]
+    records = page[[*keep, "days_to_due"]].to_dict("records")
     items = []
-    for rec, row in zip(records, stages, strict=True):
+    for rec, row, reasons in zip(records, stages, said, strict=True):
         due = rec["due_date"]
         items.append(
             AtRiskOrder(
@@ -117,7 +141,7 @@ def _items(page: pd.DataFrame) -> list[AtRiskOrder]:
                 risk=float(rec["risk"]),
                 top_stage=rec["top_stage"],
                 stage_contributions=dict(zip(EXPLANATION_STAGES, map(float, row), strict=True)),
-                reasons=list(rec["reasons"]),
+                reasons=list(reasons),
                 plant_id=_text(rec["plant_id"]),
                 customer_id=_text(rec["customer_id"]),
                 due_date=None if pd.isna(due) else pd.Timestamp(due).date(),
@@ -141,8 +165,8 @@ def order_risk(
     model: ModelDep,
     state: StateDep,
     _key: ReaderDep,
+    lang: LangDep,
     as_of: Annotated[datetime | None, Query(description="Default: the dataset's snapshot.")] = None,
-    lang: Annotated[str | None, Query(pattern="^(en|zh)$")] = None,
 ) -> OrderExplanation:
     data = state.data
     if data is None:
@@ -159,7 +183,7 @@ def order_risk(
         rm,
         features,
         contrib,
-        lang=lang or state.settings.default_lang,
+        lang=lang,
         expected_slips=data.expected_slips,
     )
     row = explained.iloc[0]

@@ -3,7 +3,6 @@ current view of the ranked list to CSV or Excel."""
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -11,10 +10,11 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import FileResponse
 
 from data.contract import EXPLANATION_STAGES
+from serving.columns import TRANSLATED_REASON_COLUMNS, reasons_in
 from serving.deps import ReaderDep, RunDep
 from serving.export import EXPORT_FORMATS, export_bytes
 from serving.i18n import LangDep, catalogue, stage_name
-from serving.routers.orders import filter_ranked
+from serving.routers.orders import DUE_WINDOW, DueAfter, DueBefore, filter_ranked
 from serving.schemas import ErrorResponse, Stage
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -51,6 +51,8 @@ def messages(lang: LangDep) -> dict:
     "/v1/orders/at-risk/export",
     tags=["orders"],
     summary="The current view of the ranked list as a CSV or Excel file",
+    description="The rows `GET /v1/orders/at-risk` would list with the same filters (all "
+    "pages); reasons and stage names in the request's language. " + DUE_WINDOW,
     responses={
         200: {"content": {m.split(";")[0]: {} for m in EXPORT_FORMATS.values()}},
         401: {"model": ErrorResponse},
@@ -64,7 +66,8 @@ def export_at_risk(
     format: Annotated[Literal["csv", "xlsx"], Query(description="csv or xlsx")] = "csv",
     plant: Annotated[str | None, Query(description="Only this plant_id.")] = None,
     customer: Annotated[str | None, Query(description="Only this customer_id.")] = None,
-    due_before: Annotated[date | None, Query(description="Due strictly before this date.")] = None,
+    due_after: DueAfter = None,
+    due_before: DueBefore = None,
     min_risk: Annotated[float | None, Query(ge=0, le=1, description="Risk at least this.")] = None,
     stage: Annotated[Stage | None, Query(description="Only orders with this top stage.")] = None,
 ) -> Response:
@@ -75,10 +78,15 @@ def export_at_risk(
         run.rows,
         plant=plant,
         customer=customer,
+        due_after=due_after,
         due_before=due_before,
         min_risk=min_risk,
         stage=stage,
-    ).copy()
+    )
+    # The file's columns are the ranked list's: reasons in the reader's language, once.
+    rows = rows.assign(reasons=reasons_in(rows, lang)).drop(
+        columns=[c for c in TRANSLATED_REASON_COLUMNS if c in rows.columns]
+    )
     names = {s: stage_name(s, lang) for s in EXPLANATION_STAGES}
     rows.insert(
         rows.columns.get_loc("top_stage") + 1, "top_stage_name", rows["top_stage"].map(names)

@@ -73,6 +73,9 @@ function filters() {
   const val = (id) => $(id).value.trim();
   if (val("f-plant")) p.set("plant", val("f-plant"));
   if (val("f-customer")) p.set("customer", val("f-customer"));
+  // The window is half-open, as the API's: due on or after "due from", strictly before
+  // "due before".
+  if (val("f-due-after")) p.set("due_after", val("f-due-after"));
   if (val("f-due-before")) p.set("due_before", val("f-due-before"));
   if (val("f-min-risk")) p.set("min_risk", String(Number(val("f-min-risk")) / 100));
   if (val("f-stage")) p.set("stage", val("f-stage"));

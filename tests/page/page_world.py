@@ -28,6 +28,7 @@ class ServedWorld:
 def build_world(home: Path, n_orders: int = 1500, seed: int = 5) -> ServedWorld:
     from data.load import load_dataset
     from data.simulate import simulate, write_world
+    from serving.columns import REASON_LANGS
     from serving.keys import create_key
     from serving.scoring import record_scoring_run, score_open_orders
     from training.registry import load_champion
@@ -39,7 +40,8 @@ def build_world(home: Path, n_orders: int = 1500, seed: int = 5) -> ServedWorld:
     train_model(dataset, settings=settings)
     model = load_champion(settings)
     as_of = dataset.snapshot_time()
-    scores = score_open_orders(dataset, as_of, model)
+    # Reasons in both languages, as `otd-risk score` records them: the page switches language.
+    scores = score_open_orders(dataset, as_of, model, reason_langs=REASON_LANGS)
     record_scoring_run(settings, scores, model=model, as_of=as_of, dataset=dataset)
     reader = create_key(settings.ensure_home(), "reader", name="page test").key
     admin = create_key(settings.ensure_home(), "admin", name="page test").key

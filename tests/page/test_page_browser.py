@@ -84,6 +84,8 @@ def rows(driver) -> list[dict]:
         """return [...document.querySelectorAll('#orders tbody tr')].map(tr => ({
             order_id: tr.dataset.orderId, risk: Number(tr.dataset.risk),
             plant: tr.querySelector('td.plant').textContent,
+            due: tr.querySelector('td.due').textContent,
+            reasons: [...tr.querySelectorAll('ul.reasons li')].map(li => li.textContent),
             top_stage: tr.querySelector('td.top-stage').textContent}));"""
     )
 
@@ -122,10 +124,18 @@ def test_planner_page_end_to_end(served, browser):
     browser.find_element(By.ID, "apply").click()
     wait_for(lambda: {r["plant"] for r in rows(browser)} == {plant}, what="the plant filter")
 
-    # Chinese: headers, stage names, filter options.
+    # Chinese: headers, stage names, filter options, and the reasons of the same orders.
     browser.find_element(By.ID, "lang-zh").click()
     wait_for(lambda: "风险" in browser.find_element(By.ID, "orders").text, what="Chinese")
     wait_for(lambda: {r["top_stage"] for r in rows(browser)} <= ZH_STAGES, what="zh stages")
+    wait_for(
+        lambda: any(has_cjk(s) for r in rows(browser) for s in r["reasons"]), what="zh reasons"
+    )
+    zh_rows = rows(browser)
+    assert [r["order_id"] for r in zh_rows] == list(expected["order_id"])
+    said = [s for r in zh_rows for s in r["reasons"]]
+    assert said and all(has_cjk(s) for s in said)
+    assert [r["reasons"] for r in zh_rows] == expected["reasons_zh"].tolist()
     assert browser.find_element(By.CSS_SELECTOR, "h1").text == "可能逾期交付的订单"
     options = browser.find_elements(By.CSS_SELECTOR, "#f-stage option")
     assert {o.text for o in options[1:]} == ZH_STAGES
@@ -142,6 +152,39 @@ def test_planner_page_end_to_end(served, browser):
     assert csv["risk"].to_numpy() == pytest.approx(expected["risk"].to_numpy())
     assert set(csv["top_stage_name"]) <= ZH_STAGES
     assert set(csv["model_version"].astype(str)) == {"1"}
+
+
+def has_cjk(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def test_due_window_filter(served, browser):
+    """ "Due from" and "due before" go to the API: every row shown is due inside the window
+    (from inclusive, before exclusive), and every order of the run in it is shown."""
+    from selenium.webdriver.common.by import By
+
+    scores = served.scores
+    dates = sorted(scores["due_date"].dt.date.unique())
+    start, end = dates[len(dates) // 4], dates[len(dates) // 2]
+    due = scores["due_date"].dt.date
+    expected = scores[(due >= start) & (due < end)]
+    assert 5 <= len(expected) <= 100 and (due == start).any()
+
+    browser.get(served.url + "/")
+    browser.execute_script(f"sessionStorage.setItem('otd-risk.key', '{served.key}')")
+    browser.refresh()
+    wait_for(lambda: len(rows(browser)) > 0, what="the ranked rows")
+    for field, day in (("f-due-after", start), ("f-due-before", end)):
+        # A date input takes the value through script: typing follows the browser's locale.
+        browser.execute_script(
+            "arguments[0].value = arguments[1]", browser.find_element(By.ID, field), str(day)
+        )
+    browser.find_element(By.ID, "apply").click()
+    wait_for(lambda: len(rows(browser)) == len(expected), what="the due window")
+    shown = rows(browser)
+    assert all(str(start) <= r["due"] < str(end) for r in shown)
+    assert [r["order_id"] for r in shown] == list(expected["order_id"])
+    assert str(start) in {r["due"] for r in shown}  # the lower bound is inclusive
 
 
 def test_page_is_readable_on_a_tablet(served, browser):

@@ -39,6 +39,7 @@ def served(serving_world: SimulatedWorld, tmp_path_factory: pytest.TempPathFacto
     """A trained champion (real train_model, real MLflow registry on SQLite), a recorded scoring
     run and two API keys, under a temporary project home."""
     from data.load import load_dataset
+    from serving.columns import REASON_LANGS
     from serving.keys import create_key
     from serving.scoring import record_scoring_run, score_open_orders
     from training.registry import load_champion
@@ -61,7 +62,8 @@ def served(serving_world: SimulatedWorld, tmp_path_factory: pytest.TempPathFacto
     )
     train_model(dataset, settings=settings)
     loaded = load_champion(settings)
-    scores = score_open_orders(dataset, None, loaded)
+    # Reasons in both languages, as `otd-risk score` records them.
+    scores = score_open_orders(dataset, None, loaded, reason_langs=REASON_LANGS)
     record_scoring_run(
         settings, scores, model=loaded, as_of=dataset.snapshot_time(), dataset=dataset
     )
