@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from reliability_helpers import home_settings
 
 from otd_risk.settings import Settings
 
@@ -24,16 +25,6 @@ class TrainedHome:
     admin_key: str
     order_ids: list[str]
     """Ids of the orders open at the snapshot (the ones scored by the recorded run)."""
-
-
-def home_settings(home: Path, data: Path | str | None = None) -> Settings:
-    # The store named explicitly: mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which
-    # Settings.tracking_uri would otherwise prefer (another test's store).
-    return Settings(
-        home=home,
-        data=None if data is None else str(data),
-        mlflow_tracking_uri=f"sqlite:///{home.resolve() / 'mlflow.db'}",
-    )
 
 
 @pytest.fixture(scope="session")

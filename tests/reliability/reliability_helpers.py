@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from otd_risk.settings import Settings
+
 OTD_RISK = Path(sys.executable).with_name("otd-risk")
 
 
@@ -156,4 +158,13 @@ def registry_versions(home: Path) -> list[tuple]:
 def champion_alias(home: Path) -> list[tuple]:
     return sqlite_rows(
         home / "mlflow.db", "SELECT name, alias, version FROM registered_model_aliases"
+    )
+
+
+def home_settings(home: Path, data: Path | str | None = None) -> Settings:
+    """Settings of one project home, with its MLflow store named explicitly."""
+    return Settings(
+        home=home,
+        data=None if data is None else str(data),
+        mlflow_tracking_uri=f"sqlite:///{home.resolve() / 'mlflow.db'}",
     )

@@ -157,8 +157,8 @@ def test_formula_ids_are_valid_data_and_exports_neutralise_them(trained_home, va
     _assert_xlsx_neutralised((tmp_path / "ranked.xlsx").read_bytes())
 
     # The API's export of the same run (the recorded run is the latest one in this home).
-    from conftest import home_settings
     from fastapi.testclient import TestClient
+    from reliability_helpers import home_settings
 
     from serving.app import ServeOptions, create_app
     from serving.runs import latest_run, load_run_rows

@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from conftest import home_settings
 from reliability_helpers import (
     cli_env,
     copy_home,
     free_port,
     home_digest,
+    home_settings,
     running_server,
     sqlite_rows,
     stop,
@@ -164,9 +164,6 @@ def _frame(n: int, seed: int) -> pd.DataFrame:
 def test_scoring_log_down_mid_run_fails_cleanly_and_a_retry_succeeds(tmp_path):
     from data.scoring_log import RunMeta, ScoringLog
 
-    url = os.environ.get("OTD_RISK_TEST_POSTGRES_URL")
-    if url:
-        pytest.skip("the PostgreSQL variant is not written yet; this run checks SQLite")
     folder = tmp_path / "log"
     folder.mkdir()
     db = folder / "scoring_log.db"
