@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_dataset
+from feature_factories import tiny_dataset
 
 from features.build import build_features, build_features_at
 from features.registry import feature_specs

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import tiny_dataset
+from feature_factories import tiny_dataset
 
 from data.contract import EXPLANATION_STAGES, TABLES
 from features.registry import CONTEXT_COLUMNS, FEATURES, feature_specs
