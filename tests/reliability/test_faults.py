@@ -190,6 +190,54 @@ def test_scoring_log_down_mid_run_fails_cleanly_and_a_retry_succeeds(tmp_path):
     assert again["order_id"].tolist() == second["order_id"].tolist()  # rows lost: 0
 
 
+def test_scoring_log_on_postgresql_down_mid_run_then_back():
+    """The same on PostgreSQL (``OTD_RISK_TEST_POSTGRES_URL``): the connection to the database
+    is cut in the middle of a run (a TCP proxy goes down), then comes back."""
+    import uuid
+    from urllib.parse import urlsplit
+
+    from reliability_helpers import TcpOutage
+    from sqlalchemy import create_engine, text
+
+    from data.scoring_log import RunMeta, ScoringLog
+
+    url = os.environ.get("OTD_RISK_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set OTD_RISK_TEST_POSTGRES_URL (.ci/start-postgres prints one)")
+    parts = urlsplit(url)
+    schema = f"rel_{uuid.uuid4().hex[:8]}"  # a private schema: other tests' tables untouched
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    outage = TcpOutage(parts.hostname, parts.port)
+    outage.up()
+    proxied = parts._replace(netloc=f"{parts.username}@127.0.0.1:{outage.port}").geturl()
+    log = ScoringLog(f"{proxied}?options=-csearch_path%3D{schema}&connect_timeout=3")
+    try:
+        first = log.log_run(
+            RunMeta(as_of=pd.Timestamp("2024-03-01", tz="UTC"), model_version="1"),
+            _frame(500, 1),
+        )
+        meta = RunMeta(as_of=pd.Timestamp("2024-03-02", tz="UTC"), model_version="1")
+        second = _frame(700, 2)
+        run_id = log.start_run(meta)
+        outage.down()
+        with pytest.raises(Exception, match="(?i)connect|closed|terminat|refused"):
+            log.complete_run(run_id, second)
+        outage.up()
+        assert log.runs()["run_id"].tolist() == [first]  # nothing half-written
+        assert len(log.load([first])) == 500
+        retried = log.log_run(meta, second)
+        assert log.runs()["run_id"].tolist() == [first, retried]
+        assert log.load([retried])["order_id"].tolist() == second["order_id"].tolist()
+    finally:
+        outage.down()
+        log.engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
 def test_score_with_the_run_store_unwritable_fails_cleanly_then_retries(trained_home, tmp_path):
     from reliability_helpers import OTD_RISK
 
