@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 import pandas as pd
+from sqlalchemy.exc import SQLAlchemyError
 
 from data.dataset import Dataset, local_date, open_orders
 from features.build import build_features
@@ -251,8 +252,26 @@ def run_scoring(
     scores, features = score_with_features(
         dataset, t, model, lang=lang or settings.default_lang, reason_langs=REASON_LANGS
     )
-    write_ranked(scores, out, fmt)
-    run = record_scoring_run(
-        settings, scores, model=model, as_of=t, dataset=dataset, features=features
-    )
+    # The file appears only for a recorded run: written beside its target first (a bad format
+    # or a full disk fails before anything is recorded), renamed once the run is stored.
+    fmt = (fmt or out.suffix.lstrip(".")).lower()
+    partial = out.with_name(f".{out.name}.partial")
+    write_ranked(scores, partial, fmt)
+    try:
+        run = record_scoring_run(
+            settings, scores, model=model, as_of=t, dataset=dataset, features=features
+        )
+    except SQLAlchemyError as exc:
+        partial.unlink(missing_ok=True)
+        raise RunStoreError(
+            f"the scoring run could not be recorded ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0]}); nothing was written. Check that the project home "
+            f"{settings.home.resolve()} and OTD_RISK_SCORING_LOG_URL are writable, then run "
+            "the command again"
+        ) from exc
+    partial.replace(out)
     return ScoreResult(run=run, out=out, scores=public_columns(scores))
+
+
+class RunStoreError(RuntimeError):
+    """A scoring run could not be stored (run store or scoring log unwritable or down)."""

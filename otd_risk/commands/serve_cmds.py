@@ -37,7 +37,7 @@ def score(
     """Score every open order with the champion model, write the ranked list and record the run
     (the API then serves it)."""
     from otd_risk.settings import get_settings
-    from serving.scoring import run_scoring
+    from serving.scoring import RunStoreError, run_scoring
 
     settings = get_settings()
     with user_errors():
@@ -46,7 +46,7 @@ def score(
             raise UserError("no dataset: pass --data DIR|URL or set OTD_RISK_DATA")
         try:
             result = run_scoring(settings, source, out, as_of=as_of, fmt=fmt, lang=lang)
-        except (LookupError, ValueError) as exc:
+        except (LookupError, ValueError, RunStoreError) as exc:
             raise UserError(str(exc)) from exc
     run = result.run
     console.print(

@@ -253,8 +253,9 @@ def test_score_with_the_run_store_unwritable_fails_cleanly_then_retries(trained_
         )
     assert failed.returncode != 0
     assert "readonly database" in failed.stderr or "unable to open" in failed.stderr
-    # Known gap (see docs/reliability.md): the command writes --out before it records the run,
-    # so the file of the failed run is there; the run itself is not recorded.
+    assert "could not be recorded" in failed.stderr and "Traceback" not in failed.stderr
+    # The file appears only for a recorded run, and no partial file is left behind.
+    assert not out.exists() and list(tmp_path.glob(".ranked.csv*")) == []
     assert sqlite_rows(db, "SELECT run_id FROM scoring_runs") == runs_before
     retried = subprocess.run(args, env=cli_env(home), capture_output=True, text=True, timeout=180)
     assert retried.returncode == 0, retried.stderr
