@@ -75,6 +75,7 @@ def time_steps(world_dir: Path, home: Path) -> None:
     from features.build import build_features
     from otd_risk.settings import Settings
     from serving.cause import expected_stage_slips
+    from serving.columns import REASON_LANGS
     from serving.explain import explain, prepare_fast_shap
     from serving.scoring import record_scoring_run, score_open_orders, write_ranked
     from training.registry import load_champion
@@ -101,8 +102,9 @@ def time_steps(world_dir: Path, home: Path) -> None:
     explained = explain(model.risk_model, feats, num_threads=2, expected_slips=expected)
     lap(f"explain {len(explained):,} orders (TreeSHAP, stages, cause, reasons)", t0)
     t0 = time.perf_counter()
-    scores = score_open_orders(dataset, t, model)
-    lap("score_open_orders (features + explain + rank)", t0)
+    # As `otd-risk score` does: reasons in every language for the run store.
+    scores = score_open_orders(dataset, t, model, reason_langs=REASON_LANGS)
+    lap("score_open_orders (features + explain + rank, en+zh reasons)", t0)
     t0 = time.perf_counter()
     write_ranked(scores, home / "scores_step.parquet")
     lap("write parquet", t0)

@@ -163,8 +163,8 @@ def list_runs(home: Path, limit: int = 20) -> list[RunInfo]:
 
 def load_run_rows(home: Path, run_id: str) -> pd.DataFrame:
     """A run's ranked rows: ``RANKED_COLUMNS`` then ``TRANSLATED_REASON_COLUMNS``, reasons as
-    lists of str (a language the run did not store is None: ``serving.columns.reasons_in``
-    falls back to ``reasons``)."""
+    lists of str (a language the run did not store is its ``reasons``: runs recorded before
+    reasons were stored per language say everything in the language they were scored in)."""
     cols = ", ".join(f'"{c}"' for c in (*RANKED_COLUMNS, *TRANSLATED_REASON_COLUMNS))
     with serving_engine(home).connect() as conn:
         frame = pd.read_sql_query(
@@ -172,9 +172,16 @@ def load_run_rows(home: Path, run_id: str) -> pd.DataFrame:
             conn.connection.driver_connection,
             params=(run_id,),
         )
-    frame["reasons"] = [json.loads(r) for r in frame["reasons"]]
+    said = [json.loads(r) for r in frame["reasons"]]
+    frame["reasons"] = said
     for column in TRANSLATED_REASON_COLUMNS:
-        frame[column] = [None if r is None else json.loads(r) for r in frame[column]]
+        # NULL: the same as ``reasons`` (the run's own language), or a run recorded before
+        # reasons were stored per language. The lists are shared, not copied: the API keeps a
+        # run's rows in memory.
+        frame[column] = [
+            own if r is None else json.loads(r)
+            for r, own in zip(frame[column].tolist(), said, strict=True)
+        ]
     frame["due_date"] = pd.to_datetime(frame["due_date"])
     frame["days_to_due"] = frame["days_to_due"].astype("Int64")
     return frame
@@ -197,11 +204,22 @@ def delete_runs_before(home: Path, keep: int) -> int:
     return len(old)
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False).encode
+"""One encoder for every row: ``json.dumps`` with options builds a new one per call."""
+
+
 def _rows_for_db(ranked: pd.DataFrame, run_id: str) -> tuple[list[str], list[tuple]]:
     translated = [c for c in TRANSLATED_REASON_COLUMNS if c in ranked.columns]
     frame = ranked[[*RANKED_COLUMNS, *translated]].copy()
-    for column in ("reasons", *translated):
-        frame[column] = [json.dumps(list(r), ensure_ascii=False) for r in frame[column]]
+    own = frame["reasons"].tolist()
+    frame["reasons"] = [_JSON(list(r)) for r in own]
+    for column in translated:
+        # NULL where a language says what ``reasons`` says (the run's own language): stored
+        # and encoded once, and ``load_run_rows`` reads NULL as "same as reasons".
+        frame[column] = [
+            None if t is r or list(t) == list(r) else _JSON(list(t))
+            for t, r in zip(frame[column].tolist(), own, strict=True)
+        ]
     frame["due_date"] = pd.to_datetime(frame["due_date"]).dt.strftime("%Y-%m-%d")
     frame["run_id"] = run_id
     frame = frame.astype(object).where(frame.notna(), None)

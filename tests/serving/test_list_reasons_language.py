@@ -92,6 +92,15 @@ def test_the_run_store_keeps_both_languages(served):
     assert list(rows.columns) == [*RANKED_COLUMNS, *TRANSLATED_REASON_COLUMNS]
     assert rows["reasons_zh"].tolist() == served.scores["reasons_zh"].tolist()
     assert rows["reasons_en"].tolist() == rows["reasons"].tolist()  # scored in English
+    with sqlite3.connect(served.settings.home / "serving.db") as conn:
+        nulls = conn.execute(
+            "SELECT COUNT(*), COUNT(reasons_en), COUNT(reasons_zh) FROM scored_orders "
+            "WHERE run_id = ?",
+            (latest_run(served.settings.home).run_id,),
+        ).fetchone()
+    # The run's own language is not stored twice; Chinese for every row that has a reason.
+    said = int((served.scores["reasons"].map(len) > 0).sum())
+    assert nulls == (len(served.scores), 0, said) and said > 0
 
 
 def old_store(home):
@@ -124,8 +133,8 @@ def test_a_store_from_an_older_version_gains_the_columns_and_falls_back(tmp_path
         data_fingerprint="x",
     )
     rows = load_run_rows(tmp_path, info.run_id)
-    assert rows["reasons_zh"].isna().all()
-    assert reasons_in(rows, "zh").tolist() == frame["reasons"].tolist()
+    assert rows["reasons_zh"].tolist() == frame["reasons"].tolist()
+    assert reasons_in(rows.drop(columns="reasons_zh"), "zh").tolist() == frame["reasons"].tolist()
     with sqlite3.connect(tmp_path / "serving.db") as conn:
         stored = conn.execute("SELECT reasons, reasons_zh FROM scored_orders LIMIT 1").fetchone()
     assert json.loads(stored[0]) == frame["reasons"].iloc[0] and stored[1] is None
