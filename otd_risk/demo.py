@@ -41,6 +41,7 @@ def run_demo(
     """Simulate ``n_orders`` orders, train and register a model, score every open order."""
     from data.load import load_dataset
     from data.simulate import simulate, write_world
+    from serving.columns import REASON_LANGS
     from serving.scoring import record_scoring_run, score_with_features, write_ranked
     from training.registry import load_champion
     from training.train import train_model
@@ -65,7 +66,8 @@ def run_demo(
     step("Scoring the open orders with the champion")
     model = load_champion(settings)
     as_of = dataset.snapshot_time()
-    scores, features = score_with_features(dataset, as_of, model)
+    # Reasons in every language from the same SHAP values: the page answers in the reader's.
+    scores, features = score_with_features(dataset, as_of, model, reason_langs=REASON_LANGS)
     record_scoring_run(
         settings, scores, model=model, as_of=as_of, dataset=dataset, features=features
     )
