@@ -31,3 +31,18 @@ def user_errors() -> Iterator[None]:
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.stderr.flush()
         raise typer.Exit(code=2) from None
+
+
+def load_configured_dataset(data: str | None, settings, *, tz: str | None = None):
+    """The dataset named by ``--data``, else by ``OTD_RISK_DATA``, loaded and validated with the
+    settings' time zone and planning horizon. Call inside :func:`user_errors`."""
+    from data.load import load_dataset
+
+    source = data or settings.data
+    if not source:
+        raise UserError("no dataset given: pass --data DIR|URL or set OTD_RISK_DATA")
+    return load_dataset(
+        source,
+        tz=tz or settings.timezone,
+        capacity_horizon_days=settings.capacity_planning_horizon_days,
+    )

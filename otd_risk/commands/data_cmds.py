@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from otd_risk.commands.common import UserError, console, user_errors
+from otd_risk.commands.common import console, load_configured_dataset, user_errors
 
 
 def _print_summary(summary) -> None:
@@ -59,18 +59,10 @@ def validate_command(
     from otd_risk.settings import get_settings
 
     with user_errors():
-        from data.load import load_dataset
         from data.summary import summarize
 
         settings = get_settings()
-        source = data or settings.data
-        if not source:
-            raise UserError("no dataset given: pass --data DIR|URL or set OTD_RISK_DATA")
-        dataset = load_dataset(
-            source,
-            tz=tz or settings.timezone,
-            capacity_horizon_days=settings.capacity_planning_horizon_days,
-        )
+        dataset = load_configured_dataset(data, settings, tz=tz)
         summary = summarize(dataset, grace_days=settings.late_grace_days)
     _print_summary(summary)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from otd_risk.commands.common import UserError, console, user_errors
+from otd_risk.commands.common import UserError, console, load_configured_dataset, user_errors
 
 
 def features_command(
@@ -41,18 +41,10 @@ def features_command(
     from otd_risk.settings import get_settings
 
     with user_errors():
-        from data.load import load_dataset
         from features.export import export_open_order_features
 
         settings = get_settings()
-        source = data or settings.data
-        if not source:
-            raise UserError("no dataset given: pass --data DIR|URL or set OTD_RISK_DATA")
-        dataset = load_dataset(
-            source,
-            tz=settings.timezone,
-            capacity_horizon_days=settings.capacity_planning_horizon_days,
-        )
+        dataset = load_configured_dataset(data, settings)
         try:
             result = export_open_order_features(
                 dataset,

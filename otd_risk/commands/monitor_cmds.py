@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from otd_risk.commands.common import UserError, console, user_errors
+from otd_risk.commands.common import UserError, console, load_configured_dataset, user_errors
 
 DataOption = Annotated[
     str | None, typer.Option(help="Dataset folder or SQL URL (default: OTD_RISK_DATA).")
@@ -16,17 +16,10 @@ DataOption = Annotated[
 
 
 def _load(source: str | None):
-    from data.load import load_dataset
     from otd_risk.settings import get_settings
 
     settings = get_settings()
-    source = source or settings.data
-    if not source:
-        raise UserError("no dataset: pass --data DIR|URL or set OTD_RISK_DATA")
-    dataset = load_dataset(
-        source, tz=settings.timezone, capacity_horizon_days=settings.capacity_planning_horizon_days
-    )
-    return settings, dataset
+    return settings, load_configured_dataset(source, settings)
 
 
 def monitor(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from otd_risk.commands.common import UserError, console, user_errors
+from otd_risk.commands.common import UserError, console, load_configured_dataset, user_errors
 
 SHOWN_METRICS = (
     "roc_auc",
@@ -53,17 +53,9 @@ def train(
 
     settings = get_settings()
     with user_errors(), console.status("loading the dataset") as status:
-        from data.load import load_dataset
         from training.train import TrainingDataError, train_model
 
-        source = data or settings.data
-        if not source:
-            raise UserError("no dataset given: pass --data DIR|URL or set OTD_RISK_DATA")
-        dataset = load_dataset(
-            source,
-            tz=settings.timezone,
-            capacity_horizon_days=settings.capacity_planning_horizon_days,
-        )
+        dataset = load_configured_dataset(data, settings)
 
         def step(message: str) -> None:
             status.update(message)
