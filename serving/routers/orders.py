@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from data.contract import EXPLANATION_STAGES
 from serving.columns import STAGE_COLUMNS, reasons_in
@@ -77,6 +78,36 @@ DueAfter = Annotated[date | None, Query(description="Due on or after this date (
 DueBefore = Annotated[date | None, Query(description="Due strictly before this date (exclusive).")]
 
 
+@dataclass(frozen=True)
+class AtRiskFilter:
+    """The filters of the at-risk list, shared by the list and its export (one dependency, so
+    the two can never filter differently)."""
+
+    plant: str | None = None
+    customer: str | None = None
+    due_after: date | None = None
+    due_before: date | None = None
+    min_risk: float | None = None
+    stage: str | None = None
+
+    def apply(self, rows: pd.DataFrame) -> pd.DataFrame:
+        return filter_ranked(rows, **asdict(self))
+
+
+def at_risk_filter(
+    plant: Annotated[str | None, Query(description="Only this plant_id.")] = None,
+    customer: Annotated[str | None, Query(description="Only this customer_id.")] = None,
+    due_after: DueAfter = None,
+    due_before: DueBefore = None,
+    min_risk: Annotated[float | None, Query(ge=0, le=1, description="Risk at least this.")] = None,
+    stage: Annotated[Stage | None, Query(description="Only orders with this top stage.")] = None,
+) -> AtRiskFilter:
+    return AtRiskFilter(plant, customer, due_after, due_before, min_risk, stage)
+
+
+FilterDep = Annotated[AtRiskFilter, Depends(at_risk_filter)]
+
+
 @router.get(
     "/at-risk",
     response_model=AtRiskPage,
@@ -89,24 +120,11 @@ def at_risk(
     run: RunDep,
     _key: ReaderDep,
     lang: LangDep,
-    plant: Annotated[str | None, Query(description="Only this plant_id.")] = None,
-    customer: Annotated[str | None, Query(description="Only this customer_id.")] = None,
-    due_after: DueAfter = None,
-    due_before: DueBefore = None,
-    min_risk: Annotated[float | None, Query(ge=0, le=1, description="Risk at least this.")] = None,
-    stage: Annotated[Stage | None, Query(description="Only orders with this top stage.")] = None,
+    filters: FilterDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AtRiskPage:
-    matched = filter_ranked(
-        run.rows,
-        plant=plant,
-        customer=customer,
-        due_after=due_after,
-        due_before=due_before,
-        min_risk=min_risk,
-        stage=stage,
-    )
+    matched = filters.apply(run.rows)
     page = matched.iloc[offset : offset + limit]
     info = run.info
     return AtRiskPage(

@@ -14,8 +14,8 @@ from serving.columns import TRANSLATED_REASON_COLUMNS, reasons_in
 from serving.deps import ReaderDep, RunDep
 from serving.export import EXPORT_FORMATS, export_bytes
 from serving.i18n import LangDep, catalogue, stage_name
-from serving.routers.orders import DUE_WINDOW, DueAfter, DueBefore, filter_ranked
-from serving.schemas import ErrorResponse, Stage
+from serving.routers.orders import DUE_WINDOW, FilterDep
+from serving.schemas import ErrorResponse
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 STATIC_FILES = {
@@ -63,26 +63,13 @@ def export_at_risk(
     run: RunDep,
     _key: ReaderDep,
     lang: LangDep,
+    filters: FilterDep,
     format: Annotated[Literal["csv", "xlsx"], Query(description="csv or xlsx")] = "csv",
-    plant: Annotated[str | None, Query(description="Only this plant_id.")] = None,
-    customer: Annotated[str | None, Query(description="Only this customer_id.")] = None,
-    due_after: DueAfter = None,
-    due_before: DueBefore = None,
-    min_risk: Annotated[float | None, Query(ge=0, le=1, description="Risk at least this.")] = None,
-    stage: Annotated[Stage | None, Query(description="Only orders with this top stage.")] = None,
 ) -> Response:
     """The rows ``GET /v1/orders/at-risk`` would list with the same filters (all pages), as a
     file. Text cells a spreadsheet would run as formulas (= + - @, tab, CR) get a leading '.
     Adds ``top_stage_name`` in the request's language, the model version and the scoring time."""
-    rows = filter_ranked(
-        run.rows,
-        plant=plant,
-        customer=customer,
-        due_after=due_after,
-        due_before=due_before,
-        min_risk=min_risk,
-        stage=stage,
-    )
+    rows = filters.apply(run.rows)
     # The file's columns are the ranked list's: reasons in the reader's language, once.
     rows = rows.assign(reasons=reasons_in(rows, lang)).drop(
         columns=[c for c in TRANSLATED_REASON_COLUMNS if c in rows.columns]
