@@ -10,16 +10,6 @@ from rich.table import Table
 
 from otd_risk.commands.common import UserError, console, load_configured_dataset, user_errors
 
-SHOWN_METRICS = (
-    "roc_auc",
-    "pr_auc",
-    "brier",
-    "ece",
-    "precision_top5pct",
-    "recall_top5pct",
-    "precision_top100",
-    "recall_top100",
-)
 MODEL_LABELS = {
     "otd_risk": "otd-risk (LightGBM)",
     "planner_rule": "planner's rule",
@@ -81,12 +71,15 @@ def train(
         f"{n['train_orders']:,} orders (last {n['calibration']:,} held out for early stopping "
         "and calibration)"
     )
+    # Every metric training computes, in its order (imported here: sklearn is slow to import).
+    from training.evaluate import METRICS
+
     table = Table(title="Validation window (time split)")
     table.add_column("model")
-    for name in SHOWN_METRICS:
+    for name in METRICS:
         table.add_column(name, justify="right")
     for key, figures in result.metrics.items():
-        table.add_row(MODEL_LABELS.get(key, key), *(_fmt(figures.get(m)) for m in SHOWN_METRICS))
+        table.add_row(MODEL_LABELS.get(key, key), *(_fmt(figures.get(m)) for m in METRICS))
     console.print(table)
     console.print(f"planner's rule: {result.planner_rule_note}")
     colour = "green" if result.promoted else "yellow"
