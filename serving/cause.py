@@ -22,12 +22,14 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from data.contract import STAGES
 from data.dataset import Dataset, order_outcomes
 
 HISTORY_DAYS = 365
 BEHIND_FEATURES: tuple[str, ...] = tuple(f"{s}_days_behind" for s in STAGES)
+_STAGE_NAMES = np.asarray(STAGES, dtype=object)
 
 
 def own_slips(end_slips: np.ndarray) -> np.ndarray:
@@ -83,23 +85,37 @@ def likely_cause(
     expected: Mapping[str, float],
     stage_shap: np.ndarray | None = None,
 ) -> pd.Series | None:
-    """The stage expected to add most lateness for each order (index like ``features``), or
-    None when the features do not say how far each stage is behind (no order_stages).
+    """The stage expected to add most lateness for each order (index like ``features``; NaN
+    where no stage is behind or expected to slip), or None when the features do not say how far
+    each stage is behind (no order_stages). See :func:`likely_cause_stages`."""
+    cause = likely_cause_stages(features, expected, stage_shap)
+    if cause is None:
+        return None
+    return pd.Series(cause, index=features.index).where(pd.notna(cause))
+
+
+def likely_cause_stages(
+    columns: Mapping[str, ArrayLike] | pd.DataFrame,
+    expected: Mapping[str, float],
+    stage_shap: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """:func:`likely_cause` on columns (a frame, or ``serving.rows.Rows``): an object array of
+    stage names, None where nothing is behind or expected to slip.
 
     ``stage_shap`` (rows x ``STAGES``, log-odds) scales a stage's expected slip by
     ``1 + max(contribution, 0)``: a stage whose own signals (a late supplier, a loaded plant)
     raise this order's risk is more likely to slip than its historical average."""
-    if not expected or any(c not in features.columns for c in (*BEHIND_FEATURES, "current_stage")):
+    if not expected or any(c not in columns for c in (*BEHIND_FEATURES, "current_stage")):
         return None
-    so_far = own_slips(features[list(BEHIND_FEATURES)].to_numpy(dtype=np.float64))
+    behind = np.column_stack([np.asarray(columns[c], dtype=np.float64) for c in BEHIND_FEATURES])
+    so_far = own_slips(behind)
     order = {s: i for i, s in enumerate(STAGES)}
     # 'done' or unknown: every stage is finished as far as the data says.
-    position = np.array([order.get(v, len(STAGES)) for v in features["current_stage"]])[:, None]
+    position = np.array([order.get(v, len(STAGES)) for v in columns["current_stage"]])[:, None]
     not_done = np.arange(len(STAGES))[None, :] >= position
     ahead = np.array([expected.get(s, 0.0) for s in STAGES])[None, :]
     if stage_shap is not None:
         ahead = ahead * (1.0 + np.maximum(stage_shap, 0.0))
     score = so_far + np.where(not_done, ahead, 0.0)
-    cause = pd.Series(np.asarray(STAGES, dtype=object)[score.argmax(axis=1)], index=features.index)
     # Nothing behind and nothing expected: no stage to blame from slips.
-    return cause.where(score.max(axis=1) > 0)
+    return np.where(score.max(axis=1) > 0, _STAGE_NAMES[score.argmax(axis=1)], None)

@@ -17,6 +17,10 @@ behind or expected to slip, it is the stage with the largest contribution.
 
 ``reasons`` are up to three sentences: the features with the largest positive contributions whose
 value is known, each the registry's template filled with the order's value and ``ctx_*`` context.
+
+The work is done on arrays (``explain_rows`` on ``serving.rows.Rows``, giving ``Explanations``);
+``explain`` is that plus a frame in and a frame out. Serving a few orders skips the frames: for
+one order they cost several times the explanation itself.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ import numpy as np
 import pandas as pd
 
 from data.contract import EXPLANATION_STAGES, STAGES
-from serving.cause import likely_cause
+from serving.cause import likely_cause_stages
 from serving.columns import STAGE_COLUMNS
+from serving.rows import Rows
 from training.model import RiskModel
 
 EXPLANATION_COLUMNS: tuple[str, ...] = ("risk", *STAGE_COLUMNS, "top_stage", "reasons")
@@ -42,8 +47,13 @@ SMALL_ROWS = 64
 """Up to this many rows, features are encoded value by value (``encode_small``): the model's
 column-by-column pandas encoding costs more than the prediction for a single order."""
 
+_STAGE_NAMES = np.asarray(EXPLANATION_STAGES, dtype=object)
+_PROCESS_STAGES = [EXPLANATION_STAGES.index(s) for s in STAGES]
+
 _FLAT_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _FLAT_LOCK = threading.Lock()
+_MODEL_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Per model, what is derived once from it: category codes, the stage matrix, templates."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,17 @@ class Contributions:
         return self.values.sum(axis=1) + self.base
 
 
+@dataclass(frozen=True)
+class Explanations:
+    """What :func:`explain` says of each row, as arrays: ``risk`` (calibrated), ``stages`` (rows x
+    ``EXPLANATION_STAGES``, log-odds), ``top_stage`` and ``reasons`` per language."""
+
+    risk: np.ndarray
+    stages: np.ndarray
+    top_stage: np.ndarray
+    reasons: dict[str, list[list[str]]]
+
+
 def prepare_fast_shap(model: RiskModel) -> None:
     """Tabulate the model's TreeSHAP once (about a second), e.g. before a model starts serving,
     so that the first large batch does not pay for it."""
@@ -67,13 +88,12 @@ def prepare_fast_shap(model: RiskModel) -> None:
 
 
 def feature_contributions(
-    model: RiskModel, features: pd.DataFrame, *, num_threads: int | None = None
+    model: RiskModel, features: pd.DataFrame | Rows, *, num_threads: int | None = None
 ) -> Contributions:
     """TreeSHAP values of each feature for each row (LightGBM's path-dependent TreeSHAP: the
     numbers of ``pred_contrib``, computed by the faster tabulated kernel for large batches)."""
-    encoded = (
-        encode_small(model, features) if len(features) <= SMALL_ROWS else model.encode(features)
-    )
+    rows = _as_rows(features)
+    encoded = encode_small(model, rows) if rows.n <= SMALL_ROWS else model.encode(rows.to_frame())
     k = len(model.feature_names)
     if len(encoded) == 0:
         return Contributions(np.zeros((0, k)), np.zeros(0), list(model.feature_names))
@@ -83,20 +103,23 @@ def feature_contributions(
     return Contributions(raw[:, :k], raw[:, k], list(model.feature_names))
 
 
-def encode_small(model: RiskModel, features: pd.DataFrame) -> np.ndarray:
-    """``model.encode`` for a few rows, with one pandas call instead of one per feature: the
-    same numbers (numbers as float64, categories as the model's fixed codes, unseen or
+def encode_small(model: RiskModel, features: pd.DataFrame | Rows) -> np.ndarray:
+    """``model.encode`` for a few rows, value by value instead of one pandas call per feature:
+    the same numbers (numbers as float64, categories as the model's fixed codes, unseen or
     missing -> NaN)."""
+    rows = _as_rows(features)
     names = model.feature_names
-    missing = [c for c in names if c not in features.columns]
-    if missing:
-        return model.encode(features)  # raises the model's own message
-    values = features[names].to_numpy(dtype=object)
-    out = np.full(values.shape, np.nan)
+    if any(c not in rows for c in names):
+        return model.encode(rows.to_frame())  # raises the model's own message
+    out = np.full((rows.n, len(names)), np.nan)
     codes = _category_codes(model)
     for j, name in enumerate(names):
+        values = rows[name]
         lookup = codes.get(name)
-        for i, v in enumerate(values[:, j]):
+        if lookup is None and values.dtype == np.float64:
+            out[:, j] = values  # float(v) of each value, NaN as NaN
+            continue
+        for i, v in enumerate(values):
             if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
                 continue
             if lookup is None:
@@ -109,27 +132,27 @@ def encode_small(model: RiskModel, features: pd.DataFrame) -> np.ndarray:
     return out
 
 
-_CODES_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _category_codes(model: RiskModel) -> dict[str, dict[str, int]]:
-    codes = _CODES_CACHE.get(model)
-    if codes is None:
-        codes = {
+    cached = _model_cache(model)
+    if "codes" not in cached:
+        cached["codes"] = {
             n: {lv: i for i, lv in enumerate(levels)}
             for n, levels in model.categorical_levels.items()
         }
-        _CODES_CACHE[model] = codes
-    return codes
+    return cached["codes"]
 
 
 def stage_matrix(model: RiskModel) -> np.ndarray:
     """Features x explanation stages, 1 where the feature belongs to the stage."""
-    out = np.zeros((len(model.feature_names), len(EXPLANATION_STAGES)))
-    stages = list(EXPLANATION_STAGES)
-    for i, name in enumerate(model.feature_names):
-        out[i, stages.index(model.stage_map.get(name, "order"))] = 1.0
-    return out
+    cached = _model_cache(model)
+    if "stages" not in cached:
+        out = np.zeros((len(model.feature_names), len(EXPLANATION_STAGES)))
+        stages = list(EXPLANATION_STAGES)
+        for i, name in enumerate(model.feature_names):
+            out[i, stages.index(model.stage_map.get(name, "order"))] = 1.0
+        out.flags.writeable = False  # shared by every request
+        cached["stages"] = out
+    return cached["stages"]
 
 
 def explain(
@@ -168,30 +191,81 @@ def explain_from(
 ) -> pd.DataFrame:
     """:func:`explain` from contributions already computed (to reuse them, e.g. to show the
     per-feature values too)."""
+    said = explanations_from(
+        model,
+        Rows(features),
+        contrib,
+        lang=lang,
+        n_reasons=n_reasons,
+        expected_slips=expected_slips,
+        reason_langs=reason_langs,
+    )
+    columns: dict[str, object] = {"risk": said.risk}
+    columns.update(zip(STAGE_COLUMNS, said.stages.T, strict=True))
+    columns["top_stage"] = said.top_stage
+    columns["reasons"] = said.reasons[lang]
+    for other in reason_langs:
+        columns[f"reasons_{other}"] = said.reasons[other]
+    return pd.DataFrame(columns, index=features.index)
+
+
+def explain_rows(
+    model: RiskModel,
+    rows: Rows,
+    *,
+    lang: str = "en",
+    n_reasons: int = N_REASONS,
+    num_threads: int | None = None,
+    expected_slips: Mapping[str, float] | None = None,
+    reason_langs: Sequence[str] = (),
+) -> Explanations:
+    """:func:`explain` on rows read column by column, without a frame in or out."""
+    contrib = feature_contributions(model, rows, num_threads=num_threads)
+    return explanations_from(
+        model,
+        rows,
+        contrib,
+        lang=lang,
+        n_reasons=n_reasons,
+        expected_slips=expected_slips,
+        reason_langs=reason_langs,
+    )
+
+
+def explanations_from(
+    model: RiskModel,
+    rows: Rows,
+    contrib: Contributions,
+    *,
+    lang: str = "en",
+    n_reasons: int = N_REASONS,
+    expected_slips: Mapping[str, float] | None = None,
+    reason_langs: Sequence[str] = (),
+) -> Explanations:
+    """:func:`explain_rows` from contributions already computed."""
+    n = rows.n
     stages = contrib.values @ stage_matrix(model)
-    out = pd.DataFrame(stages, columns=list(STAGE_COLUMNS), index=features.index)
-    out.insert(0, "risk", model.calibrate(contrib.margin) if len(features) else np.zeros(0))
-    names = np.asarray(EXPLANATION_STAGES, dtype=object)
-    out["top_stage"] = names[stages.argmax(axis=1)] if len(features) else []
-    if expected_slips and len(features):
-        process = stages[:, [EXPLANATION_STAGES.index(s) for s in STAGES]]
-        cause = likely_cause(features, expected_slips, stage_shap=process)
+    if n == 0:
+        empty = np.empty(0, dtype=object)
+        return Explanations(np.zeros(0), stages, empty, {x: [] for x in (lang, *reason_langs)})
+    risk = model.calibrate(contrib.margin)
+    top = _STAGE_NAMES[stages.argmax(axis=1)]
+    if expected_slips:
+        cause = likely_cause_stages(rows, expected_slips, stage_shap=stages[:, _PROCESS_STAGES])
         if cause is not None:
-            out["top_stage"] = cause.fillna(out["top_stage"])
-    said = {lang: reasons(model, features, contrib.values, lang=lang, n_reasons=n_reasons)}
+            top = np.where(pd.notna(cause), cause, top)
+    said = {lang: reasons(model, rows, contrib.values, lang=lang, n_reasons=n_reasons)}
     # The same contributions in other languages: only the sentences are made again (string
     # work, ~1-2 µs a row), never the TreeSHAP values.
     for other in reason_langs:
         if other not in said:
-            said[other] = reasons(model, features, contrib.values, lang=other, n_reasons=n_reasons)
-        out[f"reasons_{other}"] = said[other]
-    out.insert(len(STAGE_COLUMNS) + 2, "reasons", said[lang])
-    return out
+            said[other] = reasons(model, rows, contrib.values, lang=other, n_reasons=n_reasons)
+    return Explanations(risk, stages, top, said)
 
 
 def reasons(
     model: RiskModel,
-    features: pd.DataFrame,
+    features: pd.DataFrame | Rows,
     contributions: np.ndarray,
     *,
     lang: str = "en",
@@ -201,19 +275,16 @@ def reasons(
     n, k = contributions.shape
     if n == 0:
         return []
+    rows = _as_rows(features)
     templates = _templates(model, lang)
-    # A sentence can only be said when the value and every context it names are known; one
-    # notna over the frame, not one per feature (this runs for single-order requests too).
-    ctx_names = sorted({f for _, fields in templates for f in fields if f in features.columns})
-    known = features.reindex(columns=[*model.feature_names, *ctx_names]).notna().to_numpy()
-    usable = known[:, :k].copy()
-    ctx_pos = {name: k + i for i, name in enumerate(ctx_names)}
+    # A sentence can only be said when the value and every context it names are known.
+    usable = np.column_stack([_known(rows, name, n) for name in model.feature_names])
+    ctx_known: dict[str, np.ndarray] = {}
     for j, (_, fields) in enumerate(templates):
         for field in fields:
-            if field in ctx_pos:
-                usable[:, j] &= known[:, ctx_pos[field]]
-            else:
-                usable[:, j] = False
+            if field not in ctx_known:
+                ctx_known[field] = _known(rows, field, n)
+            usable[:, j] &= ctx_known[field]
     score = np.where(usable & (contributions > 0), contributions, -np.inf)
     n_pick = min(n_reasons, k)
     top = np.argsort(-score, axis=1, kind="stable")[:, :n_pick]
@@ -222,21 +293,28 @@ def reasons(
     sentences = np.full((n, n_pick), None, dtype=object)
     negatives = _negative_templates(model, lang)
     for j in np.unique(top[chosen]):
-        rows, slots = np.nonzero((top == j) & chosen)
+        picked, slots = np.nonzero((top == j) & chosen)
         text, fields = templates[j]
         name = model.feature_names[j]
-        sentences[rows, slots] = _fill(text, fields, features, name, rows, negatives.get(name))
+        sentences[picked, slots] = _fill(text, fields, rows, name, picked, negatives.get(name))
     # Building the Python lists is string work, not arithmetic over orders: ~1 µs a row.
     return [[s for s in row if s is not None] for row in sentences]
 
 
-_TEMPLATE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+def _known(rows: Rows, name: str, n: int) -> np.ndarray:
+    """Whether each row's ``name`` is known (``notna``; a column the rows lack is unknown)."""
+    if name not in rows:
+        return np.zeros(n, dtype=bool)
+    values = rows[name]
+    if values.dtype == np.float64:
+        return ~np.isnan(values)  # pd.notna's answer, without its dispatch (single orders)
+    return pd.notna(values)
 
 
 def _templates(model: RiskModel, lang: str) -> list[tuple[str, tuple[str, ...]]]:
     """Each feature's sentence template in ``lang`` and the context fields it names (parsed
     once per model and language)."""
-    per_model = _TEMPLATE_CACHE.setdefault(model, {})
+    per_model = _model_cache(model)
     if lang not in per_model:
         specs = {s["name"]: s for s in model.feature_specs}
         per_model[lang] = [_template(specs.get(n), n, lang) for n in model.feature_names]
@@ -246,7 +324,7 @@ def _templates(model: RiskModel, lang: str) -> list[tuple[str, tuple[str, ...]]]
 def _negative_templates(model: RiskModel, lang: str) -> dict[str, str]:
     """Per feature, the sentence for values below zero, where the registry has one."""
     key = f"negative:{lang}"
-    per_model = _TEMPLATE_CACHE.setdefault(model, {})
+    per_model = _model_cache(model)
     if key not in per_model:
         out = {}
         for spec in model.feature_specs:
@@ -275,13 +353,14 @@ def _template(spec: Mapping | None, name: str, lang: str) -> tuple[str, tuple[st
 def _fill(
     text: str,
     fields: Sequence[str],
-    features: pd.DataFrame,
+    features: pd.DataFrame | Rows,
     name: str,
     rows: np.ndarray,
     negative: str | None = None,
 ) -> list[str]:
-    values = features[name].to_numpy()[rows]
-    ctx = [features[f].to_numpy()[rows] for f in fields]
+    columns = _as_rows(features)
+    values = columns[name][rows]
+    ctx = [columns[f][rows] for f in fields]
     out = []
     for i, value in enumerate(values):
         kw = {f: c[i] for f, c in zip(fields, ctx, strict=True)}
@@ -296,6 +375,15 @@ def _fill(
             # expected) still says something true.
             out.append(f"{name} = {value}")
     return out
+
+
+def _as_rows(features: pd.DataFrame | Rows) -> Rows:
+    return features if isinstance(features, Rows) else Rows(features)
+
+
+def _model_cache(model: RiskModel) -> dict:
+    # setdefault on a WeakKeyDictionary is one step under the GIL: threads share one dict.
+    return _MODEL_CACHE.setdefault(model, {})
 
 
 def _flat_trees(model: RiskModel):

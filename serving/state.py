@@ -16,6 +16,7 @@ import pandas as pd
 
 from data.dataset import Dataset, open_orders
 from otd_risk.settings import Settings
+from serving.rows import Rows
 from serving.runs import RunInfo, latest_run, load_run_rows
 
 log = logging.getLogger("otd_risk.serving")
@@ -54,6 +55,16 @@ class DataSnapshot:
     order_ids: frozenset = field(default_factory=frozenset)
     expected_slips: dict = field(default_factory=dict)
     """Per stage, the own slip a stage not finished yet typically adds (serving.cause)."""
+    open_positions: dict[str, int] = field(init=False, repr=False)
+    """Each open order's row in ``open_features`` (a dict: pandas' label lookup and
+    ``Index.intersection`` cost milliseconds per request over 100,000 open orders)."""
+    open_rows: Rows = field(init=False, repr=False)
+    """``open_features`` column by column, to explain a few orders without building frames."""
+
+    def __post_init__(self) -> None:
+        positions = {order_id: i for i, order_id in enumerate(self.open_features.index)}
+        object.__setattr__(self, "open_positions", positions)
+        object.__setattr__(self, "open_rows", Rows(self.open_features))
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from data.contract import EXPLANATION_STAGES
 from serving.columns import STAGE_COLUMNS, reasons_in
 from serving.deps import ModelDep, ReaderDep, RunDep, StateDep
 from serving.errors import ApiError
-from serving.explain import explain_from, feature_contributions
+from serving.explain import explanations_from, feature_contributions
 from serving.i18n import LangDep
-from serving.lookup import features_for_ids
+from serving.lookup import rows_for_ids
 from serving.schemas import (
     AtRiskOrder,
     AtRiskPage,
@@ -195,16 +195,9 @@ def order_risk(
             "restart); the latest run's row is at GET /v1/orders/at-risk",
         )
     rm = model.risk_model
-    features, t = features_for_ids(data, rm, [order_id], as_of)
-    contrib = feature_contributions(rm, features, num_threads=1)
-    explained = explain_from(
-        rm,
-        features,
-        contrib,
-        lang=lang,
-        expected_slips=data.expected_slips,
-    )
-    row = explained.iloc[0]
+    rows, t = rows_for_ids(data, rm, [order_id], as_of)
+    contrib = feature_contributions(rm, rows, num_threads=1)
+    explained = explanations_from(rm, rows, contrib, lang=lang, expected_slips=data.expected_slips)
     specs = {s["name"]: s for s in rm.feature_specs}
     values = contrib.values[0]
     order = np.argsort(-np.abs(values), kind="stable")
@@ -212,7 +205,7 @@ def order_risk(
         FeatureContribution(
             name=rm.feature_names[j],
             stage=rm.stage_map.get(rm.feature_names[j], "order"),
-            value=_value(features.iloc[0][rm.feature_names[j]]),
+            value=_value(rows[rm.feature_names[j]][0]),
             contribution=float(values[j]),
             description=str(specs.get(rm.feature_names[j], {}).get("description", "")),
         )
@@ -225,11 +218,13 @@ def order_risk(
         model_version=model.version,
         order_id=order_id,
         as_of=t,
-        risk=float(row["risk"]),
-        top_stage=row["top_stage"],
-        stage_contributions={s: float(row[f"stage_{s}"]) for s in EXPLANATION_STAGES},
+        risk=float(explained.risk[0]),
+        top_stage=explained.top_stage[0],
+        stage_contributions={
+            s: float(v) for s, v in zip(EXPLANATION_STAGES, explained.stages[0], strict=True)
+        },
         base_value=float(contrib.base[0]),
-        reasons=list(row["reasons"]),
+        reasons=list(explained.reasons[lang][0]),
         features=feats,
         plant_id=_text(meta["plant_id"]),
         customer_id=_text(meta["customer_id"]),

@@ -7,11 +7,11 @@ import pandas as pd
 from fastapi import APIRouter, Request
 
 from data.contract import EXPLANATION_STAGES
-from serving.columns import STAGE_COLUMNS
 from serving.deps import ModelDep, ReaderDep, StateDep, get_data
 from serving.errors import ApiError
-from serving.explain import explain
-from serving.lookup import features_for_ids
+from serving.explain import Explanations, explain_rows
+from serving.lookup import features_for_ids, rows_for_ids
+from serving.rows import Rows
 from serving.schemas import MAX_BATCH, ErrorResponse, RiskRequest, RiskResponse, RiskResult
 
 router = APIRouter(
@@ -39,36 +39,45 @@ def score_orders(
 ) -> RiskResponse:
     rm = model.risk_model
     lang = body.lang or state.settings.default_lang
+    rows, order_ids, as_of = _rows(body, state, rm)
+    data = state.data
+    explained = explain_rows(
+        rm,
+        rows,
+        lang=lang,
+        num_threads=1 if rows.n < 256 else 2,
+        expected_slips=None if data is None else data.expected_slips,
+    )
+    request.app.state.metrics.orders_scored.inc(rows.n)
+    return RiskResponse(
+        model_version=model.version, as_of=as_of, results=_results(order_ids, explained, lang)
+    )
+
+
+def _rows(body: RiskRequest, state, rm) -> tuple[Rows, list, pd.Timestamp | None]:
+    """The orders' feature rows in request order, their ids, and the as_of of those looked up."""
     by_id = [i for i, o in enumerate(body.orders) if o.features is None]
     by_value = [i for i, o in enumerate(body.orders) if o.features is not None]
+    if not by_value:
+        # The common call (orders by id, open at the snapshot): no frame is built.
+        ids = [o.order_id for o in body.orders]
+        rows, as_of = rows_for_ids(get_data(state), rm, ids, body.as_of)
+        return rows, ids, as_of
     frames: list[pd.DataFrame] = []
     positions: list[int] = []
     as_of = None
     if by_id:
-        data = get_data(state)
         ids = [body.orders[i].order_id for i in by_id]
-        features, as_of = features_for_ids(data, rm, ids, body.as_of)
+        features, as_of = features_for_ids(get_data(state), rm, ids, body.as_of)
         frames.append(features.reset_index())
         positions += by_id
-    if by_value:
-        frames.append(_frame_from_values(rm, [body.orders[i] for i in by_value], by_value))
-        positions += by_value
+    frames.append(_frame_from_values(rm, [body.orders[i] for i in by_value], by_value))
+    positions += by_value
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     # Results come back in request order whichever way each order was given.
     order = np.argsort(np.asarray(positions), kind="stable")
     frame = frame.iloc[order].reset_index(drop=True)
-    data = state.data
-    explained = explain(
-        rm,
-        frame,
-        lang=lang,
-        num_threads=1 if len(frame) < 256 else 2,
-        expected_slips=None if data is None else data.expected_slips,
-    )
-    request.app.state.metrics.orders_scored.inc(len(frame))
-    return RiskResponse(
-        model_version=model.version, as_of=as_of, results=_results(frame["order_id"], explained)
-    )
+    return Rows(frame), frame["order_id"].tolist(), as_of
 
 
 def _frame_from_values(rm, orders, positions) -> pd.DataFrame:
@@ -101,8 +110,7 @@ def _frame_from_values(rm, orders, positions) -> pd.DataFrame:
     return frame
 
 
-def _results(order_ids: pd.Series, explained: pd.DataFrame) -> list[RiskResult]:
-    stages = explained[list(STAGE_COLUMNS)].to_numpy()
+def _results(order_ids: list, explained: Explanations, lang: str) -> list[RiskResult]:
     return [
         RiskResult(
             order_id=oid,
@@ -113,10 +121,10 @@ def _results(order_ids: pd.Series, explained: pd.DataFrame) -> list[RiskResult]:
         )
         for oid, risk, top, row, reasons in zip(
             order_ids,
-            explained["risk"],
-            explained["top_stage"],
-            stages,
-            explained["reasons"],
+            explained.risk,
+            explained.top_stage,
+            explained.stages,
+            explained.reasons[lang],
             strict=True,
         )
     ]
