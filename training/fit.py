@@ -46,7 +46,10 @@ DEFAULT_LGBM_PARAMS: dict[str, Any] = {
 }
 NUM_BOOST_ROUND = 300
 EARLY_STOPPING_ROUNDS = 30
-CALIBRATION_FRACTION = 0.2
+CALIBRATION_FOLDS = 5
+"""Training orders are cut by outcome time into this many blocks: the last one (the most recent
+fifth) is held out for early stopping, and each block gets cross-fitted margins for the
+calibrator of a refitted booster (see :func:`fit_risk_model`)."""
 SMALL_DATA_ROWS = 50_000
 """Below this many training rows LightGBM runs on one thread: OpenMP start-up and contention cost
 more than they save. The count is a function of the data, so runs stay reproducible."""
@@ -92,18 +95,36 @@ def time_split(
     return Split(np.flatnonzero(train_mask), np.flatnonzero(valid_mask), cut_v, cutoff)
 
 
-def calibration_split(
-    train: pd.DataFrame, fraction: float = CALIBRATION_FRACTION
-) -> tuple[np.ndarray, np.ndarray]:
-    """Positions in ``train`` for fitting and for early stopping + calibration: the last
-    ``fraction`` of orders by outcome time (all of an order's examples on one side)."""
+def order_blocks(train: pd.DataFrame, n_blocks: int = CALIBRATION_FOLDS) -> np.ndarray:
+    """Block (0 .. ``n_blocks`` - 1) of each row of ``train``: its orders ranked by outcome time
+    and cut into consecutive blocks of about equal size, all of an order's examples in one block.
+    The last block is the most recent history."""
+    if n_blocks < 2:
+        raise ValueError(f"n_blocks must be at least 2, got {n_blocks}")
     order_known = train.groupby("order_id", sort=True)["outcome_known_at"].max()
     # Stable order: by outcome time, then id, so equal times split the same way every run.
     ranked = order_known.reset_index().sort_values(["outcome_known_at", "order_id"], kind="stable")
-    n_held = max(1, int(round(len(ranked) * fraction)))
-    held = set(ranked["order_id"].iloc[len(ranked) - n_held :])
-    is_held = train["order_id"].isin(held).to_numpy()
-    return np.flatnonzero(~is_held), np.flatnonzero(is_held)
+    n = len(ranked)
+    n_last = min(n, max(1, int(round(n / n_blocks))))
+    # The last block has round(n / n_blocks) orders; the others share the rest evenly.
+    rank = np.arange(n)
+    block = np.where(
+        rank >= n - n_last,
+        n_blocks - 1,
+        rank * (n_blocks - 1) // max(1, n - n_last),
+    )
+    of_order = pd.Series(block, index=ranked["order_id"].to_numpy())
+    return of_order.reindex(train["order_id"].to_numpy()).to_numpy()
+
+
+def calibration_split(
+    train: pd.DataFrame, n_blocks: int = CALIBRATION_FOLDS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``train`` for fitting and for early stopping + calibration: the last of
+    :func:`order_blocks` (the most recent 1 / ``n_blocks`` of orders by outcome time) is held
+    out."""
+    held = order_blocks(train, n_blocks) == n_blocks - 1
+    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 def category_levels(train: pd.DataFrame, categorical: Sequence[str]) -> dict[str, list[str]]:
@@ -136,16 +157,23 @@ def fit_risk_model(
     num_boost_round: int = NUM_BOOST_ROUND,
     seed: int = 42,
     calibration: str = "platt",
-    refit: bool = False,
+    refit: bool = True,
+    calibration_folds: int = CALIBRATION_FOLDS,
     min_rounds: int = 0,
     recency_half_life_days: float | None = None,
     meta: Mapping[str, Any] | None = None,
 ) -> RiskModel:
-    """Fit the booster on the early part of ``train`` (early stopping on the held-out end) and
-    calibrate on that same held-out end. Deliberately stricter than early stopping on the
-    validation window: that window is kept untouched for the metrics and the promotion gate.
+    """Fit the booster on the early part of ``train`` with early stopping on its held-out end
+    (the most recent fifth of its orders), then, with ``refit`` (the default), refit it on all of
+    ``train`` with that many trees and calibrate it on cross-fitted margins; without ``refit``,
+    keep the early-stopped booster and calibrate it on the held-out end. Nothing here looks at
+    the validation window: it is kept untouched for the metrics and the promotion gate.
     ``params`` override :data:`DEFAULT_LGBM_PARAMS`
     (``num_boost_round`` may be given there too).
+
+    Why refit: the held-out end is the most recent history, the closest to the orders open
+    now; trees that never saw it lose ranking quality (measured +0.01 validation PR AUC on
+    20,000-order simulated worlds, the largest single effect on the SCMS history).
 
     ``min_rounds``: early stopping may not keep fewer trees than this (see
     :func:`best_round`). ``recency_half_life_days``: weight each example by
@@ -154,8 +182,11 @@ def fit_risk_model(
     threads = 1 if len(train) < SMALL_DATA_ROWS else 2
     params = {**DEFAULT_LGBM_PARAMS, "num_threads": threads, **(params or {}), "seed": seed}
     num_boost_round = int(params.pop("num_boost_round", num_boost_round))
-    fit_pos, cal_pos = calibration_split(train)
-    levels = category_levels(train.iloc[fit_pos], categorical)
+    folds = order_blocks(train, calibration_folds)
+    fit_pos = np.flatnonzero(folds != calibration_folds - 1)
+    cal_pos = np.flatnonzero(folds == calibration_folds - 1)
+    # A refitted booster sees every training order: so do its category codes.
+    levels = category_levels(train if refit else train.iloc[fit_pos], categorical)
     # An empty model carries the encoding; its booster comes below.
     shell = RiskModel(None, feature_names, levels, None, stage_map, feature_specs, meta)
     X = shell.encode(train)
@@ -198,14 +229,25 @@ def fit_risk_model(
     # Keep only the trees up to the best iteration: smaller model, faster explanations.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     margin = booster.predict(X[cal_pos], raw_score=True)
-    calibrator = fit_calibrator(margin, y[cal_pos], calibration)
     if refit:
-        # Optional: refit on all training examples (the held-out slice is the most recent
-        # history) with the number of trees found above, keeping the calibrator. Off by default:
-        # measured on 200k orders, the refitted booster's margins drift from those the
-        # calibrator learnt (ECE 0.16 against 0.03) for +0.006 PR AUC.
+        # The held-out end is the most recent history: the served trees must learn from it too.
+        # Refit on every training example with the number of trees found above, and calibrate
+        # on cross-fitted margins of boosters of the same size (each block of orders scored by
+        # one trained without it), so the calibrator never sees margins of trees that saw the
+        # same orders. The early-stopping booster already is the fold of the last block.
         all_set = lgb.Dataset(X, y, weight=weight, feature_name=names, categorical_feature=cat_idx)
+        oof = np.empty(len(y))
+        oof[cal_pos] = margin
+        for k in range(calibration_folds - 1):
+            inside, out = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+            fold_set = all_set.subset(inside.tolist())
+            oof[out] = lgb.train(params, fold_set, num_boost_round=best).predict(
+                X[out], raw_score=True
+            )
+        calibrator = fit_calibrator(oof, y, calibration)
         booster = lgb.train(params, all_set, num_boost_round=best)
+    else:
+        calibrator = fit_calibrator(margin, y[cal_pos], calibration)
     info = {
         **(meta or {}),
         "n_fit": int(len(fit_pos)),
@@ -213,6 +255,7 @@ def fit_risk_model(
         "num_trees": int(booster.num_trees()),
         "calibration": calibration,
         "refit_on_all_training": refit,
+        "calibration_folds": calibration_folds if refit else 1,
         "min_rounds": min_rounds,
         "recency_half_life_days": recency_half_life_days,
         "lgbm_params": {k: v for k, v in params.items()},

@@ -68,8 +68,12 @@ def train(
         f"\ncut-off [bold]{result.cutoff:%Y-%m-%d %H:%M}[/] UTC; validation window from "
         f"{result.validation_cut:%Y-%m-%d}: {n['validation']:,} examples of "
         f"{n['validation_orders']:,} orders; trained on {n['train']:,} examples of "
-        f"{n['train_orders']:,} orders (last {n['calibration']:,} held out for early stopping "
-        "and calibration)"
+        f"{n['train_orders']:,} orders (the last {n['calibration']:,} held out for early "
+        + (
+            "stopping, then the trees refitted on all and calibrated on cross-fitted margins)"
+            if settings.refit_on_all_training
+            else "stopping and calibration)"
+        )
     )
     # Every metric training computes, in its order (imported here: sklearn is slow to import).
     from training.evaluate import METRICS
@@ -81,6 +85,12 @@ def train(
     for key, figures in result.metrics.items():
         table.add_row(MODEL_LABELS.get(key, key), *(_fmt(figures.get(m)) for m in METRICS))
     console.print(table)
+    for key, gain in result.gains.items():
+        console.print(
+            f"PR AUC gain over the {MODEL_LABELS.get(key, key)}: {gain['gain']:+.3f} "
+            f"(95% interval {gain['ci_low']:+.3f} to {gain['ci_high']:+.3f}, bootstrap over "
+            "validation orders)"
+        )
     console.print(f"planner's rule: {result.planner_rule_note}")
     colour = "green" if result.promoted else "yellow"
     console.print(f"[bold {colour}]{result.decision}[/]")

@@ -11,7 +11,7 @@ from training_factories import CATEGORICAL, FEATURES, STAGE_MAP, feature_specs, 
 
 from data.contract import EXPLANATION_STAGES
 from otd_risk.settings import Settings
-from training.fit import calibration_split, fit_risk_model, time_split
+from training.fit import calibration_split, fit_risk_model, order_blocks, time_split
 from training.model import RiskModel, log_risk_model
 from training.registry import use_tracking
 
@@ -111,6 +111,41 @@ def test_time_split_keeps_orders_on_one_side_and_the_future_out(frame):
     first_cal = cal.groupby("order_id")["outcome_known_at"].max().min()
     assert last_fit <= first_cal
     assert 0.15 < cal["order_id"].nunique() / train["order_id"].nunique() < 0.25
+
+
+def test_order_blocks_cut_orders_by_outcome_time(frame):
+    blocks = order_blocks(frame, 5)
+    per_order = pd.DataFrame({"order_id": frame["order_id"], "block": blocks})
+    # Every example of an order is in one block.
+    assert (per_order.groupby("order_id")["block"].nunique() == 1).all()
+    known = frame.groupby("order_id")["outcome_known_at"].max()
+    block_of = per_order.groupby("order_id")["block"].first()
+    sizes = block_of.value_counts().sort_index()
+    assert list(sizes.index) == [0, 1, 2, 3, 4]
+    assert sizes.max() - sizes.min() <= 1 + len(known) // 100
+    # Blocks follow outcome time: each ends before the next begins.
+    span = known.groupby(block_of).agg(["min", "max"])
+    assert (span["max"].to_numpy()[:-1] <= span["min"].to_numpy()[1:]).all()
+    # The early-stopping slice is the last block.
+    _, cal_pos = calibration_split(frame)
+    assert set(frame["order_id"].iloc[cal_pos]) == set(block_of.index[block_of == 4])
+    with pytest.raises(ValueError, match="at least 2"):
+        order_blocks(frame, 1)
+
+
+def test_refit_learns_from_the_held_out_end_and_stays_calibrated(frame):
+    """The refitted booster has as many trees as early stopping chose, differs from the
+    early-stopped one, and its cross-fitted calibrator maps margins to honest probabilities."""
+    kwargs = dict(feature_names=FEATURES, categorical=CATEGORICAL, stage_map=STAGE_MAP)
+    early = fit_risk_model(frame, refit=False, **kwargs)
+    refitted = fit_risk_model(frame, **kwargs)
+    assert refitted.meta["refit_on_all_training"] and refitted.meta["calibration_folds"] == 5
+    assert early.meta["calibration_folds"] == 1
+    assert refitted.meta["num_trees"] == early.meta["num_trees"]
+    assert not np.allclose(refitted.raw_margin(frame), early.raw_margin(frame))
+    late = training_frame(1500, seed=4)
+    risk = refitted.predict_risk(late)
+    assert abs(risk.mean() - late["late"].mean()) < 0.05
 
 
 def test_logged_pyfunc_has_a_signature_and_scores(model, frame, tmp_path):
