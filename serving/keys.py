@@ -3,6 +3,12 @@
 A key looks like ``otd_<id>_<secret>``: the id finds the row, the secret (256 random bits) is
 checked against the stored hash with a constant-time comparison. The key itself is never stored
 and never logged; a high-entropy secret makes a plain SHA-256 enough (no password stretching).
+
+The API checks a key on every request: the stored row of a key id is kept in memory for
+``KEY_CACHE_SECONDS`` (reading it through SQLAlchemy cost more than the rest of a request's
+authentication), so a key revoked by another process (``otd-risk keys revoke``) stops working
+within that time, and one revoked through this process at once. The hash is compared on every
+request, cached row or not.
 """
 
 from __future__ import annotations
@@ -10,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from cachetools import TTLCache
 from sqlalchemy import Column, DateTime, String, Table, insert, select, update
 
 from serving.db import METADATA, serving_engine
@@ -25,6 +33,13 @@ ROLE_RANK = {"reader": 0, "admin": 1}
 """An admin may do everything a reader may."""
 
 KEY_PREFIX = "otd"
+
+KEY_CACHE_SECONDS = 1.0
+"""How long a key's stored row is reused before it is read again: the longest a revoked key
+keeps working in a server process other than the one that revoked it."""
+_ROWS: TTLCache = TTLCache(maxsize=4096, ttl=KEY_CACHE_SECONDS)
+"""(home, key id) -> (stored hash, KeyInfo). Only existing keys: a new key works at once."""
+_ROWS_LOCK = threading.Lock()  # TTLCache is not thread-safe
 
 API_KEYS = Table(
     "api_keys",
@@ -96,6 +111,7 @@ def revoke_key(home: Path, key_id: str) -> KeyInfo:
                 .values(revoked_at=datetime.now(UTC))
             )
         row = conn.execute(select(API_KEYS).where(API_KEYS.c.key_id == key_id)).mappings().first()
+    _forget(key_id)
     return _info(row)
 
 
@@ -112,13 +128,37 @@ def verify_key(home: Path, presented: str) -> KeyInfo | None:
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
     _, key_id, secret = parts
+    stored = _stored(home, key_id)
+    if stored is None:
+        return None
+    secret_sha256, info = stored
+    if not info.active or not hmac.compare_digest(secret_sha256, _hash(secret)):
+        return None
+    return info
+
+
+def _stored(home: Path, key_id: str) -> tuple[str, KeyInfo] | None:
+    """A key's stored hash and info, from memory when read less than ``KEY_CACHE_SECONDS``
+    ago."""
+    with _ROWS_LOCK:
+        stored = _ROWS.get((home, key_id))
+    if stored is not None:
+        return stored
     with serving_engine(home).connect() as conn:
         row = conn.execute(select(API_KEYS).where(API_KEYS.c.key_id == key_id)).mappings().first()
-    if row is None or row["revoked_at"] is not None:
+    if row is None:
         return None
-    if not hmac.compare_digest(row["secret_sha256"], _hash(secret)):
-        return None
-    return _info(row)
+    stored = (row["secret_sha256"], _info(row))
+    with _ROWS_LOCK:
+        _ROWS[(home, key_id)] = stored
+    return stored
+
+
+def _forget(key_id: str) -> None:
+    """Drop a key's cached row, whatever home it was read under."""
+    with _ROWS_LOCK:
+        for cached in [k for k in _ROWS if k[1] == key_id]:
+            _ROWS.pop(cached, None)
 
 
 def role_allows(role: str, required: str) -> bool:

@@ -57,6 +57,36 @@ def test_a_revoked_key_stops_working(client, served):
     assert client.get("/v1/model", headers=headers).status_code == 401
 
 
+def test_a_key_revoked_by_another_process_stops_working_within_the_cache_time(client, served):
+    """Key rows are cached for KEY_CACHE_SECONDS: `otd-risk keys revoke` in another process
+    (here a subprocess calling the same function) takes effect once that time has passed."""
+    import subprocess
+    import sys
+    import time
+
+    from serving.keys import KEY_CACHE_SECONDS
+
+    created = create_key(served.settings.home, "reader", "revoked elsewhere")
+    headers = {"Authorization": f"Bearer {created.key}"}
+    assert client.get("/v1/model", headers=headers).status_code == 200  # now cached
+    wrong = created.key[:-2] + ("AA" if not created.key.endswith("AA") else "BB")
+    assert client.get("/v1/model", headers={"Authorization": f"Bearer {wrong}"}).status_code == 401
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from serving.keys import revoke_key; "
+            "revoke_key(Path(sys.argv[1]), sys.argv[2])",
+            str(served.settings.home),
+            created.info.key_id,
+        ],
+        check=True,
+    )
+    time.sleep(KEY_CACHE_SECONDS + 0.2)
+    response = client.get("/v1/model", headers=headers)
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+
+
 def test_keys_are_stored_hashed(served):
     raw = (served.settings.home / "serving.db").read_bytes()
     assert served.reader_key.encode() not in raw
