@@ -99,13 +99,14 @@ def _default_lang(request: Request) -> str:
     return get_settings().default_lang
 
 
-def get_lang(
+async def get_lang(
     request: Request,
     lang: Annotated[
         str | None, Query(description="Language of texts for people: en or zh (zh-Hans).")
     ] = None,
 ) -> str:
-    """FastAPI dependency: the language of this request's texts for people."""
+    """FastAPI dependency: the language of this request's texts for people (``async``: it only
+    reads the request, no need for a thread-pool hop)."""
     return choose_lang(lang, request.headers.get("accept-language"), _default_lang(request))
 
 

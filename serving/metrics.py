@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -17,6 +17,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class Metrics:
@@ -57,13 +58,36 @@ class Metrics:
 
 
 def install_metrics(app: FastAPI, metrics: Metrics) -> None:
-    @app.middleware("http")
-    async def _count(request: Request, call_next):
+    app.add_middleware(RequestMetrics, metrics=metrics)
+
+
+class RequestMetrics:
+    """Counts requests and times them by route template and status: a plain ASGI middleware
+    (Starlette's ``BaseHTTPMiddleware``, behind ``@app.middleware``, runs the app in a task
+    group with memory streams, ~0.1 ms a request)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        # The route template, not the raw path: one series per route, not per order id.
-        label = getattr(route, "path", "unmatched")
-        metrics.requests.labels(request.method, label, str(response.status_code)).inc()
-        metrics.latency.labels(label).observe(time.perf_counter() - start)
-        return response
+        status = None
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, send_and_note)
+        if status is None:  # no response (the client went away)
+            return
+        # The route template, not the raw path: one series per route, not per order id. The
+        # router records the matched route in this very scope.
+        label = getattr(scope.get("route"), "path", "unmatched")
+        self.metrics.requests.labels(scope["method"], label, str(status)).inc()
+        self.metrics.latency.labels(label).observe(time.perf_counter() - start)

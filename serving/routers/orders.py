@@ -94,7 +94,7 @@ class AtRiskFilter:
         return filter_ranked(rows, **asdict(self))
 
 
-def at_risk_filter(
+async def at_risk_filter(
     plant: Annotated[str | None, Query(description="Only this plant_id.")] = None,
     customer: Annotated[str | None, Query(description="Only this customer_id.")] = None,
     due_after: DueAfter = None,
@@ -102,6 +102,7 @@ def at_risk_filter(
     min_risk: Annotated[float | None, Query(ge=0, le=1, description="Risk at least this.")] = None,
     stage: Annotated[Stage | None, Query(description="Only orders with this top stage.")] = None,
 ) -> AtRiskFilter:
+    # async: building the dataclass needs no thread-pool hop.
     return AtRiskFilter(plant, customer, due_after, due_before, min_risk, stage)
 
 
