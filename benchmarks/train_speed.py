@@ -57,6 +57,11 @@ def main() -> None:
         "display.width", 160, "display.max_columns", 20, "display.float_format", "{:.3f}".format
     ):
         print(metrics_table(result).drop(columns=["n", "n_late"]))
+    for key, gain in result.gains.items():
+        print(
+            f"PR AUC gain over {key}: {gain['gain']:+.3f} (95% interval {gain['ci_low']:+.3f} to "
+            f"{gain['ci_high']:+.3f}, bootstrap over validation orders)"
+        )
     print(result.decision)
 
 

@@ -69,11 +69,14 @@ class Settings(BaseSettings):
     """Early stopping keeps at least this many trees (0: plain early stopping). For small
     histories, where the held-out slice is small or unlike the rest and peaks after a few trees."""
 
-    refit_on_all_training: bool = True
+    refit_on_all_training: bool = False
     """After early stopping on the most recent fifth of the training orders, refit the trees on
-    all training orders (same number of trees) and calibrate them on cross-fitted margins: the
-    most recent orders are the most informative and should not be left out of the trees. Off:
-    the early-stopped trees serve, calibrated on that most recent fifth (faster to train)."""
+    all training orders (same number of trees) and calibrate them on cross-fitted margins. For
+    small or drifting histories, where the most recent orders are the most informative and
+    should not be left out of the trees. Off by default: on a 200,000-order simulated history
+    whose late rate swings with the season, the refitted trees read the most recent (quiet)
+    months into the next (peak) ones and under-predicted them (validation ECE 0.16 against
+    0.03, PR AUC unchanged); on 20,000-order histories they gained 0.006-0.012 PR AUC."""
 
     extra_order_features: list[str] = Field(default_factory=list)
     """Extra columns of the ``orders`` table to use as features (text as categories, numbers as
