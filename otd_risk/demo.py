@@ -28,6 +28,7 @@ class DemoResult:
     promoted: bool
     decision: str
     metrics: dict[str, dict[str, float]]
+    gains: dict[str, dict[str, float]]
     top: pd.DataFrame
 
 
@@ -85,5 +86,6 @@ def run_demo(
         promoted=bool(result.promoted),
         decision=str(result.decision),
         metrics=result.metrics,
+        gains=result.gains,
         top=scores.head(10),
     )

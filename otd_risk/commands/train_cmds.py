@@ -85,16 +85,22 @@ def train(
     for key, figures in result.metrics.items():
         table.add_row(MODEL_LABELS.get(key, key), *(_fmt(figures.get(m)) for m in METRICS))
     console.print(table)
-    for key, gain in result.gains.items():
-        console.print(
-            f"PR AUC gain over the {MODEL_LABELS.get(key, key)}: {gain['gain']:+.3f} "
-            f"(95% interval {gain['ci_low']:+.3f} to {gain['ci_high']:+.3f}, bootstrap over "
-            "validation orders)"
-        )
+    for line in gain_lines(result.gains):
+        console.print(line)
     console.print(f"planner's rule: {result.planner_rule_note}")
     colour = "green" if result.promoted else "yellow"
     console.print(f"[bold {colour}]{result.decision}[/]")
     console.print(f"MLflow run {result.run_id} at {settings.tracking_uri}")
+
+
+def gain_lines(gains: dict[str, dict[str, float]]) -> list[str]:
+    """One sentence per baseline: otd-risk's PR AUC gain over it and its 95% interval."""
+    return [
+        f"PR AUC gain over the {MODEL_LABELS.get(key, key)}: {gain['gain']:+.3f} "
+        f"(95% interval {gain['ci_low']:+.3f} to {gain['ci_high']:+.3f}, bootstrap over "
+        "validation orders)"
+        for key, gain in gains.items()
+    ]
 
 
 def _fmt(value: float | None) -> str:
