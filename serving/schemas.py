@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from data.contract import EXPLANATION_STAGES
@@ -35,6 +36,14 @@ class ErrorResponse(BaseModel):
     """The one shape of every error the API returns."""
 
     error: ErrorBody
+
+
+def json_response(body: BaseModel) -> Response:
+    """``body`` as JSON, serialised on the calling thread. A plain ``def`` route that returns the
+    model itself has FastAPI validate it again and serialise it in a second thread-pool hop; the
+    per-order routes return this instead (the same bytes: pydantic's JSON of the model, which
+    the route's ``response_model`` still documents)."""
+    return Response(body.model_dump_json(by_alias=True), media_type="application/json")
 
 
 # -- POST /v1/risk ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from data.contract import EXPLANATION_STAGES
 from serving.columns import STAGE_COLUMNS, reasons_in
@@ -25,6 +25,7 @@ from serving.schemas import (
     OrderExplanation,
     RunOut,
     Stage,
+    json_response,
 )
 
 router = APIRouter(
@@ -124,11 +125,11 @@ def at_risk(
     filters: FilterDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> AtRiskPage:
+) -> Response:
     matched = filters.apply(run.rows)
     page = matched.iloc[offset : offset + limit]
     info = run.info
-    return AtRiskPage(
+    body = AtRiskPage(
         model_version=info.model_version,
         run=RunOut(
             run_id=info.run_id,
@@ -143,6 +144,7 @@ def at_risk(
         offset=offset,
         items=_items(page, lang),
     )
+    return json_response(body)
 
 
 def _items(page: pd.DataFrame, lang: str) -> list[AtRiskOrder]:
@@ -186,7 +188,7 @@ def order_risk(
     _key: ReaderDep,
     lang: LangDep,
     as_of: Annotated[datetime | None, Query(description="Default: the dataset's snapshot.")] = None,
-) -> OrderExplanation:
+) -> Response:
     data = state.data
     if data is None:
         raise ApiError(
@@ -215,7 +217,7 @@ def order_risk(
     orders = data.dataset.orders
     meta = orders.loc[orders["order_id"] == order_id].iloc[0]
     today = pd.Timestamp(t).tz_convert(data.dataset.tz).tz_localize(None).normalize()
-    return OrderExplanation(
+    body = OrderExplanation(
         model_version=model.version,
         order_id=order_id,
         as_of=t,
@@ -232,6 +234,7 @@ def order_risk(
         due_date=meta["due_date"].date(),
         days_to_due=int((meta["due_date"] - today).days),
     )
+    return json_response(body)
 
 
 def _value(value):

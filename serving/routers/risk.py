@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from data.contract import EXPLANATION_STAGES
 from serving.deps import ModelDep, ReaderDep, StateDep, get_data
@@ -12,7 +12,14 @@ from serving.errors import ApiError
 from serving.explain import Explanations, explain_rows
 from serving.lookup import features_for_ids, rows_for_ids
 from serving.rows import Rows
-from serving.schemas import MAX_BATCH, ErrorResponse, RiskRequest, RiskResponse, RiskResult
+from serving.schemas import (
+    MAX_BATCH,
+    ErrorResponse,
+    RiskRequest,
+    RiskResponse,
+    RiskResult,
+    json_response,
+)
 
 router = APIRouter(
     prefix="/v1",
@@ -36,7 +43,7 @@ router = APIRouter(
 )
 def score_orders(
     body: RiskRequest, model: ModelDep, state: StateDep, request: Request, _key: ReaderDep
-) -> RiskResponse:
+) -> Response:
     rm = model.risk_model
     lang = body.lang or state.settings.default_lang
     rows, order_ids, as_of = _rows(body, state, rm)
@@ -49,8 +56,10 @@ def score_orders(
         expected_slips=None if data is None else data.expected_slips,
     )
     request.app.state.metrics.orders_scored.inc(rows.n)
-    return RiskResponse(
-        model_version=model.version, as_of=as_of, results=_results(order_ids, explained, lang)
+    return json_response(
+        RiskResponse(
+            model_version=model.version, as_of=as_of, results=_results(order_ids, explained, lang)
+        )
     )
 
 
