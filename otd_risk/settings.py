@@ -74,9 +74,10 @@ class Settings(BaseSettings):
     all training orders (same number of trees) and calibrate them on cross-fitted margins. For
     small or drifting histories, where the most recent orders are the most informative and
     should not be left out of the trees. Off by default: on a 200,000-order simulated history
-    whose late rate swings with the season, the refitted trees read the most recent (quiet)
-    months into the next (peak) ones and under-predicted them (validation ECE 0.16 against
-    0.03, PR AUC unchanged); on 20,000-order histories they gained 0.006-0.012 PR AUC."""
+    whose late rate swings with the season, the refitted trees under-predicted the peak-season
+    validation window that followed their quieter most recent months (validation ECE 0.151 against
+    0.030, PR AUC unchanged); on 20,000-60,000-order histories they gained 0.005-0.012 PR AUC
+    (``benchmarks/model_vs_baselines.py``)."""
 
     extra_order_features: list[str] = Field(default_factory=list)
     """Extra columns of the ``orders`` table to use as features (text as categories, numbers as
