@@ -214,8 +214,7 @@ def order_risk(
         )
         for j in order
     ]
-    orders = data.dataset.orders
-    meta = orders.loc[orders["order_id"] == order_id].iloc[0]
+    meta = data.dataset.orders.iloc[data.order_ids[order_id]]
     today = pd.Timestamp(t).tz_convert(data.dataset.tz).tz_localize(None).normalize()
     body = OrderExplanation(
         model_version=model.version,
