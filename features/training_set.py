@@ -1,10 +1,15 @@
 """Training sets: historical orders seen as of several moments of their lives, labelled.
 
-An order becomes a training example once its outcome is known at the cut-off: delivered by
-then, or still undelivered but already past its due date plus the grace (known late: counting
-only delivered orders would hide exactly the worst ones, a right-censoring bias). It is seen at
-its creation and then every ``every_days`` days, only while its outcome was still unknown, so
-the examples look like the open orders the model will score.
+An order becomes a training example once its due date plus the grace is over at the cut-off:
+from then on its outcome is known whatever it is, delivered late or on time, or still undelivered
+and so late (counting only delivered orders would hide exactly the worst ones, a right-censoring
+bias). An order delivered early but due after the cut-off is left out, and counted: its outcome
+is known, but its late siblings' is not yet, so keeping it would tilt the most recent labels
+towards on time (selection on the outcome). ``outcome_known_at`` is that label-independent
+moment, the start of the day after due date + grace, and the time split and the calibration
+slice order orders by it. An order is seen at its creation and then every ``every_days`` days,
+only while it was open and its outcome unknown, so the examples look like the open orders the
+model will score.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from features.timeline import DAY_NS, NOT_YET, local_day_number, local_midnight_
 def labelled_orders(
     dataset: Dataset, cutoff: pd.Timestamp, grace_days: int = 0
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Orders of ``dataset`` (already cut at ``cutoff``) whose outcome is known, with ``late``,
-    ``days_late``, ``censored`` and ``outcome_known_at``; and counts of the rest."""
+    """Orders of ``dataset`` (already cut at ``cutoff``) whose outcome is settled (due date plus
+    grace over), with ``late``, ``days_late``, ``censored``, ``known_ns`` (end of the order's
+    open, unknown-outcome life: its examples come before it) and ``settled_ns`` (when its
+    outcome was known whatever it was); and counts of the rest."""
     orders = dataset.orders
     created = to_ns(orders["created_at"])
     delivered = (
@@ -54,12 +61,15 @@ def labelled_orders(
     known_at = np.where(known_late_open, late_from, known_at)
     known_at = np.maximum(known_at, created)
 
-    keep = is_delivered | known_late_open
+    settled = late_from <= t
+    early_not_due = is_delivered & ~settled
+    keep = (is_delivered & settled) | known_late_open
     frame = pd.DataFrame(
         {
             "order_id": orders["order_id"].to_numpy(dtype=object)[keep],
             "created_ns": created[keep],
             "known_ns": known_at[keep],
+            "settled_ns": late_from[keep],
             "late": late[keep].astype(np.int64),
             "days_late": days_late[keep],
             "censored": known_late_open[keep].astype(np.int64),
@@ -70,7 +80,8 @@ def labelled_orders(
         "labelled_orders": int(keep.sum()),
         "known_late_undelivered": int(known_late_open.sum()),
         "cancelled_excluded": int(is_cancelled.sum()),
-        "open_outcome_unknown_excluded": int((~keep & ~is_cancelled).sum()),
+        "delivered_not_yet_due_excluded": int(early_not_due.sum()),
+        "open_outcome_unknown_excluded": int((~keep & ~is_cancelled & ~early_not_due).sum()),
     }
     return frame, counts
 
@@ -78,8 +89,9 @@ def labelled_orders(
 def snapshot_queries(
     labelled: pd.DataFrame, every_days: int, *, at_creation_only: bool = False
 ) -> pd.DataFrame:
-    """(order_id, as_of) pairs: at creation, then every ``every_days`` while the outcome is
-    still unknown (as_of < outcome_known_at); only the creation one when ``at_creation_only``."""
+    """(order_id, as_of) pairs: at creation, then every ``every_days`` while the order was open
+    with its outcome unknown (as_of < ``known_ns``); only the creation one when
+    ``at_creation_only``."""
     step = every_days * DAY_NS
     span = labelled["known_ns"].to_numpy() - labelled["created_ns"].to_numpy()
     n = np.where(span > 0, (span + step - 1) // step, 0).astype(np.int64)
@@ -110,7 +122,8 @@ def build_training_set(
 
     Columns: ``order_id``, ``as_of``, the features, ``ctx_*``, ``late`` (0/1), ``days_late``
     (for a censored order: the lower bound known at the cut-off), ``censored`` (1 = known late
-    but not delivered by the cut-off), ``outcome_known_at``, ``days_to_due`` (= slack_days).
+    but not delivered by the cut-off), ``outcome_known_at`` (the start of the day after due date
+    plus grace: settled whatever the outcome), ``days_to_due`` (= slack_days).
     ``attrs["counts"]`` says how many orders were used, excluded and why; ``attrs["cutoff"]``.
     ``examples_at="creation"``: one example per order, as of its creation (``every_days`` unused).
     """
@@ -130,7 +143,7 @@ def build_training_set(
     features["late"] = labelled["late"].to_numpy()[rows]
     features["days_late"] = labelled["days_late"].to_numpy()[rows]
     features["censored"] = labelled["censored"].to_numpy()[rows]
-    features["outcome_known_at"] = pd.to_datetime(labelled["known_ns"].to_numpy()[rows], utc=True)
+    features["outcome_known_at"] = pd.to_datetime(labelled["settled_ns"].to_numpy()[rows], utc=True)
     features["days_to_due"] = features["slack_days"]
     counts["examples"] = int(len(features))
     features.attrs["counts"] = counts

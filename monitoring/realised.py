@@ -1,7 +1,10 @@
 """Realised accuracy: how the risks given earlier compare with the outcomes known now.
 
-Labels come late (an order's outcome is known at delivery, or once it is past due and still not
-delivered), so every scored order whose outcome is now known is a matured prediction.
+Labels come late, so a prediction matures when its order's due date plus the grace is over:
+from then on the outcome is known whatever it is (delivered on time, delivered late, or still not
+delivered and so late). An order delivered early but not yet due is not matured: its outcome is
+known, but that of its late siblings is not yet, and counting it would make recent runs look
+more on time than they are (the same rule as the training set's).
 """
 
 from __future__ import annotations
@@ -29,16 +32,16 @@ class Realised:
 
 
 def known_outcomes(dataset: Dataset, as_of: pd.Timestamp, grace_days: int = 0) -> pd.DataFrame:
-    """Orders whose outcome is known at ``as_of``: delivered (late or not), or undelivered and
-    already past due plus grace (known late). Cancelled orders have no outcome."""
+    """Orders whose outcome is settled at ``as_of``: due date plus grace over, and delivered
+    (late or not) or undelivered (late). Cancelled orders have no outcome."""
     orders = dataset.cut(as_of).orders
     if "cancelled_at" in orders.columns:
         orders = orders[orders["cancelled_at"].isna()]
     out = order_outcomes(orders, dataset.tz, grace_days)
     today = local_date(pd.Series([as_of]), dataset.tz).iloc[0]
-    overdue = out["late"].isna() & (orders["due_date"] + pd.Timedelta(days=grace_days) < today)
-    out.loc[overdue, "late"] = True
-    out = out[out["late"].notna()]
+    settled = (orders["due_date"] + pd.Timedelta(days=grace_days) < today).to_numpy()
+    out = out[settled]
+    out.loc[out["late"].isna(), "late"] = True
     return pd.DataFrame({"order_id": out["order_id"], "late": out["late"].astype(int)})
 
 

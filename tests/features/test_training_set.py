@@ -45,10 +45,30 @@ def test_cancelled_orders_are_excluded_and_counted(cut_and_set):
     assert not ts["order_id"].isin(cancelled).any()
     c = ts.attrs["counts"]
     assert (
-        c["labelled_orders"] + c["cancelled_excluded"] + c["open_outcome_unknown_excluded"]
+        c["labelled_orders"]
+        + c["cancelled_excluded"]
+        + c["delivered_not_yet_due_excluded"]
+        + c["open_outcome_unknown_excluded"]
         == c["orders_in_cut"]
         == len(cut.orders)
     )
+
+
+def test_orders_delivered_early_but_not_yet_due_are_left_out_and_counted(cut_and_set):
+    """Their late siblings are not known yet: keeping the early ones tilts labels to on time."""
+    cut, cutoff, ts = cut_and_set
+    orders = cut.orders
+    today = cutoff.tz_convert(cut.tz).tz_localize(None).normalize()
+    early = orders[(orders["delivered_at"] <= cutoff) & (orders["due_date"] >= today)]
+    assert len(early) > 0
+    assert ts.attrs["counts"]["delivered_not_yet_due_excluded"] == len(early)
+    assert not ts["order_id"].isin(early["order_id"]).any()
+    # Every order in the set is past its due date at the cut-off, late or not.
+    due = orders.set_index("order_id").loc[ts["order_id"].unique(), "due_date"]
+    assert (due < today).all()
+    settled = (due + pd.Timedelta(days=1)).dt.tz_localize(cut.tz)
+    known = ts.drop_duplicates("order_id").set_index("order_id")["outcome_known_at"]
+    assert (known.loc[settled.index] == settled).all()
 
 
 def test_no_example_is_seen_once_its_outcome_was_known(cut_and_set):

@@ -78,3 +78,35 @@ def test_status_rules(share, pred, realised, n, expected):
     )
     assert status == expected
     assert reasons
+
+
+def test_a_prediction_matures_when_its_due_date_is_over_whatever_the_outcome():
+    """Early deliveries of orders not yet due are not matured: their late siblings are not
+    known yet, and counting them would make recent runs look more on time than they are."""
+    from data.dataset import Dataset
+    from monitoring.realised import known_outcomes
+
+    utc = lambda *v: pd.to_datetime(list(v), utc=True)  # noqa: E731
+    orders = pd.DataFrame(
+        {
+            "order_id": ["late", "on_time", "overdue", "early_not_due", "open", "cancelled"],
+            "created_at": utc(*["2024-03-01 08:00"] * 6),
+            "due_date": pd.to_datetime(
+                ["2024-03-05", "2024-03-06", "2024-03-07", "2024-03-20", "2024-03-20", "2024-03-05"]
+            ),
+            "delivered_at": utc(
+                "2024-03-06 10:00", "2024-03-05 10:00", None, "2024-03-09 10:00", None, None
+            ),
+            "cancelled_at": utc(None, None, None, None, None, "2024-03-02 10:00"),
+        }
+    )
+    out = known_outcomes(Dataset(orders=orders), pd.Timestamp("2024-03-10 12:00", tz="UTC"))
+    assert dict(zip(out["order_id"], out["late"], strict=True)) == {
+        "late": 1,
+        "on_time": 0,
+        "overdue": 1,
+    }
+    # With three days of grace, the order due on the 7th is not settled on the 10th and the one
+    # delivered a day late is on time.
+    graced = known_outcomes(Dataset(orders=orders), pd.Timestamp("2024-03-10 12:00", tz="UTC"), 3)
+    assert dict(zip(graced["order_id"], graced["late"], strict=True)) == {"late": 0, "on_time": 0}
