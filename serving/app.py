@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import threading
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, options: ServeOptions | None = 
     def on_model_swap(snapshot) -> None:
         metrics.model_reloads.inc()
         _set_version_gauge(metrics, snapshot.version)
+        _freeze_heap()
 
     app.state.on_model_swap = on_model_swap
     install_error_handlers(app)
@@ -167,12 +169,15 @@ def _start(state: ServingState, options: ServeOptions, app: FastAPI) -> None:
     if options.load_data and state.model is not None:
         state.load_data()
     _refresh_run(state, app)
+    gc.collect()  # once, at start: no garbage of the loading is frozen with what it built
+    _freeze_heap()
 
 
 def _refresh_run(state: ServingState, app: FastAPI) -> None:
     try:
         if state.refresh_run():
             app.state.metrics.run_orders.set(state.run.info.n_scored)
+            _freeze_heap()
     except Exception:  # noqa: BLE001 - keep serving the previous run
         log.exception("loading the latest scoring run failed")
 
@@ -187,9 +192,22 @@ async def _watch(state: ServingState, every: float, app: FastAPI) -> None:
                 app.state.on_model_swap(state.model)
                 if not had_data:
                     await asyncio.to_thread(state.load_data)
+                    _freeze_heap()
         except Exception:  # noqa: BLE001 - a failed check must not stop the server
             log.exception("checking for a new champion failed; still serving the old one")
         await asyncio.to_thread(_refresh_run, state, app)
+
+
+def _freeze_heap() -> None:
+    """Move what is loaded now out of the cyclic garbage collector's sight (``gc.freeze``).
+
+    The served snapshots (dataset, open orders' features, the ranked run with its reasons) are
+    ~600,000 tracked objects that live as long as they are served. Each full collection walked
+    them all, ~250 ms with the GIL held: a 1,000-order batch set one off about every 30 requests
+    and every request in flight waited for it. Frozen, a full collection takes ~3 ms. Called
+    after every load or swap; a swapped-out snapshot is still freed by reference counting
+    (measured: a few dozen objects in cycles stay behind per reload)."""
+    gc.freeze()
 
 
 def _set_version_gauge(metrics: Metrics, version: str) -> None:
