@@ -6,8 +6,9 @@
 3. a page of the at-risk list over a run of 100,000 scored open orders (target < 100 ms).
 
 Setup as benchmarks/score_speed.py (champion + busy world + one recorded scoring run).
-Run: /work/venv/bin/python benchmarks/serving_api.py [--open N] [--home DIR]
-The machine has 2 cores shared with other work (and with this client): figures vary.
+Run: .venv/bin/python benchmarks/serving_api.py [--open N] [--home DIR]
+The machine has 2 cores shared with other work (and with this client): figures vary with the
+load, so the load average is printed before and after the measurements.
 """
 
 from __future__ import annotations
@@ -98,10 +99,16 @@ def main() -> None:
             f"server ready in {time.perf_counter() - t0:.1f} s (loads the model, the dataset "
             f"and features of {len(ids):,} open orders)"
         )
+        print(f"load average before: {_load()}")
         run(base, key, ids, ranked, args.requests)
+        print(f"load average after: {_load()}")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)"
 
 
 def run(base: str, key: str, ids: list[str], ranked, n_requests: int) -> None:
