@@ -157,24 +157,23 @@ def fit_risk_model(
     num_boost_round: int = NUM_BOOST_ROUND,
     seed: int = 42,
     calibration: str = "platt",
-    refit: bool = False,
+    refit: bool = True,
     calibration_folds: int = CALIBRATION_FOLDS,
     min_rounds: int = 0,
     recency_half_life_days: float | None = None,
     meta: Mapping[str, Any] | None = None,
 ) -> RiskModel:
     """Fit the booster on the early part of ``train`` with early stopping on its held-out end
-    (the most recent fifth of its orders) and calibrate it on that held-out end; with ``refit``,
-    refit it on all of ``train`` with that many trees instead and calibrate it on cross-fitted
-    margins (see ``Settings.refit_on_all_training`` for when that helps and when it hurts).
+    (the most recent fifth of its orders); with ``refit`` (the default), refit it on all of
+    ``train`` with that many trees and calibrate it on cross-fitted margins, else keep the
+    early-stopped booster and calibrate it on the held-out end.
     Nothing here looks at the validation window: it is kept untouched for the metrics and the
     promotion gate.
     ``params`` override :data:`DEFAULT_LGBM_PARAMS`
     (``num_boost_round`` may be given there too).
 
     Why refit: the held-out end is the most recent history, the closest to the orders open
-    now; trees that never saw it can lose ranking quality (the largest single effect on the
-    SCMS history).
+    now; trees that never saw it lose ranking quality (see ``Settings.refit_on_all_training``).
 
     ``min_rounds``: early stopping may not keep fewer trees than this (see
     :func:`best_round`). ``recency_half_life_days``: weight each example by
@@ -231,7 +230,7 @@ def fit_risk_model(
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     margin = booster.predict(X[cal_pos], raw_score=True)
     if refit:
-        # The held-out end is the most recent history: here the served trees learn from it too.
+        # The held-out end is the most recent history: the served trees learn from it too.
         # Refit on every training example with the number of trees found above, and calibrate
         # on cross-fitted margins of boosters of the same size (each block of orders scored by
         # one trained without it), so the calibrator never sees margins of trees that saw the

@@ -108,7 +108,7 @@ def test_exclude_features_drops_them_and_refuses_unknown_names(scms_dataset):
 def test_small_history_settings_are_typed_and_checked():
     s = Settings(examples_at="creation", recency_half_life_days=365, min_boost_rounds=50)
     assert (s.examples_at, s.recency_half_life_days, s.min_boost_rounds) == ("creation", 365.0, 50)
-    assert Settings().refit_on_all_training is False and Settings().validation_min_orders == 0
+    assert Settings().refit_on_all_training is True and Settings().validation_min_orders == 0
     with pytest.raises(ValueError):
         Settings(examples_at="weekly")
     with pytest.raises(ValueError):

@@ -176,6 +176,15 @@ def test_no_drift_in_any_feature_before_the_change(loop: Loop):
 
 def test_supplier_features_drift_after_the_change(loop: Loop):
     features = loop.after.drift.features
+    drifted = [n for n, d in features.items() if d.drifted]
+    print(
+        f"after D: status {loop.after.status}, {len(drifted)} of {len(features)} drifted: {drifted}"
+    )
+    for name in ("supplier_ontime_rate_90d", "supplier_mean_days_late_90d"):
+        print(
+            f"  {name}: score before {loop.before.drift.features[name].score:.3f}, "
+            f"after {features[name].score:.3f}"
+        )
     rate90 = features["supplier_ontime_rate_90d"]
     assert rate90.drifted and rate90.method == "abs_wasserstein"
     assert rate90.score > 0.12  # measured 0.17: one supplier in four lost ~60 points
@@ -199,6 +208,11 @@ def test_realised_accuracy_on_the_changed_period(loop: Loop):
     calibration: the degraded supplier's orders are under-estimated and the Brier score rises."""
     before = realised_performance(loop.scored_before, loop.outcomes)
     after = realised_performance(loop.scored_after, loop.outcomes)
+    for name, r in (("before", before), ("after", after)):  # the figures, with pytest -s
+        print(
+            f"realised {name} D: {r.n_matured} matured, {r.n_late} late, PR AUC {r.pr_auc:.3f}, "
+            f"ROC AUC {r.roc_auc:.3f}, Brier {r.brier:.3f}"
+        )
     assert before.n_matured > 1000 and after.n_matured > 1000
     assert after.n_late / after.n_matured > 2 * before.n_late / before.n_matured
     assert after.pr_auc > before.pr_auc  # measured 0.853 vs 0.652: the base rate moved
@@ -211,6 +225,10 @@ def test_realised_accuracy_on_the_changed_period(loop: Loop):
         matured = scored[["order_id", "risk"]].merge(loop.outcomes, on="order_id")
         mine = matured[matured["order_id"].isin(supplied)]
         gap[name] = mine["late"].mean() - mine["risk"].mean()
+        print(
+            f"{SUPPLIER} orders {name} D: mean risk {mine['risk'].mean():.2f}, "
+            f"late share {mine['late'].mean():.2f}"
+        )
     assert abs(gap["before"]) < 0.08  # measured +0.03: calibrated before D
     assert gap["after"] > 0.15  # measured +0.27: risk 0.58 for a late share of 0.84
 
@@ -220,6 +238,12 @@ def test_retrain_promotes_and_the_realised_figure_recovers(loop: Loop):
     assert loop.versions == ("1", "2")
     assert any("promoted" in line for line in loop.retrain_lines)
     old, new = loop.held_out_old, loop.held_out_new
+    print("retrain:", *loop.retrain_lines, sep="\n  ")
+    for name, r in (("v1", old), ("v2", new)):
+        print(
+            f"held-out runs, {name}: {r.n_matured} matured, PR AUC {r.pr_auc:.3f}, "
+            f"ROC AUC {r.roc_auc:.3f}, Brier {r.brier:.3f}"
+        )
     assert old.n_matured == new.n_matured > 1000
     # Same orders, neither model trained on them: measured PR AUC 0.851 vs 0.841, Brier 0.110
     # vs 0.117. A 0.005 tolerance on PR AUC; Brier must improve.

@@ -137,8 +137,8 @@ def test_refit_learns_from_the_held_out_end_and_stays_calibrated(frame):
     """The refitted booster has as many trees as early stopping chose, differs from the
     early-stopped one, and its cross-fitted calibrator maps margins to honest probabilities."""
     kwargs = dict(feature_names=FEATURES, categorical=CATEGORICAL, stage_map=STAGE_MAP)
-    early = fit_risk_model(frame, **kwargs)
-    refitted = fit_risk_model(frame, refit=True, **kwargs)
+    early = fit_risk_model(frame, refit=False, **kwargs)
+    refitted = fit_risk_model(frame, **kwargs)
     assert refitted.meta["refit_on_all_training"] and refitted.meta["calibration_folds"] == 5
     assert early.meta["calibration_folds"] == 1
     assert refitted.meta["num_trees"] == early.meta["num_trees"]

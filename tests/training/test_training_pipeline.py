@@ -45,26 +45,27 @@ def runs(world, tmp_path_factory):
 def test_model_beats_the_planner_rule_and_the_logistic_regression(runs):
     _, good, _, _ = runs
     m = {k: v["pr_auc"] for k, v in good.metrics.items()}
-    # Seen (deterministic): otd_risk 0.717, logistic 0.711, planner's rule 0.583. The margin
-    # over the rule is clear (+0.134, 95% interval +0.110..+0.157 by bootstrap over orders;
-    # asserted +0.10). Over the logistic regression it is NOT: +0.006, interval -0.008..+0.016
-    # (on this simulator most of the signal is additive). Asserted: strictly better.
     print("validation PR AUC", m, "gains", good.gains)
+    gain = good.gains["logistic"]
+    # Seen (deterministic) on this world: otd_risk 0.740, logistic 0.721, planner's rule 0.593.
+    # Gains: +0.146 over the rule (95% interval +0.123..+0.170 by bootstrap over orders) and
+    # +0.019 over the logistic regression (+0.010..+0.028; without the refit on all training
+    # orders it was +0.003, interval -0.007..+0.013). Asserted conservatively: +0.10 over the
+    # rule, +0.01 over the logistic regression, both intervals above zero.
     assert m["otd_risk"] - m["planner_rule"] > 0.10
     assert good.gains["planner_rule"]["ci_low"] > 0.05
-    assert m["otd_risk"] > m["logistic"]
-    assert good.metrics["otd_risk"]["roc_auc"] > good.metrics["logistic"]["roc_auc"]
-    gain = good.gains["logistic"]
     assert gain["gain"] == pytest.approx(m["otd_risk"] - m["logistic"])
-    assert gain["ci_low"] < gain["gain"] < gain["ci_high"]
+    assert gain["gain"] > 0.01
+    assert gain["ci_low"] > 0.0
+    assert good.metrics["otd_risk"]["roc_auc"] > good.metrics["logistic"]["roc_auc"]
 
 
 def test_risk_is_calibrated_on_the_validation_window(runs):
     _, good, _, _ = runs
-    # Seen 0.057 here: this window's late rate (0.41) is far above the calibration slice's
-    # (0.24), a drift the small world's features only partly explain. The 0.05 bar is checked
-    # on a bigger world below.
-    assert good.metrics["otd_risk"]["ece"] < 0.08
+    # Seen 0.035 here (0.057 before the refit with cross-fitted calibration and settled labels),
+    # though this window's late rate (0.41) is far above the training orders' average.
+    print(f"ECE {good.metrics['otd_risk']['ece']:.3f}")
+    assert good.metrics["otd_risk"]["ece"] < 0.05
     horizons = good.by_horizon["otd_risk"]
     assert horizons.loc["all", "n"] == good.n_examples["validation"]
     assert (
@@ -146,7 +147,7 @@ def test_champion_loads_and_scores_in_a_fresh_process(runs, world):
 
 
 def test_risk_is_calibrated_within_five_points_on_a_bigger_world():
-    """ECE < 0.05 on a 60,000-order world (seen 0.019), same split and fit as train_model."""
+    """ECE < 0.05 on a 60,000-order world (seen 0.028), same split and fit as train_model."""
     from features.registry import feature_specs
     from features.training_set import build_training_set
     from training.evaluate import classification_metrics
@@ -165,4 +166,5 @@ def test_risk_is_calibrated_within_five_points_on_a_bigger_world():
         stage_map={s.name: s.stage for s in specs},
     )
     metrics = classification_metrics(valid["late"].to_numpy(), model.predict_risk(valid))
+    print(f"60,000 orders: ECE {metrics['ece']:.3f}")
     assert metrics["ece"] < 0.05
