@@ -210,7 +210,7 @@ def main() -> None:
         f"evaluate: {info['eval_lines']} lines due {EVAL_FROM}..{EVAL_TO}, late rate "
         f"{info['eval_late_rate']}, scored as of created_at; "
         f"{info['eval_lines_delivered_before_cutoff']} of them were delivered before the "
-        "cut-off (their outcome was known to training)"
+        "cut-off (training leaves them out: they were not due yet)"
     )
     print(
         f"time: import {info['seconds_import']} s, train {info['seconds_train']} s, "
