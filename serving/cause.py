@@ -12,8 +12,8 @@ with the largest *own* slip:
 
 The expected slip of a stage is learned from late deliveries and scaled up where the stage's SHAP
 contribution says this order's own signals point at it. Measured on simulated worlds (truly late
-orders among the top 200 by risk; the report of issue 5 has the figures): 20,000 orders 82%
-(largest SHAP stage alone 25%), 6,000 orders 71% (44%), the tests' 8,000-order world 64% (28%).
+orders among the top 200 by risk; ``benchmarks/cause_agreement.py``): 20,000 orders 78% (largest
+SHAP stage alone 29%), 6,000 orders 73% (45%), the tests' 8,000-order world 63% (34%).
 """
 
 from __future__ import annotations

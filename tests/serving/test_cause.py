@@ -44,8 +44,8 @@ def test_a_stage_not_finished_adds_its_expected_slip():
 def test_top_stage_names_the_true_cause_for_most_late_orders(served):
     """Among truly late orders in the top 200 by risk, how often top_stage is the simulator's
     ground-truth cause (the stage that slipped most against its plan). Seen on this world:
-    64% of 102 with slips learned from history, 28% for the largest SHAP stage alone (82% vs
-    25% on a 20,000-order world); the bound is conservative."""
+    63% of 106 with slips learned from history, 34% for the largest SHAP stage alone (78% vs
+    29% on a 20,000-order world: benchmarks/cause_agreement.py); the bound is conservative."""
     from features.build import open_order_features
 
     truth = served.world.ground_truth.set_index("order_id")
