@@ -16,7 +16,8 @@ the true cause far more often than the largest SHAP stage; without them, or when
 behind or expected to slip, it is the stage with the largest contribution.
 
 ``reasons`` are up to three sentences: the features with the largest positive contributions whose
-value is known, each the registry's template filled with the order's value and ``ctx_*`` context.
+value is known, each the registry's template filled with the order's value and ``ctx_*`` context;
+when a feature of ``top_stage`` raises the risk, the one that raises it most comes first.
 
 The work is done on arrays (``explain_rows`` on ``serving.rows.Rows``, giving ``Explanations``);
 ``explain`` is that plus a frame in and a frame out. Serving a few orders skips the frames: for
@@ -254,12 +255,14 @@ def explanations_from(
         cause = likely_cause_stages(rows, expected_slips, stage_shap=stages[:, _PROCESS_STAGES])
         if cause is not None:
             top = np.where(pd.notna(cause), cause, top)
-    said = {lang: reasons(model, rows, contrib.values, lang=lang, n_reasons=n_reasons)}
+    said = {lang: reasons(model, rows, contrib.values, lang=lang, n_reasons=n_reasons, lead=top)}
     # The same contributions in other languages: only the sentences are made again (string
     # work, ~1-2 µs a row), never the TreeSHAP values.
     for other in reason_langs:
         if other not in said:
-            said[other] = reasons(model, rows, contrib.values, lang=other, n_reasons=n_reasons)
+            said[other] = reasons(
+                model, rows, contrib.values, lang=other, n_reasons=n_reasons, lead=top
+            )
     return Explanations(risk, stages, top, said)
 
 
@@ -270,8 +273,14 @@ def reasons(
     *,
     lang: str = "en",
     n_reasons: int = N_REASONS,
+    lead: np.ndarray | None = None,
 ) -> list[list[str]]:
-    """Per row, the sentences of the ``n_reasons`` features that raise its risk most."""
+    """Per row, the sentences of the ``n_reasons`` features that raise its risk most.
+
+    ``lead`` (per row, a stage name, e.g. ``top_stage``): that stage's feature that raises the
+    risk most, if one does, is said first, so that the reasons start with the stage the planner
+    is told the delay comes from (not "the quality stage is 4 days behind plan" under a top
+    stage of procurement, when procurement's own slip is there to be said)."""
     n, k = contributions.shape
     if n == 0:
         return []
@@ -286,9 +295,17 @@ def reasons(
                 ctx_known[field] = _known(rows, field, n)
             usable[:, j] &= ctx_known[field]
     score = np.where(usable & (contributions > 0), contributions, -np.inf)
+    if lead is not None:
+        stage_code = {name: i for i, name in enumerate(EXPLANATION_STAGES)}
+        lead_code = np.fromiter((stage_code.get(x, -1) for x in lead), np.int64, n)
+        of_lead = _feature_stages(model)[None, :] == lead_code[:, None]
+        lead_score = np.where(of_lead, score, -np.inf)
+        best = lead_score.argmax(axis=1)
+        has = np.flatnonzero(np.isfinite(lead_score[np.arange(n), best]))
+        score[has, best[has]] = np.inf  # first in the order below; still a chosen reason
     n_pick = min(n_reasons, k)
     top = np.argsort(-score, axis=1, kind="stable")[:, :n_pick]
-    chosen = np.isfinite(np.take_along_axis(score, top, axis=1))
+    chosen = np.take_along_axis(score, top, axis=1) > -np.inf
 
     sentences = np.full((n, n_pick), None, dtype=object)
     negatives = _negative_templates(model, lang)
@@ -299,6 +316,15 @@ def reasons(
         sentences[picked, slots] = _fill(text, fields, rows, name, picked, negatives.get(name))
     # Building the Python lists is string work, not arithmetic over orders: ~1 µs a row.
     return [[s for s in row if s is not None] for row in sentences]
+
+
+def _feature_stages(model: RiskModel) -> np.ndarray:
+    """Each feature's explanation stage (the registry's), as its position in
+    ``EXPLANATION_STAGES``."""
+    cached = _model_cache(model)
+    if "feature_stages" not in cached:
+        cached["feature_stages"] = stage_matrix(model).argmax(axis=1)
+    return cached["feature_stages"]
 
 
 def _known(rows: Rows, name: str, n: int) -> np.ndarray:
