@@ -117,16 +117,6 @@ def order_blocks(train: pd.DataFrame, n_blocks: int = CALIBRATION_FOLDS) -> np.n
     return of_order.reindex(train["order_id"].to_numpy()).to_numpy()
 
 
-def calibration_split(
-    train: pd.DataFrame, n_blocks: int = CALIBRATION_FOLDS
-) -> tuple[np.ndarray, np.ndarray]:
-    """Positions in ``train`` for fitting and for early stopping + calibration: the last of
-    :func:`order_blocks` (the most recent 1 / ``n_blocks`` of orders by outcome time) is held
-    out."""
-    held = order_blocks(train, n_blocks) == n_blocks - 1
-    return np.flatnonzero(~held), np.flatnonzero(held)
-
-
 def category_levels(train: pd.DataFrame, categorical: Sequence[str]) -> dict[str, list[str]]:
     """Each categorical feature's levels as seen in training, sorted: fixed integer codes."""
     levels = {}

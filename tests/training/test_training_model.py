@@ -11,7 +11,7 @@ from training_factories import CATEGORICAL, FEATURES, STAGE_MAP, feature_specs, 
 
 from data.contract import EXPLANATION_STAGES
 from otd_risk.settings import Settings
-from training.fit import calibration_split, fit_risk_model, order_blocks, time_split
+from training.fit import fit_risk_model, order_blocks, time_split
 from training.model import RiskModel, log_risk_model
 from training.registry import use_tracking
 
@@ -103,8 +103,8 @@ def test_time_split_keeps_orders_on_one_side_and_the_future_out(frame):
     assert (train["outcome_known_at"] < split.validation_cut).all()
     assert (valid["as_of"] >= split.validation_cut).all()
     assert not set(train["order_id"]) & set(valid["order_id"])
-    fit_pos, cal_pos = calibration_split(train)
-    fit, cal = train.iloc[fit_pos], train.iloc[cal_pos]
+    held = order_blocks(train) == 4  # early stopping and calibration: the last block
+    fit, cal = train[~held], train[held]
     assert not set(fit["order_id"]) & set(cal["order_id"])
     # The held-out slice is the END of the training period.
     last_fit = fit.groupby("order_id")["outcome_known_at"].max().max()
@@ -126,9 +126,6 @@ def test_order_blocks_cut_orders_by_outcome_time(frame):
     # Blocks follow outcome time: each ends before the next begins.
     span = known.groupby(block_of).agg(["min", "max"])
     assert (span["max"].to_numpy()[:-1] <= span["min"].to_numpy()[1:]).all()
-    # The early-stopping slice is the last block.
-    _, cal_pos = calibration_split(frame)
-    assert set(frame["order_id"].iloc[cal_pos]) == set(block_of.index[block_of == 4])
     with pytest.raises(ValueError, match="at least 2"):
         order_blocks(frame, 1)
 
