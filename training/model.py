@@ -23,6 +23,7 @@ import lightgbm as lgb
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from data.contract import EXPLANATION_STAGES
 
@@ -134,7 +135,10 @@ class RiskModel:
         if len(margin) == 0:
             return np.zeros(0)
         if hasattr(self.calibrator, "predict_proba"):  # Platt: logistic regression on the margin
-            return self.calibrator.predict_proba(margin.reshape(-1, 1))[:, 1]
+            # Its predict_proba is expit(coef * margin + intercept): the same values without
+            # scikit-learn's per-call input checks (~115 µs for a single order).
+            coef, intercept = self.calibrator.coef_[0, 0], self.calibrator.intercept_[0]
+            return expit(np.asarray(margin, dtype=np.float64) * coef + intercept)
         # Isotonic: its own predict is a clipped linear interpolation; np.interp is the same
         # function without scikit-learn's per-call checks (~80 µs per single row).
         return np.interp(margin, self.calibrator.X_thresholds_, self.calibrator.y_thresholds_)

@@ -113,6 +113,13 @@ def test_time_split_keeps_orders_on_one_side_and_the_future_out(frame):
     assert 0.15 < cal["order_id"].nunique() / train["order_id"].nunique() < 0.25
 
 
+def test_calibrate_is_the_calibrators_own_answer(model, frame):
+    margin = model.raw_margin(frame)
+    expected = model.calibrator.predict_proba(margin.reshape(-1, 1))[:, 1]
+    np.testing.assert_array_equal(model.calibrate(margin), expected)
+    np.testing.assert_array_equal(model.calibrate(margin[:1]), expected[:1])
+
+
 def test_order_blocks_cut_orders_by_outcome_time(frame):
     blocks = order_blocks(frame, 5)
     per_order = pd.DataFrame({"order_id": frame["order_id"], "block": blocks})
