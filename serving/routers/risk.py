@@ -72,26 +72,24 @@ def _rows(body: RiskRequest, state, rm) -> tuple[Rows, list, pd.Timestamp | None
         ids = [o.order_id for o in body.orders]
         rows, as_of = rows_for_ids(get_data(state), rm, ids, body.as_of)
         return rows, ids, as_of
-    frames: list[pd.DataFrame] = []
-    positions: list[int] = []
-    as_of = None
-    if by_id:
-        ids = [body.orders[i].order_id for i in by_id]
-        features, as_of = features_for_ids(get_data(state), rm, ids, body.as_of)
-        frames.append(features.reset_index())
-        positions += by_id
-    frames.append(_frame_from_values(rm, [body.orders[i] for i in by_value], by_value))
-    positions += by_value
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if not by_id:
+        # Orders sent with their feature values: their columns are the rows, no frame built.
+        given = _columns_from_values(rm, body.orders, by_value)
+        return Rows.from_columns(given), given["order_id"].tolist(), None
+    ids = [body.orders[i].order_id for i in by_id]
+    features, as_of = features_for_ids(get_data(state), rm, ids, body.as_of)
+    given = _columns_from_values(rm, [body.orders[i] for i in by_value], by_value)
+    frame = pd.concat([features.reset_index(), pd.DataFrame(given)], ignore_index=True)
     # Results come back in request order whichever way each order was given.
-    order = np.argsort(np.asarray(positions), kind="stable")
+    order = np.argsort(np.asarray(by_id + by_value), kind="stable")
     frame = frame.iloc[order].reset_index(drop=True)
     return Rows(frame), frame["order_id"].tolist(), as_of
 
 
-def _frame_from_values(rm, orders, positions) -> pd.DataFrame:
+def _columns_from_values(rm, orders, positions) -> dict[str, np.ndarray]:
+    """The orders' values as columns, as a frame of them would hold them: numbers as float64
+    (text that is not a number -> NaN), categories and context as pandas infers them."""
     known = set(rm.feature_names)
-    rows = []
     for pos, order in zip(positions, orders, strict=True):
         unknown = sorted(set(order.features) - known)
         missing = [f for f in rm.feature_names if f not in order.features]
@@ -111,12 +109,21 @@ def _frame_from_values(rm, orders, positions) -> pd.DataFrame:
                 f"{'; '.join(what)}; `GET /v1/model` lists the model's features "
                 "(send null for an unknown value)",
             )
-        rows.append({"order_id": order.order_id, **order.features, **order.context})
-    frame = pd.DataFrame(rows)
+    columns = {"order_id": pd.Series([o.order_id for o in orders], dtype=object).to_numpy()}
     for name in rm.feature_names:
-        if name not in rm.categorical_levels:
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-    return frame
+        values = [o.features[name] for o in orders]
+        if name in rm.categorical_levels:
+            columns[name] = pd.Series(values).to_numpy()
+        elif all(v is None or type(v) is float for v in values):
+            # The request's numbers are floats already (pydantic): no per-value parsing.
+            columns[name] = np.array([np.nan if v is None else v for v in values], np.float64)
+        else:
+            columns[name] = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+            columns[name] = columns[name].to_numpy(dtype=np.float64)
+    context = sorted({k for o in orders for k in o.context})
+    for key in context:
+        columns[key] = pd.Series([o.context.get(key) for o in orders]).to_numpy()
+    return columns
 
 
 def _results(order_ids: list, explained: Explanations, lang: str) -> list[RiskResult]:

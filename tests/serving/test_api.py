@@ -228,6 +228,49 @@ def test_score_from_feature_values_equals_score_by_id(client, reader, served):
     assert by_value["results"][0]["reasons"] == by_id["results"][0]["reasons"]
 
 
+@pytest.mark.parametrize("n", [5, 80])  # 80: past the value-by-value encoding of small batches
+def test_batches_by_value_equal_batches_by_id(client, reader, served, n):
+    """Orders sent with their values are explained from those columns as they are (no frame):
+    the same answers as by id, in both languages; numbers sent as text are read as numbers."""
+    from features.build import open_order_features
+
+    rm = served.loaded.risk_model
+    ids = served.scores["order_id"].head(n).tolist()
+    rows = open_order_features(served.dataset).loc[ids]
+    orders = []
+    for oid, row in rows.iterrows():
+        values = {f: (None if row[f] != row[f] else row[f]) for f in rm.feature_names}
+        values = {
+            k: (float(v) if isinstance(v, int | float | np.floating) else v)
+            for k, v in values.items()
+        }
+        context = {k: row[k] for k in row.index if str(k).startswith("ctx_") and row[k] == row[k]}
+        orders.append({"order_id": oid, "features": values, "context": context})
+    numeric = next(f for f in rm.feature_names if f not in rm.categorical_levels)
+    if orders[0]["features"][numeric] is not None:
+        orders[0]["features"][numeric] = str(orders[0]["features"][numeric])
+    for lang in ("en", "zh"):
+        by_value = client.post(
+            "/v1/risk", headers=reader, json={"orders": orders, "lang": lang}
+        ).json()["results"]
+        by_id = client.post(
+            "/v1/risk",
+            headers=reader,
+            json={"orders": [{"order_id": i} for i in ids], "lang": lang},
+        ).json()["results"]
+        assert [r["order_id"] for r in by_value] == ids
+        np.testing.assert_allclose(
+            [r["risk"] for r in by_value], [r["risk"] for r in by_id], atol=1e-12
+        )
+        for a, b in zip(by_value, by_id, strict=True):
+            assert a["top_stage"] == b["top_stage"] and a["reasons"] == b["reasons"]
+            np.testing.assert_allclose(
+                list(a["stage_contributions"].values()),
+                list(b["stage_contributions"].values()),
+                atol=1e-12,
+            )
+
+
 def test_mixed_batch_keeps_request_order(client, reader, served):
     ids = served.scores["order_id"].head(3).tolist()
     rm = served.loaded.risk_model
