@@ -14,10 +14,12 @@ import pandas as pd
 
 from data.dataset import Dataset, open_orders
 from features.capacity_features import capacity_features
+from features.duration_features import lead_time_features, stage_duration_features
+from features.history_features import category_history_features
 from features.order_features import order_features
 from features.procurement_features import procurement_features
 from features.queries import Queries, prepare_queries
-from features.registry import CONTEXT_COLUMNS, FeatureSpec, feature_specs
+from features.registry import CONTEXT_COLUMNS, FeatureSpec, feature_specs, rate_key_columns
 from features.stage_features import (
     delay_rate_features,
     production_end_ns,
@@ -28,17 +30,26 @@ from features.stage_features import (
 
 
 def build_features_at(
-    dataset: Dataset, queries: pd.DataFrame, *, extra_order_columns: Sequence[str] = ()
+    dataset: Dataset,
+    queries: pd.DataFrame,
+    *,
+    extra_order_columns: Sequence[str] = (),
+    rate_pairs: Sequence[Sequence[str]] = (),
 ) -> pd.DataFrame:
     """Features for each (order_id, as_of) row of ``queries`` (as_of may differ per row).
 
     Returns one row per query in the same order: ``order_id``, ``as_of`` (UTC), every feature of
-    ``feature_specs(dataset, extra_order_columns)`` in that order, then the ``ctx_*`` columns.
+    ``feature_specs(dataset, extra_order_columns, rate_pairs)`` in that order, then the ``ctx_*``
+    columns. ``rate_pairs``: pairs of order columns whose joint history becomes features too
+    (training chooses them, the model remembers them).
     """
-    specs = feature_specs(dataset, extra_order_columns)
+    specs = feature_specs(dataset, extra_order_columns, rate_pairs)
     q = prepare_queries(dataset, queries)
     values: dict[str, np.ndarray] = {}
     values.update(order_features(dataset, q))
+    values.update(lead_time_features(dataset, q, values["slack_days"]))
+    keys = [(c,) for c in rate_key_columns(dataset, extra_order_columns)]
+    values.update(category_history_features(dataset, q, keys + [tuple(p) for p in rate_pairs]))
     context = _context(dataset, q)
 
     grid = None
@@ -46,6 +57,7 @@ def build_features_at(
         grid = stage_grid(dataset)
         staged = stage_features(dataset, q, grid, values["slack_days"])
         values.update(staged)
+        values.update(stage_duration_features(dataset, q, grid, values["slack_days"]))
         values.update(delay_rate_features(dataset, q))
         context["ctx_current_stage"] = staged["current_stage"]
     if dataset.has("purchase_orders"):
@@ -77,6 +89,16 @@ def build_features_at(
     return frame
 
 
+def history_feature_frame(
+    dataset: Dataset, queries: pd.DataFrame, keys: Sequence[Sequence[str]]
+) -> pd.DataFrame:
+    """Only the history features of ``keys`` (columns or pairs of order columns) for each
+    (order_id, as_of) query, in the queries' order: for adding pairs chosen after the rest of a
+    training set was built (the same numbers ``build_features_at`` gives them)."""
+    q = prepare_queries(dataset, queries)
+    return pd.DataFrame(category_history_features(dataset, q, [tuple(k) for k in keys]))
+
+
 def _extra_values(q: Queries, spec: FeatureSpec) -> np.ndarray:
     column = q.rows[spec.column]
     if spec.kind == "numeric":
@@ -106,6 +128,7 @@ def build_features(
     as_of: object,
     *,
     extra_order_columns: Sequence[str] = (),
+    rate_pairs: Sequence[Sequence[str]] = (),
 ) -> pd.DataFrame:
     """Features of ``orders`` (a frame with ``order_id`` or a sequence of ids) as of one time;
     indexed by order_id."""
@@ -114,15 +137,25 @@ def build_features(
     queries = pd.DataFrame(
         {"order_id": ids.to_numpy(dtype=object), "as_of": pd.Series(t, index=range(len(ids)))}
     )
-    frame = build_features_at(dataset, queries, extra_order_columns=extra_order_columns)
+    frame = build_features_at(
+        dataset, queries, extra_order_columns=extra_order_columns, rate_pairs=rate_pairs
+    )
     return frame.set_index("order_id")
 
 
 def open_order_features(
-    dataset: Dataset, as_of: object | None = None, *, extra_order_columns: Sequence[str] = ()
+    dataset: Dataset,
+    as_of: object | None = None,
+    *,
+    extra_order_columns: Sequence[str] = (),
+    rate_pairs: Sequence[Sequence[str]] = (),
 ) -> pd.DataFrame:
     """Features of the orders open at ``as_of`` (default: the dataset's snapshot time)."""
     t = dataset.as_of(as_of)
     return build_features(
-        dataset, open_orders(dataset.orders, t), t, extra_order_columns=extra_order_columns
+        dataset,
+        open_orders(dataset.orders, t),
+        t,
+        extra_order_columns=extra_order_columns,
+        rate_pairs=rate_pairs,
     )

@@ -31,6 +31,8 @@ SUPPLIER_WINDOWS_DAYS: tuple[int, ...] = (30, 90, 365)
 HISTORY_WINDOW_DAYS = 365
 DELAY_RATE_WINDOW_DAYS = 90
 CAPACITY_LOOKAHEAD_DAYS = 14
+RATE_HALF_LIFE_DAYS = 90.0
+"""Recent late rates: an outcome's weight halves every this many days before as_of."""
 DELAY_RATE_STAGES: tuple[str, ...] = ("quality", "warehouse", "shipping")
 DELAY_THRESHOLD_DAYS = 1.0
 """A stage counts as delayed when completed more than this many days after its planned end
@@ -259,6 +261,78 @@ _BEHIND = [
     for s in STAGES
 ]
 
+_OVER_TYPICAL = [
+    _spec(
+        f"{s}_days_over_typical",
+        s,
+        "order_stages",
+        f"While the order is in the {s} stage: days the stage has run so far minus its typical "
+        "duration (recency-weighted geometric mean of its completions at the plant for the "
+        "product group, known at as_of); empty when the order is in another stage.",
+        f"the {s} stage has run {{value:.1f}} days longer than usual",
+        f"{_STAGE_NAMES_ZH[s]}阶段已比通常多用 {{value:.1f}} 天",
+        direction="higher",
+        template_negative=f"the {s} stage usually needs {{value:.1f}} more days",
+        template_negative_zh=f"{_STAGE_NAMES_ZH[s]}阶段通常还需 {{value:.1f}} 天",
+    )
+    for s in STAGES
+]
+_TYPICAL = [
+    _spec(
+        "typical_remaining_days",
+        "planning",
+        "order_stages",
+        "What is left at the usual pace: the rest of the current stage by its typical duration "
+        "(0 once it has run longer) plus the typical durations of the order's stages still to "
+        "come.",
+        "at the usual pace the order needs {value:.1f} more days",
+        "按通常进度订单还需 {value:.1f} 天",
+        direction="higher",
+    ),
+    _spec(
+        "typical_days_past_due",
+        "planning",
+        "order_stages",
+        "typical_remaining_days minus the days left to the due date: positive when the usual "
+        "pace of the remaining stages misses the due date.",
+        "at the usual pace the order arrives {value:.1f} days after its due date",
+        "按通常进度订单将晚于交货期 {value:.1f} 天",
+        direction="higher",
+        template_negative="at the usual pace the order arrives {value:.1f} days before its due "
+        "date",
+        template_negative_zh="按通常进度订单将早于交货期 {value:.1f} 天",
+    ),
+]
+_LEAD = [
+    _spec(
+        "typical_lead_days",
+        "order",
+        "orders",
+        "Typical days from receipt to delivery of the plant's orders for the customer group "
+        "(recency-weighted geometric mean over deliveries known at as_of, shrunk towards the "
+        "plant's and then everyone's).",
+        "orders like this usually take {value:.1f} days from receipt to delivery",
+        "同类订单从接单到交付通常需要 {value:.1f} 天",
+        direction="higher",
+        column="delivered_at",
+    ),
+    _spec(
+        "lead_days_past_due",
+        "order",
+        "orders",
+        "The typical lead time still ahead of the order (typical_lead_days minus its age, at "
+        "least 0) minus the days left to the due date: positive when the usual lead time misses "
+        "the due date.",
+        "at the usual lead time the order arrives {value:.1f} days after its due date",
+        "按通常交付周期订单将晚于交货期 {value:.1f} 天",
+        direction="higher",
+        column="delivered_at",
+        template_negative="at the usual lead time the order arrives {value:.1f} days before "
+        "its due date",
+        template_negative_zh="按通常交付周期订单将早于交货期 {value:.1f} 天",
+    ),
+]
+
 _PROCUREMENT = [
     _spec(
         "open_po_count",
@@ -401,8 +475,11 @@ for _s in DELAY_RATE_STAGES:
 
 FEATURES: tuple[FeatureSpec, ...] = (
     *_ORDER,
+    *_LEAD,
     *_PLANNING,
+    *_TYPICAL,
     *_BEHIND,
+    *_OVER_TYPICAL,
     *_PROCUREMENT,
     *_CAPACITY,
     *_DELAYS,
@@ -480,8 +557,120 @@ def extra_order_specs(orders: pd.DataFrame, columns: Sequence[str]) -> list[Feat
     return specs
 
 
-def feature_specs(dataset: Dataset, extra_order_columns: Sequence[str] = ()) -> list[FeatureSpec]:
-    """The features this dataset's tables allow, in output order, then its extra columns."""
+_KEY_CONTEXT: dict[str, tuple[str, str]] = {
+    "customer_id": ("customer {ctx_customer_id}", "客户 {ctx_customer_id} "),
+    "product_id": ("product {ctx_product_id}", "产品 {ctx_product_id} "),
+    "plant_id": ("plant {ctx_plant_id}", "工厂 {ctx_plant_id} "),
+}
+"""Order columns whose value a reason can name (from the ``ctx_*`` columns)."""
+PAIR_SEPARATOR = "__"
+"""Joins the columns of a pair in feature names: ``late_rate_plant_id__priority``."""
+
+
+def rate_key_columns(dataset: Dataset, extra_order_columns: Sequence[str] = ()) -> list[str]:
+    """The categorical order columns whose history becomes features: customer, product, plant,
+    priority, the product and customer group columns, then the categorical extra columns."""
+    orders = dataset.orders
+    out = ["customer_id", "product_id", "plant_id"]
+    if "priority" in orders.columns:
+        out.append("priority")
+    for candidates in (PRODUCT_GROUP_COLUMNS, CUSTOMER_GROUP_COLUMNS):
+        col = next((c for c in candidates if c in orders.columns), None)
+        if col is not None and col not in out:
+            out.append(col)
+    for spec in extra_order_specs(orders, extra_order_columns):
+        if spec.kind == "categorical" and spec.name not in out:
+            out.append(spec.name)
+    return out
+
+
+def _key_phrases(columns: Sequence[str], dataset_groups: dict[str, str]) -> tuple[str, str]:
+    """How a reason names the orders sharing this key: ("past orders of plant PL2 with the same
+    priority", "工厂 PL2 相同priority的历史订单")."""
+    named_en, named_zh, same = [], [], []
+    for col in columns:
+        if col in _KEY_CONTEXT:
+            en, zh = _KEY_CONTEXT[col]
+            named_en.append(en)
+            named_zh.append(zh)
+        elif col in dataset_groups:
+            ctx = dataset_groups[col]
+            named_en.append(f"{col} {{{ctx}}}")
+            named_zh.append(f"{col} {{{ctx}}} ")
+        else:
+            same.append(col)
+    en = "past orders"
+    if named_en:
+        en += " of " + " and ".join(named_en)
+    if same:
+        en += " with the same " + " and ".join(same)
+    zh = "".join(named_zh) + (f"相同 {'、'.join(same)} 的" if same else "") + "历史订单"
+    return en, zh
+
+
+def rate_specs(dataset: Dataset, keys: Sequence[Sequence[str]]) -> list[FeatureSpec]:
+    """The history features of each key (a column or a pair of columns of ``orders``)."""
+    groups = {}
+    for candidates, ctx in (
+        (PRODUCT_GROUP_COLUMNS, "ctx_product_group"),
+        (CUSTOMER_GROUP_COLUMNS, "ctx_customer_group"),
+    ):
+        col = next((c for c in candidates if c in dataset.orders.columns), None)
+        if col is not None:
+            groups[col] = ctx
+    out = []
+    for columns in keys:
+        name = PAIR_SEPARATOR.join(columns)
+        what = " and ".join(columns)
+        en, zh = _key_phrases(columns, groups)
+        common = {"stage": "order", "table": "orders"}
+        out += [
+            FeatureSpec(
+                name=f"late_rate_{name}",
+                description=f"Late rate of past orders with the same {what} settled by as_of "
+                "(due date over), shrunk towards the overall late rate.",
+                template=f"{en} were late {{value:.0%}} of the time",
+                template_zh=f"{zh}延误率为 {{value:.0%}}",
+                direction="higher",
+                **common,
+            ),
+            FeatureSpec(
+                name=f"late_rate_recent_{name}",
+                description=f"The same late rate with recent outcomes weighing more (an "
+                f"outcome's weight halves every {RATE_HALF_LIFE_DAYS:g} days).",
+                template=f"{en} were late {{value:.0%}} of the time in recent months",
+                template_zh=f"{zh}近期延误率为 {{value:.0%}}",
+                direction="higher",
+                **common,
+            ),
+            FeatureSpec(
+                name=f"mean_days_late_{name}",
+                description=f"Mean days late (early = 0) of past orders with the same {what} "
+                "delivered by as_of, shrunk towards the overall mean.",
+                template=f"{en} were {{value:.1f}} days late on average",
+                template_zh=f"{zh}平均延误 {{value:.1f}} 天",
+                direction="higher",
+                **common,
+            ),
+            FeatureSpec(
+                name=f"settled_{name}",
+                description=f"Number of past orders with the same {what} settled by as_of, "
+                "capped at 100: how much history stands behind the rates.",
+                template=f"{{value:.0f}} {en} are settled",
+                template_zh=f"{zh}已结案 {{value:.0f}} 个",
+                **common,
+            ),
+        ]
+    return out
+
+
+def feature_specs(
+    dataset: Dataset,
+    extra_order_columns: Sequence[str] = (),
+    rate_pairs: Sequence[Sequence[str]] = (),
+) -> list[FeatureSpec]:
+    """The features this dataset's tables allow, in output order, then the history of each
+    categorical order column and of each pair in ``rate_pairs``, then the extra columns."""
     present = set(dataset.tables())
     out = [
         f
@@ -490,7 +679,9 @@ def feature_specs(dataset: Dataset, extra_order_columns: Sequence[str] = ()) -> 
         and set(f.needs) <= present
         and (f.column is None or f.column in dataset.orders.columns)
     ]
-    return out + extra_order_specs(dataset.orders, extra_order_columns)
+    keys = [(c,) for c in rate_key_columns(dataset, extra_order_columns)]
+    keys += [tuple(p) for p in rate_pairs]
+    return out + rate_specs(dataset, keys) + extra_order_specs(dataset.orders, extra_order_columns)
 
 
 def stage_map(specs: Sequence[FeatureSpec]) -> dict[str, str]:

@@ -28,11 +28,13 @@ PRODUCTION = STAGES.index("production")
 
 @dataclass(frozen=True)
 class StageGrid:
-    """Per order (row of ``dataset.orders``) and stage: has a row, planned end, completion."""
+    """Per order (row of ``dataset.orders``) and stage: has a row, planned end, start,
+    completion."""
 
     has: np.ndarray
     planned: np.ndarray
     completed: np.ndarray
+    started: np.ndarray
 
 
 def stage_grid(dataset: Dataset) -> StageGrid:
@@ -42,6 +44,7 @@ def stage_grid(dataset: Dataset) -> StageGrid:
     has = np.zeros((n, len(STAGES)), dtype=bool)
     planned = np.full((n, len(STAGES)), NOT_YET, dtype=np.int64)
     completed = np.full((n, len(STAGES)), NOT_YET, dtype=np.int64)
+    started = np.full((n, len(STAGES)), NOT_YET, dtype=np.int64)
     row = pd.Index(dataset.orders["order_id"]).get_indexer(stages["order_id"])
     col = pd.Index(STAGES).get_indexer(stages["stage"])
     ok = (row >= 0) & (col >= 0)
@@ -51,7 +54,9 @@ def stage_grid(dataset: Dataset) -> StageGrid:
         planned[row, col] = to_ns(stages["planned_end"])[ok]
     if "completed_at" in stages.columns:
         completed[row, col] = to_ns(stages["completed_at"])[ok]
-    return StageGrid(has=has, planned=planned, completed=completed)
+    if "started_at" in stages.columns:
+        started[row, col] = to_ns(stages["started_at"])[ok]
+    return StageGrid(has=has, planned=planned, completed=completed, started=started)
 
 
 def production_start_ns(grid: StageGrid, pos: np.ndarray) -> np.ndarray:

@@ -124,6 +124,18 @@ class Timeline:
         return original[last]
 
 
+DECAY_EPOCH_NS = pd.Timestamp("2000-01-01", tz="UTC").value
+_MAX_DOUBLINGS = 1000.0
+
+
+def decay_weights(ns: np.ndarray, half_life_days: float) -> np.ndarray:
+    """``2 ** ((t - 2000-01-01) / half_life)`` per time: the ratio of two weights is the decay
+    between their times, so a recency-weighted sum "as of t" is a plain cumulative sum of event
+    weights divided by ``decay_weights(t)`` (no per-query loop, the same in a cut history)."""
+    exponent = (np.asarray(ns, dtype=np.float64) - DECAY_EPOCH_NS) / (half_life_days * DAY_NS)
+    return np.exp2(np.clip(exponent, -_MAX_DOUBLINGS, _MAX_DOUBLINGS))
+
+
 def first_true(mask: np.ndarray) -> np.ndarray:
     """Column of the first True per row, -1 when a row has none."""
     idx = mask.argmax(axis=1)

@@ -15,7 +15,7 @@ import pandas as pd
 from features.build import build_features
 from serving.errors import ApiError
 from serving.rows import Rows
-from serving.scoring import model_extra_columns
+from serving.scoring import model_feature_options
 from serving.state import DataSnapshot
 
 MAX_IDS_SHOWN = 5
@@ -78,8 +78,8 @@ def _resolve(data: DataSnapshot, ids: Sequence[str], as_of: object | None) -> pd
 
 
 def _build(data: DataSnapshot, risk_model, ids: list[str], t: pd.Timestamp) -> pd.DataFrame:
-    extra = model_extra_columns(risk_model, data.dataset)
-    return build_features(data.dataset, ids, t, extra_order_columns=extra)
+    options = model_feature_options(risk_model, data.dataset)
+    return build_features(data.dataset, ids, t, **options)
 
 
 def _show(ids: Sequence[str]) -> str:

@@ -19,7 +19,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from data.dataset import Dataset, local_date, open_orders
 from features.build import build_features
-from features.registry import STAGE_OF
 from serving.cause import expected_stage_slips
 from serving.columns import RANKED_COLUMNS, REASON_LANGS, TRANSLATED_REASON_COLUMNS
 from serving.explain import explain
@@ -42,7 +41,13 @@ class LoadedModelLike(Protocol):
 
 def model_extra_columns(model: RiskModel, dataset: Dataset) -> list[str]:
     """The extra ``orders`` columns the model was trained on (features outside the registry)."""
-    return [f for f in model.feature_names if f not in STAGE_OF and f in dataset.orders.columns]
+    return model.feature_options(dataset.orders.columns)["extra_order_columns"]
+
+
+def model_feature_options(model: RiskModel, dataset: Dataset) -> dict[str, list]:
+    """What ``features.build`` needs to rebuild the model's features on ``dataset``: its extra
+    order columns and the pairs of order columns whose history training chose."""
+    return model.feature_options(dataset.orders.columns)
 
 
 def score_open_orders(
@@ -81,9 +86,7 @@ def score_with_features(
     if orders.empty:
         empty = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
         return empty, pd.DataFrame(columns=risk_model.feature_names)
-    features = build_features(
-        dataset, orders, t, extra_order_columns=model_extra_columns(risk_model, dataset)
-    )
+    features = build_features(dataset, orders, t, **model_feature_options(risk_model, dataset))
     explained = explain(
         risk_model,
         features,

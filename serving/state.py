@@ -167,7 +167,7 @@ class ServingState:
             return
         from data.load import load_dataset
         from features.build import build_features
-        from serving.scoring import model_extra_columns
+        from serving.scoring import model_feature_options
 
         dataset = load_dataset(
             self.settings.data,
@@ -175,10 +175,8 @@ class ServingState:
             capacity_horizon_days=self.settings.capacity_planning_horizon_days,
         )
         t = dataset.snapshot_time()
-        extra = model_extra_columns(self.model.risk_model, dataset)
-        features = build_features(
-            dataset, open_orders(dataset.orders, t), t, extra_order_columns=extra
-        )
+        options = model_feature_options(self.model.risk_model, dataset)
+        features = build_features(dataset, open_orders(dataset.orders, t), t, **options)
         from serving.cause import expected_stage_slips
 
         self.data = DataSnapshot(

@@ -1,8 +1,14 @@
-"""What a planner would do without otd-risk: the baselines the model must beat.
+"""What a competent analyst would do without otd-risk in an afternoon: the baselines the model
+must beat on the same validation window.
 
-(a) The planner's rule: an order is late when its remaining planned lead time exceeds the days
-left to its due date; it is ranked by that margin. (b) A logistic regression on the same features.
-Both follow scikit-learn's contract (settings in ``__init__``, learnt state ending in ``_``).
+(a) *Typical durations*: expected completion = as_of + the historical median duration of each
+stage still ahead (by stage x plant, falling back to the stage; the current stage counts what is
+left of its median), ranked by projected days past due; without stages, the median lead time
+of the plant's orders. (b) *Cell rate*: the shrunk late rate of the best one- or two-column group
+of categorical order columns, chosen on the training window (``training.groups``). (c) A
+logistic regression on the same features. (d) The planner's rule, labelled for what it is: the
+remaining *planned* lead time against the days left, ranked by that margin.
+All follow scikit-learn's contract (settings in ``__init__``, learnt state ending in ``_``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,13 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from data.contract import STAGES
+from data.dataset import Dataset
+from features.duration_features import stage_starts
+from features.queries import prepare_queries
+from features.stage_features import stage_grid
+from features.timeline import DAY_NS, NOT_YET, to_ns
 
 
 class PlannerRule:
@@ -108,3 +121,91 @@ class LogisticBaseline:
             out[c] = out[c].astype(object).where(out[c].notna(), np.nan)
             out[c] = out[c].where(out[c].isna(), out[c].astype(str))
         return out
+
+
+class TypicalDurations:
+    """Projected days past due at the usual pace: as_of + the median duration of each stage
+    still ahead (by stage x plant, else by stage; for the current stage what is left of its
+    median after the days it has run) minus the end of the due date. Medians are learned from
+    the stages completed before ``before`` (the validation cut: point in time). Without the
+    order_stages table: the median creation-to-delivery time of the plant's orders (else of
+    all), minus the order's age."""
+
+    def fit(self, dataset: Dataset, before: pd.Timestamp) -> TypicalDurations:
+        t = int(to_ns(pd.Timestamp(before))[0])
+        self.uses_stages_ = dataset.has("order_stages")
+        orders = dataset.orders
+        created = to_ns(orders["created_at"])
+        plant = orders["plant_id"].astype(str).to_numpy()
+        if self.uses_stages_:
+            grid = stage_grid(dataset)
+            start = stage_starts(grid, created)
+            r, s = np.nonzero(grid.has & (grid.completed < t))
+            days = np.maximum(0, grid.completed[r, s] - start[r, s]) / DAY_NS
+            frame = pd.DataFrame({"stage": s, "plant": plant[r], "days": days})
+            self.by_stage_ = frame.groupby("stage")["days"].median().to_dict()
+            self.by_stage_plant_ = frame.groupby(["stage", "plant"])["days"].median().to_dict()
+            self.note_ = "as_of + median remaining stage durations (stage x plant) vs due date"
+        else:
+            delivered = (
+                to_ns(orders["delivered_at"])
+                if "delivered_at" in orders.columns
+                else np.full(len(orders), NOT_YET)
+            )
+            done = delivered < t
+            lead = (delivered[done] - created[done]) / DAY_NS
+            frame = pd.DataFrame({"plant": plant[done], "days": lead})
+            self.overall_lead_ = float(frame["days"].median()) if len(frame) else 0.0
+            self.by_plant_ = frame.groupby("plant")["days"].median().to_dict()
+            self.note_ = "no order_stages table: as_of + median order lead time (plant) vs due date"
+        return self
+
+    def score(self, dataset: Dataset, queries: pd.DataFrame) -> np.ndarray:
+        """Projected days past due of each (order_id, as_of) query: higher = later."""
+        q = prepare_queries(dataset, queries)
+        slack = (q.due_end - q.t) / DAY_NS
+        if not self.uses_stages_:
+            plant = q.rows["plant_id"].astype(str)
+            lead = plant.map(self.by_plant_).fillna(self.overall_lead_).to_numpy(dtype=float)
+            age = (q.t - q.created) / DAY_NS
+            return np.maximum(lead - age, 0.0) - slack
+        grid = stage_grid(dataset)
+        start = stage_starts(grid, to_ns(dataset.orders["created_at"]))[q.pos]
+        has, completed = grid.has[q.pos], grid.completed[q.pos]
+        t = q.t[:, None]
+        pending = has & ~(completed <= t)
+        plant = q.rows["plant_id"].astype(str).to_numpy()
+        median = np.zeros((len(q), len(STAGES)))
+        for i in range(len(STAGES)):
+            fallback = self.by_stage_.get(i, 0.0)
+            median[:, i] = [self.by_stage_plant_.get((i, p), fallback) for p in plant]
+        cur = np.where(pending.any(axis=1), pending.argmax(axis=1), -1)
+        rows = np.arange(len(q))
+        # The current stage has run since its start (when known by as_of), else since as_of.
+        began = start[rows, np.maximum(cur, 0)]
+        elapsed = np.where(began <= q.t, (q.t - began) / DAY_NS, 0.0)
+        current = np.where(cur >= 0, np.maximum(median[rows, np.maximum(cur, 0)] - elapsed, 0), 0)
+        later = pending & (np.arange(len(STAGES))[None, :] > cur[:, None])
+        remaining = current + np.where(later, median, 0.0).sum(axis=1)
+        return remaining - slack
+
+
+class CellRate:
+    """The shrunk late rate of the order's cell of the best one- or two-column group of
+    categorical order columns (``training.groups.rank_groups`` on the training window)."""
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        self.columns = tuple(columns)
+
+    def fit(self, orders: pd.DataFrame, y: np.ndarray) -> CellRate:
+        from training.groups import ShrunkRates
+
+        self.table_ = ShrunkRates(self.columns).fit(orders, y)
+        self.note_ = (
+            f"shrunk late rate per {' x '.join(self.columns)} "
+            f"({self.table_.n_cells_} cells, prior strength {self.table_.prior_strength_:.0f})"
+        )
+        return self
+
+    def predict_proba_late(self, orders: pd.DataFrame) -> np.ndarray:
+        return self.table_.predict(orders)

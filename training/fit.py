@@ -21,12 +21,13 @@ from sklearn.linear_model import LogisticRegression
 from training.model import RiskModel
 
 # Shaped for explanation speed: TreeSHAP cost grows with trees x leaves x depth^2 and explanations
-# dominate serving cost, so depth is capped at 6, leaves at 31 and trees at 300.
+# dominate serving cost, so depth is capped at 6 and trees at 300; the leaves and regularisation
+# come from a small search on the held-out end of the training window (capacity_candidates).
 DEFAULT_LGBM_PARAMS: dict[str, Any] = {
     "objective": "binary",
-    # Early stopping watches ranking quality: log-loss on the held-out slice is distorted by the
-    # class weighting below and stops far too early.
-    "metric": "auc",
+    # Early stopping watches ranking quality (PR AUC, what the gate compares): log-loss on the
+    # held-out slice is distorted by class weighting and stops far too early.
+    "metric": "average_precision",
     "learning_rate": 0.05,
     "num_leaves": 31,
     "max_depth": 6,
@@ -126,14 +127,75 @@ def category_levels(train: pd.DataFrame, categorical: Sequence[str]) -> dict[str
     return levels
 
 
-def fit_calibrator(margin: np.ndarray, y: np.ndarray, method: str = "isotonic"):
+def fit_calibrator(
+    margin: np.ndarray,
+    y: np.ndarray,
+    method: str = "isotonic",
+    sample_weight: np.ndarray | None = None,
+):
     """Map raw margins to probabilities: Platt (logistic on the margin, the default: it keeps
-    the ranking intact, where isotonic's flat steps tie orders and cost PR AUC) or isotonic."""
+    the ranking intact, where isotonic's flat steps tie orders and cost PR AUC) or isotonic.
+    ``sample_weight``: e.g. recency weights, so the mapping matches the latest orders."""
     if method == "isotonic":
-        return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(margin, y)
+        return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+            margin, y, sample_weight=sample_weight
+        )
     if method == "platt":
-        return LogisticRegression(C=1e6).fit(margin.reshape(-1, 1), y)
+        return LogisticRegression(C=1e6).fit(margin.reshape(-1, 1), y, sample_weight=sample_weight)
     raise ValueError(f"unknown calibration method {method!r}; use 'isotonic' or 'platt'")
+
+
+CALIBRATION_HALF_LIFE_DAYS: float | None = None
+"""The calibrator weighs each training example by ``0.5 ** (age / this)`` (None: equally)."""
+DEFAULT_CAPACITY = "medium"
+"""The tree shape kept unless another one is clearly better on the held-out end."""
+CAPACITY_MIN_GAIN = 0.005
+"""Held-out PR AUC another shape must gain over the default to replace it (differences below
+this were noise between neighbouring shapes on simulated worlds)."""
+
+
+def capacity_candidates(n_rows: int) -> list[dict[str, Any]]:
+    """The LightGBM shapes :func:`fit_risk_model` chooses among, sized to ``n_rows`` training
+    examples: from 7 leaves with strong regularisation (a few thousand orders, where deep trees
+    learn noise) to 31 (63 for large histories); minimum leaf sizes grow with the data so a leaf
+    stays a pattern, not an order. Bounded: at most four fits, each early-stopped."""
+    n = max(int(n_rows), 1)
+    out: list[dict[str, Any]] = [
+        {
+            "name": "shallow",
+            "num_leaves": 7,
+            "min_data_in_leaf": max(50, n // 500),
+            "lambda_l2": 10.0,
+            "is_unbalance": False,
+            "cat_smooth": 50.0,
+            "min_data_per_group": 200,
+        },
+        {
+            "name": "medium",
+            "num_leaves": 15,
+            "min_data_in_leaf": max(40, n // 1000),
+            "lambda_l2": 5.0,
+            "is_unbalance": False,
+        },
+        {
+            "name": "deep",
+            "num_leaves": 31,
+            "min_data_in_leaf": max(20, n // 2500),
+            "lambda_l2": 1.0,
+            "is_unbalance": True,
+        },
+    ]
+    if n >= 200_000:
+        out.append(
+            {
+                "name": "wide",
+                "num_leaves": 63,
+                "min_data_in_leaf": max(50, n // 5000),
+                "lambda_l2": 1.0,
+                "is_unbalance": False,
+            }
+        )
+    return out
 
 
 def fit_risk_model(
@@ -151,6 +213,8 @@ def fit_risk_model(
     calibration_folds: int = CALIBRATION_FOLDS,
     min_rounds: int = 0,
     recency_half_life_days: float | None = None,
+    search: bool = True,
+    calibration_half_life_days: float | None = CALIBRATION_HALF_LIFE_DAYS,
     meta: Mapping[str, Any] | None = None,
 ) -> RiskModel:
     """Fit the booster on the early part of ``train`` with early stopping on its held-out end
@@ -159,8 +223,12 @@ def fit_risk_model(
     early-stopped booster and calibrate it on the held-out end.
     Nothing here looks at the validation window: it is kept untouched for the metrics and the
     promotion gate.
-    ``params`` override :data:`DEFAULT_LGBM_PARAMS`
-    (``num_boost_round`` may be given there too).
+
+    ``search`` (the default): the tree shape (leaves, minimum leaf size, regularisation,
+    categorical smoothing) is chosen among :func:`capacity_candidates` by PR AUC on the held-out
+    end, each candidate early-stopped on it; ``params`` then override the chosen shape (given
+    ``params`` with ``search=False``: exactly :data:`DEFAULT_LGBM_PARAMS` plus ``params``).
+    ``num_boost_round`` may be given in ``params`` too.
 
     Why refit: the held-out end is the most recent history, the closest to the orders open
     now; trees that never saw it lose ranking quality (see ``Settings.refit_on_all_training``).
@@ -170,8 +238,7 @@ def fit_risk_model(
     ``0.5 ** (age / half_life)``, its age being days from its outcome to the latest outcome in
     ``train`` (see :func:`recency_weights`)."""
     threads = 1 if len(train) < SMALL_DATA_ROWS else 2
-    params = {**DEFAULT_LGBM_PARAMS, "num_threads": threads, **(params or {}), "seed": seed}
-    num_boost_round = int(params.pop("num_boost_round", num_boost_round))
+    base = {**DEFAULT_LGBM_PARAMS, "num_threads": threads}
     folds = order_blocks(train, calibration_folds)
     fit_pos = np.flatnonzero(folds != calibration_folds - 1)
     cal_pos = np.flatnonzero(folds == calibration_folds - 1)
@@ -192,32 +259,29 @@ def fit_risk_model(
         feature_name=names,
         categorical_feature=cat_idx,
         free_raw_data=False,
+        # The candidates differ in min_data_in_leaf: bin the data once for all of them.
+        params={"feature_pre_filter": False},
     )
-    cal_set = lgb.Dataset(X[cal_pos], y[cal_pos], reference=fit_set)
-    min_rounds = min(max(0, int(min_rounds)), num_boost_round)
-    if min_rounds == 0:
-        booster = lgb.train(
-            params,
-            fit_set,
-            num_boost_round=num_boost_round,
-            valid_sets=[cal_set],
-            callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
-        )
-        best = max(1, booster.best_iteration or booster.current_iteration())
-    else:
-        history: dict[str, Any] = {}
-        booster = lgb.train(
-            params,
-            fit_set,
-            num_boost_round=num_boost_round,
-            valid_sets=[cal_set],
-            valid_names=["held_out"],
-            callbacks=[lgb.record_evaluation(history)],
-        )
-        metric = next(iter(history["held_out"]))
-        best = best_round(history["held_out"][metric], min_rounds, _higher_is_better(metric))
-    # Keep only the trees up to the best iteration: smaller model, faster explanations.
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    cal_set = lgb.Dataset(
+        X[cal_pos], y[cal_pos], reference=fit_set, params={"feature_pre_filter": False}
+    )
+    candidates = capacity_candidates(len(fit_pos)) if search else [{"name": "given"}]
+    fitted = []
+    for candidate in candidates:
+        shape = {k: v for k, v in candidate.items() if k != "name"}
+        cand_params = {**base, **shape, **(params or {}), "seed": seed}
+        rounds = int(cand_params.pop("num_boost_round", num_boost_round))
+        booster, best = _early_stopped(cand_params, fit_set, cal_set, rounds, min_rounds)
+        score = _average_precision(y[cal_pos], booster.predict(X[cal_pos], raw_score=True))
+        fitted.append((candidate["name"], score, cand_params, booster, best))
+    tried = [{"name": f[0], "held_out_pr_auc": f[1], "trees": f[4]} for f in fitted]
+    # The default shape stands unless another beats it on the held-out end by more than the
+    # noise of a held-out PR AUC (NaN: one class in the held-out end, the default stands).
+    chosen = next((f for f in fitted if f[0] in (DEFAULT_CAPACITY, "given")), fitted[0])
+    challenger = max(fitted, key=lambda f: -np.inf if np.isnan(f[1]) else f[1])
+    if challenger[1] > chosen[1] + CAPACITY_MIN_GAIN:
+        chosen = challenger
+    capacity, _, params_used, booster, best = chosen
     margin = booster.predict(X[cal_pos], raw_score=True)
     if refit:
         # The held-out end is the most recent history: the served trees learn from it too.
@@ -231,13 +295,20 @@ def fit_risk_model(
         for k in range(calibration_folds - 1):
             inside, out = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
             fold_set = all_set.subset(inside.tolist())
-            oof[out] = lgb.train(params, fold_set, num_boost_round=best).predict(
+            oof[out] = lgb.train(params_used, fold_set, num_boost_round=best).predict(
                 X[out], raw_score=True
             )
-        calibrator = fit_calibrator(oof, y, calibration)
-        booster = lgb.train(params, all_set, num_boost_round=best)
+        calibrator = fit_calibrator(
+            oof, y, calibration, recency_weights(train, calibration_half_life_days)
+        )
+        booster = lgb.train(params_used, all_set, num_boost_round=best)
     else:
-        calibrator = fit_calibrator(margin, y[cal_pos], calibration)
+        calibrator = fit_calibrator(
+            margin,
+            y[cal_pos],
+            calibration,
+            recency_weights(train.iloc[cal_pos], calibration_half_life_days),
+        )
     info = {
         **(meta or {}),
         "n_fit": int(len(fit_pos)),
@@ -248,11 +319,57 @@ def fit_risk_model(
         "calibration_folds": calibration_folds if refit else 1,
         "min_rounds": min_rounds,
         "recency_half_life_days": recency_half_life_days,
-        "lgbm_params": {k: v for k, v in params.items()},
+        "calibration_half_life_days": calibration_half_life_days,
+        "capacity": capacity,
+        "capacity_search": tried,
+        "lgbm_params": {k: v for k, v in params_used.items()},
     }
     return RiskModel(
         booster, shell.feature_names, levels, calibrator, stage_map, feature_specs, info
     )
+
+
+def _early_stopped(
+    params: Mapping[str, Any],
+    fit_set: lgb.Dataset,
+    held_out: lgb.Dataset,
+    rounds: int,
+    min_rounds: int,
+) -> tuple[lgb.Booster, int]:
+    """A booster early-stopped on ``held_out`` (PR AUC), cut to its best number of trees."""
+    params = {**params, "metric": "average_precision"}
+    min_rounds = min(max(0, int(min_rounds)), rounds)
+    if min_rounds == 0:
+        booster = lgb.train(
+            params,
+            fit_set,
+            num_boost_round=rounds,
+            valid_sets=[held_out],
+            callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+        )
+        best = max(1, booster.best_iteration or booster.current_iteration())
+    else:
+        history: dict[str, Any] = {}
+        booster = lgb.train(
+            params,
+            fit_set,
+            num_boost_round=rounds,
+            valid_sets=[held_out],
+            valid_names=["held_out"],
+            callbacks=[lgb.record_evaluation(history)],
+        )
+        metric = next(iter(history["held_out"]))
+        best = best_round(history["held_out"][metric], min_rounds, _higher_is_better(metric))
+    # Keep only the trees up to the best iteration: smaller model, faster explanations.
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), best
+
+
+def _average_precision(y: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import average_precision_score
+
+    if not (0 < y.sum() < len(y)):
+        return float("nan")
+    return float(average_precision_score(y, score))
 
 
 def recency_weights(train: pd.DataFrame, half_life_days: float | None) -> np.ndarray | None:

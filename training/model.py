@@ -191,6 +191,21 @@ class RiskModel:
     def categorical_features(self) -> list[str]:
         return list(self._categorical)
 
+    def feature_options(self, order_columns: Sequence[str]) -> dict[str, list]:
+        """What ``features.build`` needs to rebuild this model's features on a dataset whose
+        ``orders`` table has ``order_columns``: the extra order columns it was trained on
+        (features named after a column, outside the registry) and the pairs of order columns
+        whose history training chose."""
+        from features.registry import STAGE_OF
+
+        columns = set(order_columns)
+        return {
+            "extra_order_columns": [
+                f for f in self.feature_names if f not in STAGE_OF and f in columns
+            ],
+            "rate_pairs": [tuple(p) for p in self.meta.get("rate_pairs", [])],
+        }
+
     # -- persistence -----------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         """Write the booster as text, the calibrator with joblib and the rest as JSON."""

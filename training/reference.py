@@ -27,6 +27,7 @@ def open_order_reference(
     end: pd.Timestamp,
     *,
     extra_order_columns: Sequence[str] = (),
+    rate_pairs: Sequence[Sequence[str]] = (),
     weeks: int = REFERENCE_WEEKS,
     max_rows: int = REFERENCE_ROWS,
     seed: int = 0,
@@ -47,7 +48,9 @@ def open_order_reference(
         queries = queries.sample(n=max_rows, random_state=seed).reset_index(drop=True)
     if queries.empty:
         return pd.DataFrame(columns=["order_id", "as_of", *risk_model.feature_names, "risk"])
-    features = build_features_at(dataset, queries, extra_order_columns=extra_order_columns)
+    features = build_features_at(
+        dataset, queries, extra_order_columns=extra_order_columns, rate_pairs=rate_pairs
+    )
     out = features[["order_id", "as_of", *risk_model.feature_names]].copy()
     out["risk"] = risk_model.predict_risk(out)
     return out

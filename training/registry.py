@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,10 @@ class GateDecision:
     new_score: float
     champion_score: float | None
     champion_version: str | None
+    baseline_scores: dict[str, float] = field(default_factory=dict)
+    """Each baseline's score on the same window and metric."""
+    beaten_by: list[str] = field(default_factory=list)
+    """Baselines that scored at least as well as the new version (it must beat them all)."""
 
 
 def use_tracking(settings: Settings, experiment: str) -> str:
@@ -100,25 +104,44 @@ def promotion_gate(
     y_valid: np.ndarray,
     valid: pd.DataFrame,
     *,
+    baselines: Mapping[str, float] | None = None,
+    labels: Mapping[str, str] | None = None,
+    features_for: Callable[[RiskModel], pd.DataFrame] | None = None,
     force: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> GateDecision:
-    """Decide whether ``new_version`` becomes champion: it must beat the current champion on
-    ``settings.promotion_metric`` over the SAME validation examples (ties keep the incumbent).
-    A champion that cannot score them (e.g. different features) loses, and the reason is given.
-    ``force`` promotes regardless and says so. Sets the alias when promoted."""
+    """Decide whether ``new_version`` becomes champion: on ``settings.promotion_metric`` over
+    the SAME validation examples it must beat every baseline (``baselines``: name -> score;
+    the first version too) and the current champion (ties keep the incumbent, and a tie with a
+    baseline is no win). ``features_for(model)`` builds the validation examples' features for
+    the champion (its own extra columns and history pairs; default: ``valid`` as it is). A
+    champion that cannot score them loses, and the reason is given. ``force`` promotes
+    regardless and says so. Sets the alias when promoted; otherwise the version stays
+    registered, unpromoted, and the text says which baseline won, by how much, and what to
+    try."""
     metric = settings.promotion_metric
+    labels = dict(labels or {})
     new_score = classification_metrics(y_valid, new_prob)[metric]
+    direction = "lower" if metric in LOWER_IS_BETTER else "higher"
+    baseline_scores = {k: float(v) for k, v in (baselines or {}).items()}
+    beaten_by = [
+        k
+        for k, v in baseline_scores.items()
+        if not math.isnan(v) and not better(new_score, v, metric)
+    ]
     current = champion_version(settings)
     old_score: float | None = None
     old_version = None if current is None else str(current.version)
-    direction = "lower" if metric in LOWER_IS_BETTER else "higher"
+    # The champion is scored whatever the baselines did: the run records both comparisons.
     if current is None:
         promoted, reason = True, "no champion yet"
     else:
         try:
             champion = load_version(settings, old_version)
-            old_score = classification_metrics(y_valid, champion.predict_risk(valid))[metric]
+            champion_valid = valid if features_for is None else features_for(champion)
+            old_score = classification_metrics(y_valid, champion.predict_risk(champion_valid))[
+                metric
+            ]
         except Exception as exc:  # noqa: BLE001 - any failure to score means it cannot compete
             promoted = True
             reason = (
@@ -132,6 +155,25 @@ def promotion_gate(
                 f"{metric} {new_score:.4f} {verb} champion v{old_version}'s "
                 f"{old_score:.4f} ({direction} is better; ties keep the champion)"
             )
+    if beaten_by:
+        worst = max(
+            beaten_by,
+            key=lambda k: baseline_scores[k] if direction == "higher" else -baseline_scores[k],
+        )
+        margin = abs(baseline_scores[worst] - new_score)
+        others = [labels.get(b, b) for b in beaten_by if b != worst]
+        also = f"; also beaten by the {', '.join(others)}" if others else ""
+        promoted = False
+        reason = (
+            f"{metric} {new_score:.4f} does not beat the {labels.get(worst, worst)}'s "
+            f"{baseline_scores[worst]:.4f} ({margin:.4f} {direction} is better){also}: what "
+            "this export holds is not enough for the model to earn its place. Try more "
+            "history, more tables (order_stages, purchase_orders, capacity), extra order "
+            "columns as features (OTD_RISK_EXTRA_ORDER_FEATURES), or --force to promote anyway"
+            + ("" if current is None else f" ({reason})")
+        )
+    if promoted and baseline_scores:
+        reason += f"; beats every baseline on {metric}"
     if force and not promoted:
         promoted, reason = True, f"FORCED (--force) although {reason}"
     elif force:
@@ -152,6 +194,8 @@ def promotion_gate(
         float(new_score),
         None if old_score is None or math.isnan(old_score) else float(old_score),
         old_version,
+        baseline_scores,
+        beaten_by,
     )
 
 

@@ -1,7 +1,9 @@
 """Train, evaluate against the baselines, log to MLflow, register, and gate promotion.
 
-``train_model(dataset, ...)`` is the one entry point (``otd-risk train`` and the demo call it);
-``train_on_frame`` does the same from an already built training set.
+``train_model(dataset, ...)`` is the one entry point (``otd-risk train`` and the demo call it),
+in three steps: :func:`prepare_training_data` (training set, time split, what the training window
+decides), fitting, :func:`evaluate_on_validation` (pure: otd-risk and every baseline on the
+validation window), then logging, registering and the promotion gate.
 """
 
 from __future__ import annotations
@@ -20,17 +22,38 @@ import pandas as pd
 
 from data.contract import CONTRACT_VERSION
 from data.dataset import Dataset
+from features.build import build_features_at, history_feature_frame
+from features.registry import feature_specs, rate_key_columns
+from features.training_set import build_training_set
 from otd_risk.settings import Settings
-from training.baselines import LogisticBaseline, PlannerRule
-from training.evaluate import flat_metrics, metrics_by_horizon, paired_gain
-from training.fit import DEFAULT_LGBM_PARAMS, fit_risk_model, time_split
+from training.baselines import CellRate, LogisticBaseline, PlannerRule, TypicalDurations
+from training.evaluate import (
+    expected_calibration_error,
+    flat_metrics,
+    metrics_by_horizon,
+    paired_gain,
+)
+from training.fit import DEFAULT_LGBM_PARAMS, Split, fit_risk_model, time_split
+from training.groups import best_pairs, rank_groups
 from training.model import RiskModel
 from training.reference import open_order_reference
 
 Progress = Callable[[str], None]
 
-MODEL_KEYS = ("otd_risk", "planner_rule", "logistic")
-"""Names of the compared models in metrics and tables."""
+MODEL_KEYS = ("otd_risk", "typical_durations", "cell_rate", "logistic", "planner_rule")
+"""Names of the compared models in metrics and tables: otd-risk, then its baselines."""
+BASELINE_KEYS = MODEL_KEYS[1:]
+MODEL_LABELS = {
+    "otd_risk": "otd-risk (LightGBM)",
+    "typical_durations": "typical stage durations",
+    "cell_rate": "cell late rate",
+    "logistic": "logistic regression",
+    "planner_rule": "planner's rule (planned lead time)",
+}
+PROBABILITY_BASELINES = ("cell_rate", "logistic")
+"""Baselines whose scores are probabilities (Brier and ECE judge them; the others claim 0/1)."""
+RECENT_SHARE = 0.25
+"""ECE is also reported on the most recent quarter of the validation window (by as_of)."""
 
 REFERENCE_ROWS = 5000
 PLOT_ROWS = 2000
@@ -49,7 +72,7 @@ class TrainResult:
     promoted: bool
     decision: str
     metrics: dict[str, dict[str, float]]
-    """Overall validation metrics by model (``otd_risk``, ``planner_rule``, ``logistic``)."""
+    """Overall validation metrics by model (:data:`MODEL_KEYS`)."""
     by_horizon: dict[str, pd.DataFrame]
     """Per model: one row per horizon (``all``, ``overdue``, ``0-3``, ``4-7``, ``8-14``,
     ``15+``)."""
@@ -65,6 +88,53 @@ class TrainResult:
     interval from a bootstrap over orders (``gain``, ``ci_low``, ``ci_high``, ``p_no_gain``)."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per step."""
+    baseline_notes: dict[str, str] = field(default_factory=dict)
+    """What each baseline did on this dataset, in words."""
+    recent_ece: dict[str, float] = field(default_factory=dict)
+    """ECE on the most recent quarter of the validation window, per probability model."""
+    capacity: str = ""
+    """The tree shape the search chose (``training.fit.capacity_candidates``)."""
+    rate_pairs: list[tuple[str, str]] = field(default_factory=list)
+    """The pairs of order columns whose history became features."""
+    dropped_features: list[str] = field(default_factory=list)
+    """Features empty or constant on the training window, left out."""
+    beaten_by: list[str] = field(default_factory=list)
+    """Baselines that scored at least as well as otd-risk on the gate's metric."""
+
+
+@dataclass
+class TrainingData:
+    """A training set split in time, with what was chosen on its training window."""
+
+    frame: pd.DataFrame
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    split: Split
+    specs: list[Any]
+    """The FeatureSpecs the model uses (empty/constant and excluded ones removed)."""
+    rate_pairs: list[tuple[str, str]]
+    best_group: tuple[str, ...]
+    """The columns of the best cell-rate table (the cell-rate baseline)."""
+    train_orders: pd.DataFrame
+    """One row per training order: its order columns, ``late`` and ``outcome_known_at``."""
+    dropped: list[str]
+    counts: dict[str, int]
+
+
+@dataclass
+class Evaluation:
+    """Every model's scores and metrics on the validation window (pure: nothing logged)."""
+
+    y: np.ndarray
+    scores: dict[str, np.ndarray]
+    """Ranking scores per model (higher = more likely late)."""
+    probs: dict[str, np.ndarray]
+    """What each model claims as a probability (0/1 for the rules)."""
+    by_horizon: dict[str, pd.DataFrame]
+    overall: dict[str, dict[str, float]]
+    gains: dict[str, dict[str, float]]
+    recent_ece: dict[str, float]
+    notes: dict[str, str]
 
 
 def train_model(
@@ -83,75 +153,16 @@ def train_model(
     calibrate the model, score it and the baselines on the validation window, log everything to
     MLflow, register a new version and let the promotion gate decide on the champion alias.
 
-    ``lgbm_params`` override the LightGBM parameters (``num_boost_round`` too); ``train_fraction``
-    keeps that share of the training orders (for experiments, e.g. a deliberately weak model).
+    ``lgbm_params`` override the LightGBM parameters (``num_boost_round`` too) after the
+    capacity search; ``train_fraction`` keeps that share of the training orders (for
+    experiments, e.g. a deliberately weak model).
     """
-    from features.registry import feature_specs
-    from features.training_set import build_training_set
-
     step = progress or (lambda _msg: None)
     extra = list(
         settings.extra_order_features if extra_order_columns is None else extra_order_columns
     )
     t = dataset.as_of(cutoff)
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    step("building the training set (point-in-time features)")
-    frame = build_training_set(
-        dataset,
-        t,
-        every_days=settings.snapshot_every_days,
-        grace_days=settings.late_grace_days,
-        extra_order_columns=extra,
-        examples_at=settings.examples_at,
-    )
-    timings["features"] = time.perf_counter() - start
-    specs = [_spec_dict(s) for s in without_excluded(feature_specs(dataset, extra), settings)]
-    return train_on_frame(
-        frame,
-        specs=specs,
-        cutoff=t,
-        settings=settings,
-        experiment=experiment,
-        force=force,
-        progress=progress,
-        lgbm_params=lgbm_params,
-        train_fraction=train_fraction,
-        tags={
-            "dataset_fingerprint": dataset.fingerprint(),
-            "dataset_source": dataset.source,
-            "dataset_tz": dataset.tz,
-        },
-        counts=frame.attrs.get("counts", {}),
-        timings=timings,
-        reference=lambda model: open_order_reference(
-            dataset, model, t, extra_order_columns=extra, seed=settings.seed
-        ),
-    )
-
-
-def train_on_frame(
-    frame: pd.DataFrame,
-    *,
-    specs: Sequence[Mapping[str, Any]],
-    cutoff: pd.Timestamp,
-    settings: Settings,
-    experiment: str = "otd-risk",
-    force: bool = False,
-    progress: Progress | None = None,
-    lgbm_params: Mapping[str, Any] | None = None,
-    train_fraction: float = 1.0,
-    tags: Mapping[str, str] | None = None,
-    counts: Mapping[str, int] | None = None,
-    timings: dict[str, float] | None = None,
-    reference: Callable[[RiskModel], pd.DataFrame] | None = None,
-) -> TrainResult:
-    """:func:`train_model` from a training set shaped like ``build_training_set``'s output.
-
-    ``reference`` builds the monitoring reference from the fitted model (see
-    :mod:`training.reference`); without it, a sample of the training examples stands in."""
-    step = progress or (lambda _msg: None)
-    timings = dict(timings or {})
     clock = time.perf_counter()
 
     def lap(name: str) -> None:
@@ -160,26 +171,22 @@ def train_on_frame(
         timings[name] = now - clock
         clock = now
 
-    features = [s["name"] for s in specs if s["name"] in frame.columns]
-    categorical = [
-        s["name"] for s in specs if s["name"] in features and s.get("kind") == "categorical"
-    ]
-    numeric = [f for f in features if f not in categorical]
-    stages = {s["name"]: s["stage"] for s in specs}
-    split = time_split(frame, cutoff, settings.validation_days, settings.validation_min_orders)
-    train = frame.iloc[split.train]
-    valid = frame.iloc[split.valid]
-    if train_fraction < 1.0:
-        train = _sample_orders(train, train_fraction, settings.seed)
-    _check_split(train, valid, split, settings)
-
-    step(f"fitting LightGBM on {len(train):,} examples ({train['order_id'].nunique():,} orders)")
+    data = prepare_training_data(
+        dataset, t, settings, extra, step=step, train_fraction=train_fraction
+    )
+    lap("features")
+    features = [s.name for s in data.specs]
+    categorical = [s.name for s in data.specs if s.kind == "categorical"]
+    step(
+        f"fitting LightGBM on {len(data.train):,} examples "
+        f"({data.train['order_id'].nunique():,} orders; choosing the tree shape)"
+    )
     model = fit_risk_model(
-        train,
+        data.train,
         feature_names=features,
         categorical=categorical,
-        stage_map=stages,
-        feature_specs=specs,
+        stage_map={s.name: s.stage for s in data.specs},
+        feature_specs=[_spec_dict(s) for s in data.specs],
         params=lgbm_params,
         seed=settings.seed,
         refit=settings.refit_on_all_training,
@@ -187,235 +194,445 @@ def train_on_frame(
         recency_half_life_days=settings.recency_half_life_days,
         meta={
             "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
-            "cutoff": cutoff.isoformat(),
-            "validation_cut": split.validation_cut.isoformat(),
+            "cutoff": t.isoformat(),
+            "validation_cut": data.split.validation_cut.isoformat(),
             "contract_version": CONTRACT_VERSION,
-            **dict(tags or {}),
+            "rate_pairs": [list(p) for p in data.rate_pairs],
+            "dataset_fingerprint": dataset.fingerprint(),
+            "dataset_source": dataset.source,
+            "dataset_tz": dataset.tz,
         },
     )
     lap("fit")
-
-    step("training and scoring the baselines (planner's rule, logistic regression)")
-    y_valid = valid["late"].to_numpy(dtype=float)
-    rule = PlannerRule().fit(train)
-    logistic = LogisticBaseline(numeric, categorical, seed=settings.seed).fit(
-        train, train["late"].to_numpy()
+    step(
+        "scoring otd-risk and the baselines on the validation window (typical durations, "
+        "cell rate, logistic regression, planner's rule)"
     )
-    new_prob = model.predict_risk(valid)
-    scores = {
-        "otd_risk": new_prob,
-        "planner_rule": rule.score(valid),
-        "logistic": logistic.predict_proba_late(valid),
-    }
-    probs = {
-        "otd_risk": new_prob,
-        "planner_rule": rule.predict_proba_late(valid),
-        "logistic": scores["logistic"],
-    }
-    days = valid["days_to_due"].to_numpy(dtype=float)
-    by_horizon = {k: metrics_by_horizon(y_valid, scores[k], days, probs[k]) for k in MODEL_KEYS}
-    overall = {k: {m: float(v) for m, v in by_horizon[k].loc["all"].items()} for k in MODEL_KEYS}
-    orders = valid["order_id"].to_numpy()
-    gains = {
-        k: paired_gain(y_valid, scores["otd_risk"], scores[k], orders, seed=settings.seed)
-        for k in MODEL_KEYS[1:]
-    }
+    evaluation = evaluate_on_validation(model, data, dataset.cut(t), settings)
     lap("baselines_and_metrics")
-
-    n_examples = {
-        "train": int(len(train)),
-        "train_orders": int(train["order_id"].nunique()),
-        "fit": int(model.meta["n_fit"]),
-        "calibration": int(model.meta["n_calibration"]),
-        "validation": int(len(valid)),
-        "validation_orders": int(valid["order_id"].nunique()),
-    }
+    cut = dataset.cut(t)
     result = _log_and_register(
-        model=model,
-        frame_train=train,
-        valid=valid,
-        y_valid=y_valid,
-        scores=scores,
-        probs=probs,
-        by_horizon=by_horizon,
-        overall=overall,
-        gains=gains,
-        n_examples=n_examples,
-        split=split,
+        model,
+        data,
+        evaluation,
         settings=settings,
         experiment=experiment,
         force=force,
         step=step,
-        rule_note=rule.note_,
-        tags=tags or {},
-        counts=counts or {},
-        reference=reference,
-        params={
-            "train_fraction": train_fraction,
-            "n_features": len(features),
-            "categorical_features": ",".join(categorical),
+        tags={
+            "dataset_fingerprint": dataset.fingerprint(),
+            "dataset_source": dataset.source,
+            "dataset_tz": dataset.tz,
         },
+        reference=lambda m: open_order_reference(
+            dataset,
+            m,
+            t,
+            extra_order_columns=extra,
+            rate_pairs=data.rate_pairs,
+            seed=settings.seed,
+        ),
+        train_fraction=train_fraction,
+        cut=cut,
     )
     lap("mlflow")
     result.timings = timings
     return result
 
 
-def _log_and_register(
+def prepare_training_data(
+    dataset: Dataset,
+    cutoff: pd.Timestamp,
+    settings: Settings,
+    extra: Sequence[str],
     *,
-    model,
-    frame_train,
-    valid,
-    y_valid,
-    scores,
-    probs,
-    by_horizon,
-    overall,
-    gains,
-    n_examples,
-    split,
-    settings,
-    experiment,
-    force,
-    step,
-    rule_note,
-    tags,
-    counts,
-    params,
-    reference=None,
+    step: Progress | None = None,
+    train_fraction: float = 1.0,
+) -> TrainingData:
+    """The training set at ``cutoff``, split in time, plus what its training window decides:
+    the pairs of order columns whose history becomes features, the best cell-rate table, and
+    the features left out because they are empty or constant there."""
+    step = step or (lambda _msg: None)
+    step("building the training set (point-in-time features)")
+    frame = build_training_set(
+        dataset,
+        cutoff,
+        every_days=settings.snapshot_every_days,
+        grace_days=settings.late_grace_days,
+        extra_order_columns=extra,
+        examples_at=settings.examples_at,
+    )
+    counts = dict(frame.attrs.get("counts", {}))
+    split = time_split(frame, cutoff, settings.validation_days, settings.validation_min_orders)
+    train = frame.iloc[split.train]
+    valid = frame.iloc[split.valid]
+    if train_fraction < 1.0:
+        train = _sample_orders(train, train_fraction, settings.seed)
+    _check_split(train, valid, split, settings)
+
+    # Which columns sort orders into cells with different late rates: decided on the training
+    # window only (its earlier orders' rates judged on its later ones).
+    cut = dataset.cut(cutoff)
+    keys = rate_key_columns(cut, extra)
+    train_orders = _order_rows(cut, train, keys)
+    ranked = rank_groups(
+        train_orders[keys],
+        train_orders["late"].to_numpy(),
+        train_orders["outcome_known_at"].to_numpy(),
+        keys,
+    )
+    pairs = best_pairs(ranked)
+    best_group = ranked[0].columns if ranked else (keys[0],)
+    if pairs:
+        step(f"adding the history of {', '.join(' x '.join(p) for p in pairs)}")
+        history = history_feature_frame(cut, frame[["order_id", "as_of"]], pairs)
+        frame = pd.concat([frame, history.set_axis(frame.index)], axis=1)
+        train = frame.iloc[split.train] if train_fraction >= 1.0 else frame.loc[train.index]
+        valid = frame.iloc[split.valid]
+
+    specs = without_excluded(feature_specs(cut, extra, pairs), settings)
+    kept, dropped = [], []
+    for spec in specs:
+        values = train[spec.name]
+        (kept if values.nunique(dropna=True) > 1 else dropped).append(spec)
+    if not kept:
+        raise TrainingDataError(
+            "every feature is empty or constant on the training window: the orders table "
+            "needs some variety (customers, products, due dates) to learn from"
+        )
+    counts["features_dropped_empty_or_constant"] = len(dropped)
+    return TrainingData(
+        frame=frame,
+        train=train,
+        valid=valid,
+        split=split,
+        specs=kept,
+        rate_pairs=pairs,
+        best_group=tuple(best_group),
+        train_orders=train_orders,
+        dropped=[s.name for s in dropped],
+        counts=counts,
+    )
+
+
+def evaluate_on_validation(
+    model: RiskModel, data: TrainingData, cut: Dataset, settings: Settings
+) -> Evaluation:
+    """otd-risk and every baseline on the same validation examples: scores, metrics overall and
+    by horizon, otd-risk's PR AUC gain over each baseline with its 95% bootstrap interval, and
+    ECE on the most recent quarter of the window. Baselines learn from the training window only
+    (the typical durations from stages completed before the validation cut)."""
+    train, valid = data.train, data.valid
+    y = valid["late"].to_numpy(dtype=float)
+    features = [s.name for s in data.specs]
+    categorical = [s.name for s in data.specs if s.kind == "categorical"]
+    numeric = [f for f in features if f not in categorical]
+
+    typical = TypicalDurations().fit(cut, data.split.validation_cut)
+    cell = CellRate(data.best_group).fit(
+        data.train_orders[list(data.best_group)], data.train_orders["late"].to_numpy()
+    )
+    logistic = LogisticBaseline(numeric, categorical, seed=settings.seed).fit(
+        train, train["late"].to_numpy()
+    )
+    rule = PlannerRule().fit(train)
+    valid_orders = cut.orders.set_index("order_id").loc[valid["order_id"].to_numpy()]
+    risk = model.predict_risk(valid)
+    typical_score = typical.score(cut, valid[["order_id", "as_of"]])
+    scores = {
+        "otd_risk": risk,
+        "typical_durations": typical_score,
+        "cell_rate": cell.predict_proba_late(valid_orders.reset_index()),
+        "logistic": logistic.predict_proba_late(valid),
+        "planner_rule": rule.score(valid),
+    }
+    probs = {
+        **scores,
+        "typical_durations": (typical_score > 0).astype(float),
+        "planner_rule": rule.predict_proba_late(valid),
+    }
+    days = valid["days_to_due"].to_numpy(dtype=float)
+    by_horizon = {k: metrics_by_horizon(y, scores[k], days, probs[k]) for k in MODEL_KEYS}
+    overall = {k: {m: float(v) for m, v in by_horizon[k].loc["all"].items()} for k in MODEL_KEYS}
+    orders = valid["order_id"].to_numpy()
+    gains = {
+        k: paired_gain(y, scores["otd_risk"], scores[k], orders, seed=settings.seed)
+        for k in BASELINE_KEYS
+    }
+    window = data.split.cutoff - data.split.validation_cut
+    recent = (valid["as_of"] >= data.split.cutoff - window * RECENT_SHARE).to_numpy()
+    recent_ece = {
+        k: expected_calibration_error(y[recent], probs[k][recent])
+        for k in ("otd_risk", *PROBABILITY_BASELINES)
+    }
+    notes = {
+        "typical_durations": typical.note_,
+        "cell_rate": cell.note_,
+        "logistic": "logistic regression on the same features",
+        "planner_rule": rule.note_,
+    }
+    return Evaluation(y, scores, probs, by_horizon, overall, gains, recent_ece, notes)
+
+
+def _order_rows(cut: Dataset, train: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """One row per training order: its key columns, ``late`` and ``outcome_known_at``."""
+    per_order = train.groupby("order_id", sort=True).agg(
+        late=("late", "max"), outcome_known_at=("outcome_known_at", "max")
+    )
+    columns = cut.orders.set_index("order_id").loc[per_order.index, list(keys)]
+    return pd.concat([columns, per_order], axis=1).reset_index()
+
+
+def _log_and_register(
+    model: RiskModel,
+    data: TrainingData,
+    evaluation: Evaluation,
+    *,
+    settings: Settings,
+    experiment: str,
+    force: bool,
+    step: Progress,
+    tags: Mapping[str, str],
+    reference: Callable[[RiskModel], pd.DataFrame] | None,
+    train_fraction: float,
+    cut: Dataset,
 ) -> TrainResult:
+    """Log the run (parameters, metrics, plots, reference, model), register a version and let
+    the gate decide on the champion alias, all in one MLflow run."""
     import mlflow
 
-    from training import plots
-    from training.model import log_risk_model
-    from training.registry import promotion_gate, register_version, use_tracking
+    from training.registry import use_tracking
 
     step(f"logging to MLflow at {settings.tracking_uri}")
     use_tracking(settings, experiment)
-    run_name = f"train-{split.cutoff:%Y%m%d-%H%M}"
-    with mlflow.start_run(run_name=run_name) as run:
-        lgbm = {f"lgbm.{k}": v for k, v in model.meta["lgbm_params"].items()}
-        mlflow.log_params(
-            {
-                **lgbm,
-                **params,
-                "num_trees": model.meta["num_trees"],
-                "calibration": model.meta["calibration"],
-                "cutoff": split.cutoff.isoformat(),
-                "validation_cut": split.validation_cut.isoformat(),
-                "validation_days": settings.validation_days,
-                "validation_min_orders": settings.validation_min_orders,
-                "seed": settings.seed,
-                "snapshot_every_days": settings.snapshot_every_days,
-                "examples_at": settings.examples_at,
-                "exclude_features": ",".join(settings.exclude_features),
-                "min_boost_rounds": settings.min_boost_rounds,
-                "recency_half_life_days": str(settings.recency_half_life_days),
-                "refit_on_all_training": settings.refit_on_all_training,
-                "late_grace_days": settings.late_grace_days,
-                "promotion_metric": settings.promotion_metric,
-                **{f"n_{k}": v for k, v in n_examples.items()},
-                **{f"counts.{k}": v for k, v in counts.items()},
-            }
+    split = data.split
+    with mlflow.start_run(run_name=f"train-{split.cutoff:%Y%m%d-%H%M}") as run:
+        _log_training(model, data, evaluation, settings, tags, train_fraction)
+        _log_artifacts(model, data, evaluation, settings, step, reference)
+        version, gate = _register_and_gate(
+            model, data, evaluation, settings, force, step, run, cut=cut
         )
-        mlflow.set_tags(
-            {
-                **{k: str(v) for k, v in tags.items()},
-                "contract_version": CONTRACT_VERSION,
-                "planner_rule": rule_note,
-            }
-        )
-        mlflow.log_metrics(flat_metrics(by_horizon))
-        # Headline figures of the served model under short names, for the UI's run table.
-        mlflow.log_metrics({k: v for k, v in overall["otd_risk"].items() if not np.isnan(v)})
-        mlflow.log_metrics(
-            {
-                f"gain_vs_{base}.pr_auc{'' if part == 'gain' else '.' + part}": value
-                for base, figures in gains.items()
-                for part, value in figures.items()
-                if not np.isnan(value)
-            }
-        )
-        mlflow.log_dict({"features": list(model.feature_specs)}, "feature_registry.json")
-        for key, frame in by_horizon.items():
-            mlflow.log_text(frame.to_csv(), f"metrics/{key}_by_horizon.csv")
 
-        step("plots: calibration, ROC/PR, importance by stage, SHAP summary")
-        sample = valid.sample(min(len(valid), PLOT_ROWS), random_state=settings.seed)
-        figures = {
-            "plots/calibration.png": plots.calibration_figure(
-                y_valid, {k: probs[k] for k in ("otd_risk", "logistic")}
-            ),
-            "plots/roc_pr.png": plots.roc_pr_figure(y_valid, scores),
-            "plots/importance_by_stage.png": plots.stage_importance_figure(model, sample),
-            "plots/shap_summary.png": plots.shap_summary_figure(model, sample),
-        }
-        import matplotlib.pyplot as plt
-
-        for path, fig in figures.items():
-            mlflow.log_figure(fig, path)
-            plt.close(fig)
-
-        # Reference data for drift monitoring: the scoring population replayed at past moments
-        # when a builder is given, else the training examples as the model saw them.
-        step("monitoring reference")
-        if reference is not None:
-            reference_frame = reference(model)
-        else:
-            reference_frame = frame_train.sample(
-                min(len(frame_train), REFERENCE_ROWS), random_state=settings.seed
-            )
-            reference_frame = reference_frame[
-                ["order_id", "as_of", *model.feature_names, "late"]
-            ].copy()
-            reference_frame["risk"] = model.predict_risk(reference_frame)
-        reference_frame.attrs = {}  # build_training_set's attrs hold Timestamps parquet can't
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "reference_features.parquet"
-            reference_frame.to_parquet(path, index=False)
-            mlflow.log_artifact(str(path), "reference")
-
-        step("logging and registering the model")
-        info = log_risk_model(model, name="model", input_example=valid[model.feature_names])
-        version = register_version(info.model_uri, settings, run.info.run_id)
-
-        step("promotion gate")
-        gate = promotion_gate(settings, version, probs["otd_risk"], y_valid, valid, force=force)
-        mlflow.log_params(
-            {
-                "gate.metric": gate.metric,
-                "gate.champion_version": gate.champion_version or "none",
-                "gate.forced": force,
-            }
-        )
-        mlflow.log_metric("gate.new_score", gate.new_score)
-        if gate.champion_score is not None:
-            mlflow.log_metric("gate.champion_score", gate.champion_score)
-        mlflow.set_tags(
-            {
-                "gate.decision": gate.text,
-                "gate.promoted": str(gate.promoted),
-                "model_version": version,
-            }
-        )
-        mlflow.log_text(json.dumps(dataclasses.asdict(gate), indent=1), "gate_decision.json")
-
+    n = _n_examples(model, data)
     return TrainResult(
         run_id=run.info.run_id,
         version=version,
         promoted=gate.promoted,
         decision=gate.text,
-        metrics=overall,
-        by_horizon=by_horizon,
-        n_examples=n_examples,
+        metrics=evaluation.overall,
+        by_horizon=evaluation.by_horizon,
+        n_examples=n,
         cutoff=split.cutoff,
         validation_cut=split.validation_cut,
         gate_metric=gate.metric,
         new_score=gate.new_score,
         champion_score=gate.champion_score,
-        planner_rule_note=rule_note,
-        gains=gains,
+        planner_rule_note=evaluation.notes["planner_rule"],
+        gains=evaluation.gains,
+        baseline_notes=evaluation.notes,
+        recent_ece=evaluation.recent_ece,
+        capacity=str(model.meta.get("capacity", "")),
+        rate_pairs=list(data.rate_pairs),
+        dropped_features=list(data.dropped),
+        beaten_by=list(gate.beaten_by),
     )
+
+
+def _n_examples(model: RiskModel, data: TrainingData) -> dict[str, int]:
+    return {
+        "train": int(len(data.train)),
+        "train_orders": int(data.train["order_id"].nunique()),
+        "fit": int(model.meta["n_fit"]),
+        "calibration": int(model.meta["n_calibration"]),
+        "validation": int(len(data.valid)),
+        "validation_orders": int(data.valid["order_id"].nunique()),
+    }
+
+
+def _log_training(
+    model: RiskModel,
+    data: TrainingData,
+    evaluation: Evaluation,
+    settings: Settings,
+    tags: Mapping[str, str],
+    train_fraction: float,
+) -> None:
+    """Parameters, tags and metrics of the active MLflow run."""
+    import mlflow
+
+    split = data.split
+    lgbm = {f"lgbm.{k}": v for k, v in model.meta["lgbm_params"].items()}
+    mlflow.log_params(
+        {
+            **lgbm,
+            "train_fraction": train_fraction,
+            "n_features": len(data.specs),
+            "categorical_features": ",".join(s.name for s in data.specs if s.kind == "categorical"),
+            "dropped_features": ",".join(data.dropped),
+            "rate_pairs": ",".join(" x ".join(p) for p in data.rate_pairs),
+            "cell_rate_group": " x ".join(data.best_group),
+            "capacity": model.meta.get("capacity", ""),
+            "num_trees": model.meta["num_trees"],
+            "calibration": model.meta["calibration"],
+            "cutoff": split.cutoff.isoformat(),
+            "validation_cut": split.validation_cut.isoformat(),
+            "validation_days": settings.validation_days,
+            "validation_min_orders": settings.validation_min_orders,
+            "seed": settings.seed,
+            "snapshot_every_days": settings.snapshot_every_days,
+            "examples_at": settings.examples_at,
+            "exclude_features": ",".join(settings.exclude_features),
+            "min_boost_rounds": settings.min_boost_rounds,
+            "recency_half_life_days": str(settings.recency_half_life_days),
+            "refit_on_all_training": settings.refit_on_all_training,
+            "late_grace_days": settings.late_grace_days,
+            "promotion_metric": settings.promotion_metric,
+            **{f"n_{k}": v for k, v in _n_examples(model, data).items()},
+            **{f"counts.{k}": v for k, v in data.counts.items()},
+        }
+    )
+    mlflow.set_tags(
+        {
+            **{k: str(v) for k, v in tags.items()},
+            "contract_version": CONTRACT_VERSION,
+            **{f"baseline.{k}": v for k, v in evaluation.notes.items()},
+        }
+    )
+    mlflow.log_metrics(flat_metrics(evaluation.by_horizon))
+    # Headline figures of the served model under short names, for the UI's run table.
+    mlflow.log_metrics({k: v for k, v in evaluation.overall["otd_risk"].items() if not np.isnan(v)})
+    mlflow.log_metrics(
+        {f"{k}.ece_recent_quarter": v for k, v in evaluation.recent_ece.items() if not np.isnan(v)}
+    )
+    mlflow.log_metrics(
+        {
+            f"capacity.{c['name']}.held_out_pr_auc": c["held_out_pr_auc"]
+            for c in model.meta.get("capacity_search", [])
+            if not np.isnan(c["held_out_pr_auc"])
+        }
+    )
+    mlflow.log_metrics(
+        {
+            f"gain_vs_{base}.pr_auc{'' if part == 'gain' else '.' + part}": value
+            for base, figures in evaluation.gains.items()
+            for part, value in figures.items()
+            if not np.isnan(value)
+        }
+    )
+
+
+def _log_artifacts(
+    model: RiskModel,
+    data: TrainingData,
+    evaluation: Evaluation,
+    settings: Settings,
+    step: Progress,
+    reference: Callable[[RiskModel], pd.DataFrame] | None,
+) -> None:
+    """Feature registry, metrics by horizon, plots and the monitoring reference."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    from training import plots
+
+    mlflow.log_dict({"features": list(model.feature_specs)}, "feature_registry.json")
+    for key, frame in evaluation.by_horizon.items():
+        mlflow.log_text(frame.to_csv(), f"metrics/{key}_by_horizon.csv")
+
+    step("plots: calibration, ROC/PR, importance by stage, SHAP summary")
+    valid = data.valid
+    sample = valid.sample(min(len(valid), PLOT_ROWS), random_state=settings.seed)
+    figures = {
+        "plots/calibration.png": plots.calibration_figure(
+            evaluation.y, {k: evaluation.probs[k] for k in ("otd_risk", *PROBABILITY_BASELINES)}
+        ),
+        "plots/roc_pr.png": plots.roc_pr_figure(evaluation.y, evaluation.scores),
+        "plots/importance_by_stage.png": plots.stage_importance_figure(model, sample),
+        "plots/shap_summary.png": plots.shap_summary_figure(model, sample),
+    }
+    for path, fig in figures.items():
+        mlflow.log_figure(fig, path)
+        plt.close(fig)
+
+    # Reference data for drift monitoring: the scoring population replayed at past moments
+    # when a builder is given, else the training examples as the model saw them.
+    step("monitoring reference")
+    if reference is not None:
+        reference_frame = reference(model)
+    else:
+        train = data.train
+        reference_frame = train.sample(min(len(train), REFERENCE_ROWS), random_state=settings.seed)
+        reference_frame = reference_frame[["order_id", "as_of", *model.feature_names, "late"]]
+        reference_frame = reference_frame.copy()
+        reference_frame["risk"] = model.predict_risk(reference_frame)
+    reference_frame.attrs = {}  # build_training_set's attrs hold Timestamps parquet can't
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reference_features.parquet"
+        reference_frame.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), "reference")
+
+
+def _register_and_gate(
+    model: RiskModel,
+    data: TrainingData,
+    evaluation: Evaluation,
+    settings: Settings,
+    force: bool,
+    step: Progress,
+    run: Any,
+    *,
+    cut: Dataset,
+) -> tuple[str, Any]:
+    """Log and register the model, then the promotion gate: it must beat the current champion
+    and every baseline on the same validation window."""
+    import mlflow
+
+    from training.model import log_risk_model
+    from training.registry import promotion_gate, register_version
+
+    step("logging and registering the model")
+    info = log_risk_model(model, name="model", input_example=data.valid[model.feature_names])
+    version = register_version(info.model_uri, settings, run.info.run_id)
+
+    step("promotion gate (the champion and every baseline)")
+    metric = settings.promotion_metric
+    baselines = {
+        k: evaluation.overall[k][metric]
+        for k in BASELINE_KEYS
+        if metric != "brier" or k in PROBABILITY_BASELINES
+    }
+    gate = promotion_gate(
+        settings,
+        version,
+        evaluation.probs["otd_risk"],
+        evaluation.y,
+        data.valid,
+        baselines=baselines,
+        labels=MODEL_LABELS,
+        # The champion may have been trained with other history pairs or extra columns.
+        features_for=lambda champion: build_features_at(
+            cut,
+            data.valid[["order_id", "as_of"]],
+            **champion.feature_options(cut.orders.columns),
+        ),
+        force=force,
+    )
+    mlflow.log_params(
+        {
+            "gate.metric": gate.metric,
+            "gate.champion_version": gate.champion_version or "none",
+            "gate.forced": force,
+            "gate.beaten_by": ",".join(gate.beaten_by) or "none",
+        }
+    )
+    mlflow.log_metric("gate.new_score", gate.new_score)
+    if gate.champion_score is not None:
+        mlflow.log_metric("gate.champion_score", gate.champion_score)
+    mlflow.set_tags(
+        {"gate.decision": gate.text, "gate.promoted": str(gate.promoted), "model_version": version}
+    )
+    mlflow.log_text(json.dumps(dataclasses.asdict(gate), indent=1), "gate_decision.json")
+    return version, gate
 
 
 def metrics_table(result: TrainResult) -> pd.DataFrame:
@@ -478,6 +695,7 @@ __all__ = [
     "TrainingDataError",
     "metrics_table",
     "train_model",
-    "train_on_frame",
+    "evaluate_on_validation",
+    "prepare_training_data",
     "without_excluded",
 ]

@@ -6,7 +6,13 @@ import pytest
 from feature_factories import tiny_dataset
 
 from data.contract import EXPLANATION_STAGES, TABLES
-from features.registry import CONTEXT_COLUMNS, FEATURES, feature_specs
+from features.registry import (
+    CONTEXT_COLUMNS,
+    FEATURES,
+    feature_specs,
+    rate_key_columns,
+    rate_specs,
+)
 
 SAMPLE_CONTEXT = {name: name.removeprefix("ctx_").upper() for name in CONTEXT_COLUMNS}
 
@@ -49,7 +55,33 @@ def test_specs_follow_the_tables():
         "production_window_load_ratio",
         "po_promised_vs_production_start",
     } <= full
-    assert full == {f.name for f in FEATURES}
+    keys = rate_key_columns(tiny_dataset("full"))
+    # The customer group column ("region") is a key of its own; no extra column was asked for.
+    assert keys == ["customer_id", "product_id", "plant_id", "priority", "region"]
+    history = {f.name for f in rate_specs(tiny_dataset("full"), [(c,) for c in keys])}
+    assert full - history == {f.name for f in FEATURES}
+    assert {"late_rate_customer_id", "settled_plant_id", "late_rate_recent_priority"} <= history
+
+
+def test_history_features_name_the_value_or_the_shared_column_in_both_languages():
+    dataset = tiny_dataset("orders")
+    keys = [("plant_id",), ("region",), ("plant_id", "priority")]
+    specs = {s.name: s for s in rate_specs(dataset, keys)}
+    ctx = {"ctx_plant_id": "PL2", "ctx_customer_group": "EU"}
+    assert specs["late_rate_plant_id"].sentence(0.42, ctx) == (
+        "past orders of plant PL2 were late 42% of the time"
+    )
+    # "region" groups customers: its value is in the context, so the sentence names it.
+    assert specs["late_rate_region"].sentence(0.42, ctx) == (
+        "past orders of region EU were late 42% of the time"
+    )
+    assert specs["mean_days_late_plant_id__priority"].sentence(2.25, ctx) == (
+        "past orders of plant PL2 with the same priority were 2.2 days late on average"
+    )
+    assert specs["late_rate_plant_id"].sentence(0.42, ctx, "zh") == "工厂 PL2 历史订单延误率为 42%"
+    for spec in specs.values():
+        for lang in ("en", "zh"):
+            assert "{" not in spec.sentence(3.0, SAMPLE_CONTEXT, lang)
 
 
 def test_extra_order_columns_become_order_features():

@@ -42,30 +42,37 @@ def runs(world, tmp_path_factory):
     return settings, good, refused, forced
 
 
-def test_model_beats_the_planner_rule_and_the_logistic_regression(runs):
+def test_model_beats_every_baseline_on_the_same_window(runs):
     _, good, _, _ = runs
     m = {k: v["pr_auc"] for k, v in good.metrics.items()}
     print("validation PR AUC", m, "gains", good.gains)
+    # Seen (deterministic) on this world: otd_risk 0.747, logistic regression 0.733, planner's
+    # rule 0.593, typical durations 0.550, cell rate 0.482. Gains: +0.014 over the logistic
+    # regression (95% interval +0.005..+0.023, bootstrap over orders), +0.15..+0.26 over the
+    # rest. The logistic regression sees the same (new) history and duration features, which
+    # lifted it more than the trees: asserted conservatively, +0.005 with the interval above
+    # zero over it, +0.10 over the rules and the cell rate.
+    assert set(good.gains) == {"typical_durations", "cell_rate", "logistic", "planner_rule"}
+    for base in ("typical_durations", "cell_rate", "planner_rule"):
+        assert m["otd_risk"] - m[base] > 0.10, base
+        assert good.gains[base]["ci_low"] > 0.05, base
     gain = good.gains["logistic"]
-    # Seen (deterministic) on this world: otd_risk 0.740, logistic 0.721, planner's rule 0.593.
-    # Gains: +0.146 over the rule (95% interval +0.123..+0.170 by bootstrap over orders) and
-    # +0.019 over the logistic regression (+0.010..+0.028; without the refit on all training
-    # orders it was +0.003, interval -0.007..+0.013). Asserted conservatively: +0.10 over the
-    # rule, +0.01 over the logistic regression, both intervals above zero.
-    assert m["otd_risk"] - m["planner_rule"] > 0.10
-    assert good.gains["planner_rule"]["ci_low"] > 0.05
     assert gain["gain"] == pytest.approx(m["otd_risk"] - m["logistic"])
-    assert gain["gain"] > 0.01
+    assert gain["gain"] > 0.005
     assert gain["ci_low"] > 0.0
     assert good.metrics["otd_risk"]["roc_auc"] > good.metrics["logistic"]["roc_auc"]
+    assert good.beaten_by == [] and "beats every baseline" in good.decision
 
 
 def test_risk_is_calibrated_on_the_validation_window(runs):
     _, good, _, _ = runs
     # Seen 0.035 here (0.057 before the refit with cross-fitted calibration and settled labels),
     # though this window's late rate (0.41) is far above the training orders' average.
-    print(f"ECE {good.metrics['otd_risk']['ece']:.3f}")
+    print(f"ECE {good.metrics['otd_risk']['ece']:.3f}, recent quarter {good.recent_ece}")
     assert good.metrics["otd_risk"]["ece"] < 0.05
+    # The most recent quarter of the window (seen 0.062; the logistic regression 0.069): worse
+    # than overall, as the late rate climbs into the peak season faster than any history says.
+    assert good.recent_ece["otd_risk"] < 0.10
     horizons = good.by_horizon["otd_risk"]
     assert horizons.loc["all", "n"] == good.n_examples["validation"]
     assert (
@@ -80,6 +87,8 @@ def test_registry_holds_versions_and_the_gate_decides(runs):
     assert good.promoted and "no champion yet" in good.decision
     assert not refused.promoted and "NOT promoted" in refused.decision
     assert refused.new_score < refused.champion_score
+    # One tree on a tenth of the data loses to the baselines too, and the gate says which.
+    assert "logistic" in refused.beaten_by and "logistic regression" in refused.decision
     assert forced.promoted and "FORCED" in forced.decision
     client = MlflowClient(settings.tracking_uri)
     champion = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
@@ -97,10 +106,14 @@ def test_run_logs_metrics_of_every_model_and_horizon_and_the_artifacts(runs):
     settings, good, _, _ = runs
     client = MlflowClient(settings.tracking_uri)
     metrics = client.get_run(good.run_id).data.metrics
-    for model in ("otd_risk", "planner_rule", "logistic"):
+    for model in ("otd_risk", "typical_durations", "cell_rate", "planner_rule", "logistic"):
         for horizon in ("all", "0-3", "4-7", "8-14", "15plus"):
             assert f"{model}.{horizon}.pr_auc" in metrics
     assert metrics["otd_risk.all.pr_auc"] == pytest.approx(good.metrics["otd_risk"]["pr_auc"])
+    assert metrics["otd_risk.ece_recent_quarter"] == pytest.approx(good.recent_ece["otd_risk"])
+    assert metrics["gain_vs_cell_rate.pr_auc"] == pytest.approx(good.gains["cell_rate"]["gain"])
+    params = client.get_run(good.run_id).data.params
+    assert params["capacity"] == good.capacity and params["gate.beaten_by"] == "none"
     files = {a.path for a in client.list_artifacts(good.run_id)}
     assert {"feature_registry.json", "plots", "metrics", "reference"} <= files
     plots = {a.path for a in client.list_artifacts(good.run_id, "plots")}
@@ -118,11 +131,14 @@ def test_champion_loads_and_scores_in_a_fresh_process(runs, world):
 
     dataset = world.dataset()
     open_ids = dataset.orders["order_id"][dataset.orders["delivered_at"].isna()].head(20)
+    loaded = load_champion(settings)
     feats = build_features(
-        dataset, dataset.orders[dataset.orders["order_id"].isin(open_ids)], dataset.snapshot_time()
+        dataset,
+        dataset.orders[dataset.orders["order_id"].isin(open_ids)],
+        dataset.snapshot_time(),
+        **loaded.risk_model.feature_options(dataset.orders.columns),
     )
     path = settings.home / "open.parquet"
-    loaded = load_champion(settings)
     assert loaded.version == forced.version and loaded.run_id == forced.run_id
     feats[loaded.risk_model.feature_names].to_parquet(path)
     script = (
