@@ -22,15 +22,35 @@ class UserError(Exception):
 def user_errors() -> Iterator[None]:
     """Turn the project's own errors for people into a clear message and a non-zero exit."""
     from data.errors import ContractError, DataSourceError
+    from otd_risk.settings import SettingsError
 
     try:
         yield
-    except (ContractError, DataSourceError, UserError) as exc:
+    except (ContractError, DataSourceError, SettingsError, UserError) as exc:
         # Escape: a message quoting a bad value may contain brackets rich would read as markup.
         message = escape(str(exc))
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.stderr.flush()
         raise typer.Exit(code=2) from None
+
+
+def iso_time(value: str | None) -> str | None:
+    """Typer callback of the time options (--as-of, --since, --cutoff): a value that is not a
+    time is a usage error naming the option (exit code 2), before any work starts."""
+    if value is None:
+        return None
+    import pandas as pd
+
+    try:
+        parsed = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        parsed = None
+    if parsed is None or pd.isna(parsed):
+        raise typer.BadParameter(
+            f"{value!r} is not a time; write it in ISO 8601, such as 2024-03-01, "
+            "2024-03-01T08:00 or 2024-03-01T08:00:00+08:00 (no offset: the dataset's time zone)"
+        )
+    return value
 
 
 def load_configured_dataset(data: str | None, settings, *, tz: str | None = None):

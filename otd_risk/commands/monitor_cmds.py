@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from otd_risk.commands.common import UserError, console, load_configured_dataset, user_errors
+from otd_risk.commands.common import (
+    UserError,
+    console,
+    iso_time,
+    load_configured_dataset,
+    user_errors,
+)
 
 DataOption = Annotated[
     str | None, typer.Option(help="Dataset folder or SQL URL (default: OTD_RISK_DATA).")
@@ -26,7 +32,10 @@ def monitor(
     data: DataOption = None,
     since: Annotated[
         str | None,
-        typer.Option(help="Only scoring runs as of this time or later (default: all)."),
+        typer.Option(
+            help="Only scoring runs as of this time or later (ISO 8601; default: all).",
+            callback=iso_time,
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Folder for report.html (people) and summary.json.")

@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from otd_risk.commands.common import UserError, console, load_configured_dataset, user_errors
+from otd_risk.commands.common import (
+    UserError,
+    console,
+    iso_time,
+    load_configured_dataset,
+    user_errors,
+)
 
 MODEL_LABELS = {
     "otd_risk": "otd-risk (LightGBM)",
@@ -26,7 +32,10 @@ def train(
     ] = None,
     cutoff: Annotated[
         str | None,
-        typer.Option(help="Training cut-off (ISO time; default: the dataset's snapshot time)."),
+        typer.Option(
+            help="Training cut-off (ISO time; default: the dataset's snapshot time).",
+            callback=iso_time,
+        ),
     ] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "otd-risk",
     force: Annotated[
