@@ -13,6 +13,8 @@ from otd_risk.commands.common import (
     console,
     iso_time,
     load_configured_dataset,
+    quiet_mlflow_registry,
+    step_printer,
     user_errors,
 )
 
@@ -89,13 +91,13 @@ def retrain(
     from training.retrain import RetrainBusy
     from training.retrain import retrain as run_retrain
 
-    with user_errors():
+    with user_errors(), console.status("loading the dataset") as status:
+        quiet_mlflow_registry()
+        step = step_printer(status)
+        step("loading the dataset")
         settings, dataset = _load(data)
         try:
-            with console.status("retraining") as status:
-                result = run_retrain(
-                    dataset, settings=settings, force=force, progress=status.update
-                )
+            result = run_retrain(dataset, settings=settings, force=force, progress=step)
         except RetrainBusy as exc:
             raise UserError(str(exc)) from exc
     for line in result.report():

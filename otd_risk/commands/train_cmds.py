@@ -13,6 +13,8 @@ from otd_risk.commands.common import (
     console,
     iso_time,
     load_configured_dataset,
+    quiet_mlflow_registry,
+    step_printer,
     user_errors,
 )
 
@@ -54,12 +56,9 @@ def train(
     with user_errors(), console.status("loading the dataset") as status:
         from training.train import TrainingDataError, train_model
 
+        quiet_mlflow_registry()
         dataset = load_configured_dataset(data, settings)
-
-        def step(message: str) -> None:
-            status.update(message)
-            console.log(message)
-
+        step = step_printer(status)
         try:
             result = train_model(
                 dataset,
