@@ -5,6 +5,7 @@ value and what is allowed, exit code 2, no traceback, from every command (issue 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -203,3 +204,20 @@ def test_serve_refuses_a_data_folder_that_does_not_exist(tmp_path):
     result = CliRunner().invoke(app, ["serve", "--data", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
     assert f"--data {tmp_path / 'nowhere'}: no such folder" in result.stderr
+
+
+def test_every_otd_risk_variable_the_code_reads_is_a_setting_or_declared():
+    """A variable read outside Settings (a new server option, a test switch) must be declared
+    in NOT_SETTINGS, or every command would refuse it."""
+    root = Path(__file__).resolve().parents[2]
+    sources = [
+        p
+        for p in [*root.rglob("*.py"), *(root / ".ci").glob("*")]
+        if ".venv" not in p.parts and p.parent != Path(__file__).parent and p.is_file()
+    ]
+    named = set()
+    for path in sources:
+        named |= set(re.findall(r"OTD_RISK_[A-Z0-9_]*[A-Z0-9]", path.read_text(errors="ignore")))
+    known = {env_name(f) for f in Settings.model_fields} | set(NOT_SETTINGS)
+    assert named - known == set()
+    assert {"OTD_RISK_TEST_POSTGRES_URL", "OTD_RISK_SERVE_MAX_BODY_MB"} <= named
