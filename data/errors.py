@@ -88,7 +88,8 @@ class ContractError(Exception):
                 f" (and {self.n_bad - len(self.rows)} more)" if self.n_bad > len(self.rows) else ""
             )
             text += f"; {self.n_bad} offending row(s){self.note}: {shown}{more}"
-            if any(_has_surrounding_space(v) for _, v in self.rows):
+            spaced = any(_has_surrounding_space(v) for _, v in self.rows)
+            if spaced and "spaces" not in self.expected:
                 text += (
                     "; some values shown have leading or trailing spaces (inside the quotes): "
                     "ids and codes are compared exactly, so remove the spaces in the export"

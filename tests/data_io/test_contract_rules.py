@@ -372,3 +372,9 @@ def test_in_memory_frames_name_the_position_and_the_id(tmp_path):
     with pytest.raises(ContractError) as info:
         validate(replace(good, orders=orders))
     assert "1 offending row(s): row 1 (order_id '00043'): (empty)" in str(info.value)
+
+
+def test_a_value_with_surrounding_spaces_is_pointed_out(tmp_path):
+    err = _load_error(tmp_path, f.with_value(f.tables(), "order_stages", "stage", 2, "planning "))
+    assert "file line 4 (order_id '00043'): 'planning '" in str(err)
+    assert "some values shown have leading or trailing spaces (inside the quotes)" in str(err)
