@@ -43,6 +43,8 @@ class Column:
     """Numbers must be >= this."""
     strictly_positive: bool = False
     """Numbers must be > 0."""
+    not_before: str | None = None
+    """Timestamps must be at or after this column of the same row, when both are present."""
     meaning: str = ""
 
 
@@ -70,6 +72,15 @@ class Table:
     def columns_of_kind(self, *kinds: ColumnKind) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.kind in kinds)
 
+    @property
+    def row_id(self) -> str | None:
+        """The id that tells a person which row a message is about: the table's unique id,
+        else the order it belongs to; None for tables without one (capacity)."""
+        for col in self.columns:
+            if col.unique and col.kind == "id":
+                return col.name
+        return "order_id" if "order_id" in self.column_names else None
+
 
 ORDERS = Table(
     name="orders",
@@ -89,6 +100,7 @@ ORDERS = Table(
             "timestamp",
             required=False,
             nullable=True,
+            not_before="created_at",
             meaning="when the customer received it; empty = not delivered yet",
         ),
         Column(
@@ -96,6 +108,7 @@ ORDERS = Table(
             "timestamp",
             required=False,
             nullable=True,
+            not_before="created_at",
             meaning="when it was cancelled",
         ),
         Column(
@@ -123,7 +136,7 @@ ORDER_STAGES = Table(
             meaning="planned completion of this stage, known from the order's creation",
         ),
         Column("started_at", "timestamp", required=False, nullable=True),
-        Column("completed_at", "timestamp", required=False, nullable=True),
+        Column("completed_at", "timestamp", required=False, nullable=True, not_before="started_at"),
     ),
 )
 

@@ -8,6 +8,7 @@ shows the offending value as the source wrote it; the remaining rules live in
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 
 from data.contract import TABLES, Column, Table
 from data.dataset import Dataset
-from data.errors import MAX_ROWS_SHOWN, ContractError, DataSourceError
+from data.errors import MAX_ROWS_SHOWN, ContractError, DataSourceError, Locator
 
 Format = Literal["csv", "parquet"]
 
@@ -240,9 +241,56 @@ def _is_sql_url(source: str) -> bool:
     return bool(_URL.match(source))
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, int]:
+_SCAN_CHUNK = 1 << 20
+"""Bytes read at a time when a CSV file is checked for NUL bytes."""
+
+_OTHER_SEPARATORS = {";": "semicolons (;)", "\t": "tabs"}
+
+
+def _refuse_nul_bytes(path: Path, table: str) -> None:
+    """A NUL byte never belongs in CSV text: a file padded with them (or binary, or UTF-16)
+    is refused before pandas reads it. The scan stops at the first NUL and holds one chunk at a
+    time, so a file padded with gigabytes of them costs a few milliseconds."""
+    offset, newlines = 0, 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_SCAN_CHUNK):
+            at = chunk.find(b"\x00")
+            if at >= 0:
+                line = newlines + chunk.count(b"\n", 0, at) + 1
+                raise ContractError(
+                    table,
+                    None,
+                    f"text without NUL bytes, but {path.name} holds a NUL byte (0x00) at byte "
+                    f"{offset + at:,} (file line {line:,}): the file is padded, binary or "
+                    "UTF-16; export the table again as UTF-8 CSV",
+                ).locate(str(path), None)
+            newlines += chunk.count(b"\n")
+            offset += len(chunk)
+
+
+def _refuse_other_separator(frame: pd.DataFrame, path: Path, table: str) -> None:
+    """A header read as one column holding semicolons or tabs: the file is not comma-separated
+    (Excel's "CSV" in many European locales uses semicolons, and decimal commas with them)."""
+    if len(frame.columns) != 1:
+        return
+    header = str(frame.columns[0])
+    for sep, name in _OTHER_SEPARATORS.items():
+        if sep in header:
+            shown = header if len(header) <= 60 else header[:57] + "..."
+            raise ContractError(
+                table,
+                None,
+                f"comma-separated columns, but the header line of {path.name} is separated by "
+                f'{name}: {shown!r}; export the table as CSV with commas (in Excel: "CSV UTF-8 '
+                '(Comma delimited)") and decimal points',
+            ).locate(str(path), None)
+
+
+def _read_csv(path: Path, table: str = "") -> tuple[pd.DataFrame, np.ndarray | None, int]:
     """Every column as text: ``00042`` stays ``00042``; an empty field is missing, and nothing
-    else is (``NA`` may be a real code). Also returns how many blank rows were skipped."""
+    else is (``NA`` may be a real code). Also returns, when blank rows were skipped, the read
+    position of each row kept (else None), and how many were skipped."""
+    _refuse_nul_bytes(path, table)
     try:
         frame = pd.read_csv(
             path,
@@ -267,14 +315,69 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, int]:
             f"{path}: not a readable CSV file ({exc}); check the quoting and "
             "that every line has as many fields as the header"
         ) from exc
+    _refuse_other_separator(frame, path, table)
     # Lines of nothing but separators (",,,,") carry no row: skipped and counted, not refused.
     # Only rows whose first field is empty can be blank: check the other columns on those alone.
     blank = frame.iloc[:, 0].isna().to_numpy() if len(frame.columns) else np.zeros(0, bool)
     if blank.any():
         blank[blank] = frame[blank].isna().all(axis=1).to_numpy()
     if blank.any():
-        frame = frame[~blank].reset_index(drop=True)
-    return frame, int(blank.sum())
+        return frame[~blank].reset_index(drop=True), np.flatnonzero(~blank), int(blank.sum())
+    return frame, None, 0
+
+
+def _csv_records(path: Path, wanted: set[int]) -> tuple[dict[int, tuple[int, int]], int]:
+    """For the data rows ``wanted`` (read positions, from 0, as pandas counts them): the file
+    line each starts on (the header is line 1) and its number of fields; and the header's.
+
+    Re-reads the file with the csv module (the error path only, stopping at the last row
+    wanted): quoted fields may span lines and empty lines are skipped, so a row's line cannot
+    be computed from its position."""
+    found: dict[int, tuple[int, int]] = {}
+    width, row, last = 0, -1, max(wanted, default=-1)
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        start = 1
+        for record in reader:
+            if record:  # pandas skips empty lines
+                if row >= 0 and row in wanted:
+                    found[row] = (start, len(record))
+                elif row < 0:
+                    width = len(record)
+                row += 1
+                if row > last:
+                    break
+            start = reader.line_num + 1
+    return found, width
+
+
+def _csv_locator(path: Path, kept: np.ndarray | None):
+    """Row positions of a table read from ``path`` -> ``file line N`` (and a hint for a line
+    with fewer fields than the header: pandas fills them as empty)."""
+
+    def where(positions: list[int]) -> list[str]:
+        read = [int(kept[p]) if kept is not None else p for p in positions]
+        try:
+            lines, width = _csv_records(path, set(read))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            lines, width = {}, 0
+        out = []
+        for r in read:
+            if r not in lines:
+                out.append(f"data row {r + 1}")
+                continue
+            line, n_fields = lines[r]
+            text = f"file line {line}"
+            if n_fields < width:
+                text += f", which has {n_fields} of the header's {width} fields (cut short?)"
+            out.append(text)
+        return out
+
+    return where
+
+
+def _row_locator(positions: list[int]) -> list[str]:
+    return [f"row {p + 1}" for p in positions]
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -292,8 +395,15 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return arrow.to_pandas(date_as_object=False)
 
 
-def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
-    """The raw tables of a folder, and the rows skipped while reading them, by reason."""
+Origin = tuple[str, Locator | None, str]
+"""Where a table came from: the source for messages, how to locate its rows, a note."""
+
+
+def _read_folder(
+    folder: Path,
+) -> tuple[dict[str, pd.DataFrame], dict[str, int], dict[str, Origin]]:
+    """The raw tables of a folder, the rows skipped while reading them (by reason), and where
+    each table came from."""
     if not folder.exists():
         raise DataSourceError(
             f"{folder}: no such folder; pass --data with a folder holding "
@@ -306,25 +416,28 @@ def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, int]]
         )
     frames: dict[str, pd.DataFrame] = {}
     skipped: dict[str, int] = {}
+    origins: dict[str, Origin] = {}
     for name, table in TABLES.items():
-        csv, parquet = folder / f"{name}.csv", folder / f"{name}.parquet"
-        if csv.exists() and parquet.exists():
+        csv_path, parquet = folder / f"{name}.csv", folder / f"{name}.parquet"
+        if csv_path.exists() and parquet.exists():
             raise DataSourceError(
-                f"{folder}: both {csv.name} and {parquet.name} are present; "
+                f"{folder}: both {csv_path.name} and {parquet.name} are present; "
                 f"keep one of them so it is clear which {name} to read"
             )
-        if csv.exists():
-            frames[name], n_blank = _read_csv(csv)
+        if csv_path.exists():
+            frames[name], kept, n_blank = _read_csv(csv_path, name)
             if n_blank:
                 skipped[f"{name}: blank rows"] = n_blank
+            origins[name] = (str(csv_path), _csv_locator(csv_path, kept), "")
         elif parquet.exists():
             frames[name] = _read_parquet(parquet)
+            origins[name] = (str(parquet), _row_locator, " (rows counted from 1)")
         elif table.required:
             raise DataSourceError(
                 f"{folder}: no {name} table; the folder must hold {name}.csv "
                 f"or {name}.parquet (the contract's required table)"
             )
-    return frames, skipped
+    return frames, skipped, origins
 
 
 def _read_sql(url: str) -> dict[str, pd.DataFrame]:
@@ -552,7 +665,12 @@ def type_table(table: Table, raw: pd.DataFrame, tz: str) -> pd.DataFrame:
     typed = {}
     for name in frame.columns:
         if name in table.column_names:
-            typed[name] = _typed_column(table, table.column(name), frame[name], tz)
+            try:
+                typed[name] = _typed_column(table, table.column(name), frame[name], tz)
+            except ContractError as exc:
+                if table.row_id in frame.columns:
+                    exc.with_ids(table.row_id, frame[table.row_id].to_numpy())
+                raise
         else:
             typed[name] = frame[name]
     return pd.DataFrame(typed, index=frame.index)
@@ -592,8 +710,27 @@ def load_dataset(
     if isinstance(source, str) and _is_sql_url(source):
         raw = _read_sql(source)
         text = _safe_url(source)
+        note = " (rows counted from 1, in the order the database returned them)"
+        origins = {name: (f"{text}, table {name}", _row_locator, note) for name in raw}
     else:
-        raw, skipped = _read_folder(Path(text))
+        raw, skipped, origins = _read_folder(Path(text))
+    try:
+        return _typed_dataset(raw, tz, text, capacity_horizon_days, skipped, validate)
+    except ContractError as exc:
+        # Typing and validation count rows by position; say where a person finds them.
+        if exc.table in origins and exc.source is None:
+            exc.locate(*origins[exc.table])
+        raise
+
+
+def _typed_dataset(
+    raw: dict[str, pd.DataFrame],
+    tz: str,
+    source: str,
+    capacity_horizon_days: int,
+    skipped: dict[str, int],
+    validate: bool,
+) -> Dataset:
     frames = {name: type_table(TABLES[name], frame, tz) for name, frame in raw.items()}
     dataset = Dataset(
         orders=frames["orders"],
@@ -601,7 +738,7 @@ def load_dataset(
         purchase_orders=frames.get("purchase_orders"),
         capacity=frames.get("capacity"),
         tz=tz,
-        source=text,
+        source=source,
         capacity_horizon_days=capacity_horizon_days,
         skipped=skipped,
     )

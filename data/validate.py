@@ -58,7 +58,7 @@ def _fail(
     expected: str,
     show: tuple[str, ...] | None = None,
 ) -> None:
-    """Raise if any row is bad: the first rows' positions and values (several columns as a
+    """Raise if any row is bad: the first rows' positions, ids and values (several columns as a
     dict), and the count."""
     mask = np.asarray(bad, dtype=bool)
     if not mask.any():
@@ -70,7 +70,21 @@ def _fail(
     for p in first:
         values = {c: _show(frame[c].iloc[p]) for c in cols}
         rows.append((int(p), values[cols[0]] if len(cols) == 1 else values))
-    raise ContractError(table, column, expected, rows, n_bad=len(positions))
+    row_id = TABLES[table].row_id if table in TABLES else None
+    ids = (
+        [frame[row_id].iloc[p] for p in first]
+        if row_id in frame.columns and row_id not in cols
+        else ()
+    )
+    raise ContractError(
+        table,
+        column,
+        expected,
+        rows,
+        n_bad=len(positions),
+        id_column=row_id if len(ids) else None,
+        ids=ids,
+    )
 
 
 def _check_columns(table: Table, frame: pd.DataFrame) -> None:
@@ -168,7 +182,8 @@ def _check_values(table: Table, frame: pd.DataFrame, codes: _Codes) -> None:
                 col.name,
                 frame,
                 missing,
-                f"a value in every row ({col.name} is required)",
+                f"a value in every row ({col.name} is required); fill it in, or remove the "
+                "rows from the export",
             )
         if col.kind == "stage":
             stage_codes, uniques, _ = codes.get(table.name, col.name)
@@ -178,19 +193,26 @@ def _check_values(table: Table, frame: pd.DataFrame, codes: _Codes) -> None:
                 col.name,
                 frame,
                 np.isin(stage_codes, unknown),
-                f"one of the stages {', '.join(STAGES)}",
+                f"one of the stages {', '.join(STAGES)} (lower case); rename the stage in the "
+                "export",
             )
         if col.kind == "number":
             x = values.to_numpy()
             if col.strictly_positive:
-                _fail(table.name, col.name, frame, ~np.isnan(x) & ~(x > 0), "a number > 0")
+                _fail(
+                    table.name,
+                    col.name,
+                    frame,
+                    ~np.isnan(x) & ~(x > 0),
+                    "a number > 0; correct the values, or remove the rows from the export",
+                )
             if col.min_value is not None:
                 _fail(
                     table.name,
                     col.name,
                     frame,
                     ~np.isnan(x) & ~(x >= col.min_value),
-                    f"a number >= {col.min_value:g}",
+                    f"a number >= {col.min_value:g}; correct the values in the export",
                 )
 
 
@@ -240,14 +262,28 @@ def _check_references(dataset: Dataset, codes: _Codes) -> None:
         known = np.zeros(len(uniques) + 1, dtype=bool)
         known[codes.get(target, target_column)[0]] = True  # code -1 lands on the spare slot
         bad = ~codes.missing(table, column) & ~known[child]
-        _fail(
-            table,
-            column,
-            frame,
-            bad,
+        if not bad.any():
+            continue
+        expected = (
             f"an {target_column} that exists in {target}; add the missing {target} rows or "
-            f"remove these {table} rows",
+            f"remove these {table} rows"
         )
+        near = _equal_but_for_spaces(frame[column][bad], parent[target_column])
+        if near:
+            expected += (
+                f" ({near} of the unknown ids equal an {target_column} of {target} once leading "
+                "and trailing spaces are removed: ids are compared exactly, so remove the "
+                "spaces in the export)"
+            )
+        _fail(table, column, frame, bad, expected)
+
+
+def _equal_but_for_spaces(unknown: pd.Series, known: pd.Series) -> int:
+    """How many distinct unknown ids match a known id when both are stripped of surrounding
+    spaces (the error path only: it touches every known id once)."""
+    wanted = {str(v).strip() for v in unknown.dropna().unique()}
+    stripped = {str(v).strip() for v in known.dropna().unique()}
+    return len(wanted & stripped)
 
 
 def _check_orders_dates(dataset: Dataset) -> None:
@@ -265,19 +301,24 @@ def _check_orders_dates(dataset: Dataset) -> None:
     )
 
 
-def _check_stage_times(dataset: Dataset) -> None:
-    stages = dataset.order_stages
-    if stages is None or not {"started_at", "completed_at"} <= set(stages.columns):
-        return
-    bad = (stages["completed_at"] < stages["started_at"]).to_numpy()
-    _fail(
-        "order_stages",
-        "completed_at",
-        stages,
-        bad,
-        "completed_at at or after started_at when both are present",
-        show=("completed_at", "started_at", "order_id", "stage"),
-    )
+def _check_time_order(table: Table, frame: pd.DataFrame) -> None:
+    """Timestamps declared ``not_before`` another column of the same row (an order delivered or
+    cancelled before it was received, a stage completed before it started)."""
+    for col in table.columns:
+        if col.not_before is None or not {col.name, col.not_before} <= set(frame.columns):
+            continue
+        bad = (frame[col.name] < frame[col.not_before]).to_numpy()
+        # The rest of the key says which row of the order it is (the stage of order_stages).
+        key = tuple(k for k in table.key if k not in (table.row_id, col.name, col.not_before))
+        _fail(
+            table.name,
+            col.name,
+            frame,
+            bad,
+            f"{col.name} at or after {col.not_before} when both are present; correct the "
+            "timestamps in the export (or check their offsets and the dataset's time zone)",
+            show=(col.name, col.not_before, *key),
+        )
 
 
 def validate(dataset: Dataset) -> None:
@@ -304,4 +345,5 @@ def validate(dataset: Dataset) -> None:
         _check_unique(table, frame, codes)
     _check_references(dataset, codes)
     _check_orders_dates(dataset)
-    _check_stage_times(dataset)
+    for name, frame in tables.items():
+        _check_time_order(TABLES[name], frame)

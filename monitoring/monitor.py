@@ -115,6 +115,7 @@ def monitor(
         n_matured=realised.n_matured,
         reference_pr_auc=reference_pr_auc,
         thresholds=thresholds,
+        n_late=realised.n_late,
     )
     if not len(current):
         status, reasons = "watch", ["no complete scoring runs in the window: nothing to monitor"]

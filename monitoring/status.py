@@ -28,8 +28,10 @@ def decide_status(
     n_matured: int,
     reference_pr_auc: float | None,
     thresholds: Thresholds,
+    n_late: int | None = None,
 ) -> tuple[Status, list[str]]:
-    """The worst status any rule gives, and one readable reason per rule that fired."""
+    """The worst status any rule gives, and one readable reason per rule that fired (when
+    realised accuracy is not judged, the reason says why)."""
     status: Status = "ok"
     reasons: list[str] = []
 
@@ -57,13 +59,12 @@ def decide_status(
     if prediction_drifted:
         raise_to("watch", "the distribution of predicted risk drifted")
 
-    if realised_pr_auc is None or reference_pr_auc is None:
-        reasons.append("realised accuracy not judged: no matured orders or no reference figure")
-    elif n_matured < thresholds.min_matured:
-        reasons.append(
-            f"realised accuracy not judged: {n_matured} matured orders (< {thresholds.min_matured})"
-        )
-    else:
+    not_judged = _why_not_judged(
+        realised_pr_auc, n_matured, n_late, reference_pr_auc, thresholds.min_matured
+    )
+    if not_judged:
+        reasons.append(f"realised accuracy not judged: {not_judged}")
+    elif realised_pr_auc is not None and reference_pr_auc is not None:
         drop = reference_pr_auc - realised_pr_auc
         if drop >= thresholds.max_pr_auc_drop:
             raise_to(
@@ -80,3 +81,38 @@ def decide_status(
     if status == "ok" and not reasons:
         reasons.append("no drift and realised accuracy holds")
     return status, reasons
+
+
+def _why_not_judged(
+    realised_pr_auc: float | None,
+    n_matured: int,
+    n_late: int | None,
+    reference_pr_auc: float | None,
+    min_matured: int,
+) -> str | None:
+    """Why realised accuracy cannot be compared with the champion's, in words (None: it can)."""
+    if reference_pr_auc is None:
+        return (
+            "the champion has no validation PR AUC to compare with; retrain to register a "
+            "version that logs one"
+        )
+    if n_matured == 0:
+        return (
+            "no scored order has matured yet (an order matures once its due date plus the "
+            "grace is over); run the monitor again later"
+        )
+    if n_matured < min_matured:
+        return (
+            f"{n_matured:,} matured orders of the {min_matured:,} needed "
+            "(OTD_RISK_MONITOR_MIN_MATURED); run the monitor again when more are due"
+        )
+    if realised_pr_auc is None:
+        if n_late is not None and n_late in (0, n_matured):
+            outcome = "late" if n_late else "on time"
+            return (
+                f"all {n_matured:,} matured orders were {outcome}, so PR AUC and ROC AUC are "
+                "undefined (they rank late orders against on-time ones); the Brier score "
+                "still says how close the risks were"
+            )
+        return "the realised PR AUC could not be computed"
+    return None

@@ -6,7 +6,9 @@ heavy imports happen inside the commands so that ``otd-risk --help`` stays fast.
 
 from __future__ import annotations
 
+import functools
 import importlib
+from collections.abc import Callable
 
 import typer
 
@@ -43,8 +45,33 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
 
 
+def _settings_first(command: Callable) -> Callable:
+    """``command`` preceded by a check of the settings: a bad or unknown setting is one line and
+    exit code 2 from every command, instead of pydantic's traceback (after the options are
+    parsed, so ``--help`` works whatever the settings say)."""
+
+    @functools.wraps(command)  # Typer reads the options from the wrapped signature
+    def checked(*args, **kwargs):
+        from otd_risk.commands.common import user_errors
+        from otd_risk.settings import get_settings
+
+        with user_errors():
+            get_settings()
+        return command(*args, **kwargs)
+
+    return checked
+
+
+def _check_settings_first(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        info.callback = _settings_first(info.callback)
+    for group in typer_app.registered_groups:
+        _check_settings_first(group.typer_instance)
+
+
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
+_check_settings_first(app)
 
 
 def main() -> None:  # pragma: no cover - thin entry point

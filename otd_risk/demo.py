@@ -62,7 +62,7 @@ def run_demo(
     )
 
     step("Training and registering (MLflow)")
-    result = train_model(dataset, settings=settings)
+    result = train_model(dataset, settings=settings, progress=step)
 
     step("Scoring the open orders with the champion")
     model = load_champion(settings)

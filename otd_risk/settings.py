@@ -8,20 +8,27 @@ imports nothing from the project, so every layer may read it; importing it has n
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+import pydantic_settings
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "OTD_RISK_"
 
 
 class Settings(BaseSettings):
     """Every setting of otd-risk, with its default."""
 
     model_config = SettingsConfigDict(
-        env_prefix="OTD_RISK_", env_file=".env", extra="forbid", validate_default=True
+        env_prefix=ENV_PREFIX, env_file=".env", extra="forbid", validate_default=True
     )
 
     home: Path = Field(default=Path(".otd-risk"))
@@ -178,14 +185,109 @@ class Settings(BaseSettings):
         return home
 
 
+LANGS: tuple[str, ...] = get_args(Settings.model_fields["default_lang"].annotation)
+"""The languages of messages and reasons (``default_lang``'s choices; ``--lang`` offers these)."""
+
+NOT_SETTINGS: dict[str, str] = {
+    "OTD_RISK_SERVE_RELOAD_SECONDS": "set by `otd-risk serve --reload-seconds` for its "
+    "workers (serving.app.ServeOptions)",
+    "OTD_RISK_SERVE_MAX_BODY_MB": "the server's request body limit (serving.app.ServeOptions)",
+    "OTD_RISK_KEY": "an API key for the README's curl examples (your shell reads it)",
+    "OTD_RISK_ADMIN_KEY": "an admin API key for docs/integrations.md's examples",
+    "OTD_RISK_TEST_POSTGRES_URL": "the test suite's PostgreSQL server (.ci/run)",
+    "OTD_RISK_SCMS_ZIP": "the test suite's copy of the SCMS export (tests/adapters)",
+    "OTD_RISK_BAD_DATA_ALL": "the test suite's switch for every bad dataset through every "
+    "command (tests/reliability)",
+}
+"""``OTD_RISK_*`` variables that are not settings, with who reads them: every other
+``OTD_RISK_*`` variable that is not a setting is refused (a typo would otherwise be ignored)."""
+
+
+class SettingsError(ValueError):
+    """A setting otd-risk cannot use, in one line: the variable, its value, what is allowed."""
+
+
+def env_name(field: str) -> str:
+    """``default_lang`` -> ``OTD_RISK_DEFAULT_LANG``."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _from_where(name: str, environ: Mapping[str, str]) -> str:
+    # Environment variables win over .env (pydantic-settings' order), case-insensitively.
+    return "in the environment" if name in {k.upper() for k in environ} else "in .env"
+
+
+def _closest(name: str) -> str:
+    # Compared without the prefix every name shares (else every name looks close).
+    asked = name.upper().removeprefix(ENV_PREFIX).lower()
+    close = difflib.get_close_matches(asked, list(Settings.model_fields), n=1, cutoff=0.6)
+    return f" (did you mean {env_name(close[0])}?)" if close else ""
+
+
+def _explain(exc: ValidationError, environ: Mapping[str, str]) -> str:
+    """pydantic's report (a dozen lines per field) as one sentence per bad setting."""
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if error["type"] == "extra_forbidden":
+            name = field.upper()
+            parts.append(
+                f"{name} in .env is not a setting of otd-risk{_closest(name)}; remove it or "
+                "correct its name (the settings are listed in the README's Configuration "
+                "table and in otd_risk/settings.py)"
+            )
+            continue
+        name = env_name(field)
+        shown = f"{name}={error.get('input')!r} {_from_where(name, environ)}"
+        if error["type"] == "literal_error":
+            parts.append(f"{shown} is not allowed: use {error['ctx']['expected']}")
+        else:
+            msg = re.sub(r"^(Value error, |Input should be )", "", error["msg"])
+            parts.append(f"{shown}: {msg if error['type'] == 'value_error' else 'expected ' + msg}")
+    return "; ".join(parts)
+
+
+def _refuse_unknown(environ: Mapping[str, str]) -> None:
+    """Refuse ``OTD_RISK_*`` variables that are neither settings nor in ``NOT_SETTINGS``."""
+    known = {env_name(f) for f in Settings.model_fields} | set(NOT_SETTINGS)
+    unknown = sorted(
+        k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known
+    )
+    if unknown:
+        named = "; ".join(f"{k}{_closest(k)}" for k in unknown)
+        raise SettingsError(
+            f"unknown otd-risk setting(s) in the environment: {named}; unset or rename them "
+            "(the settings are listed in the README's Configuration table and in "
+            "otd_risk/settings.py)"
+        )
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and ``.env``; anything otd-risk cannot use raises one
+    :class:`SettingsError` naming the variables, their values and what is allowed."""
+    environ = os.environ
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc, environ)) from None
+    except pydantic_settings.SettingsError as exc:
+        # A list setting whose value is not JSON: pydantic-settings names only the field.
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = env_name(found.group(1)) if found else "a list setting"
+        raise SettingsError(
+            f"{name} {_from_where(name, environ)} is not a JSON list; write it as "
+            '["first", "second"]' + " (or [] for none)"
+        ) from None
+    _refuse_unknown(environ)
+    return settings
+
+
 @lru_cache
 def get_settings() -> Settings:
     """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing
     the environment). The standard ``MLFLOW_TRACKING_URI`` counts when
-    ``OTD_RISK_MLFLOW_TRACKING_URI`` is not set."""
-    import os
-
-    settings = Settings()
+    ``OTD_RISK_MLFLOW_TRACKING_URI`` is not set. Raises :class:`SettingsError`."""
+    settings = load_settings()
     if not settings.mlflow_tracking_uri and os.environ.get("MLFLOW_TRACKING_URI"):
         settings = settings.model_copy(
             update={"mlflow_tracking_uri": os.environ["MLFLOW_TRACKING_URI"]}

@@ -27,8 +27,6 @@ from training.model import RiskModel
 
 OutputFormat = Literal["csv", "parquet", "xlsx", "json"]
 OUTPUT_FORMATS: tuple[str, ...] = ("csv", "parquet", "xlsx", "json")
-XLSX_MAX_ROWS = 1_048_575
-"""Excel's sheet limit (minus the header row)."""
 
 
 class LoadedModelLike(Protocol):
@@ -166,33 +164,19 @@ def log_scoring_inputs(
 
 
 def write_ranked(scores: pd.DataFrame, out: Path, fmt: str | None = None) -> Path:
-    """Write the ranked list as csv, parquet, xlsx or json (by ``fmt`` or the file's suffix).
+    """Write the ranked list as csv, parquet, xlsx or json (by ``fmt`` or the file's suffix)
+    into an existing folder.
 
-    csv and xlsx are made safe to open in a spreadsheet: text cells starting with = + - @ get a
-    leading ' (numbers stay numbers); reasons are joined with " | ". json and parquet keep
-    reasons as lists.
+    csv and xlsx are the page's export files (``serving.export``: spreadsheet formulas
+    neutralised, reasons joined with " | ", a BOM, dates and percentages in the workbook).
+    json and parquet keep reasons as lists.
     """
-    fmt = (fmt or out.suffix.lstrip(".")).lower()
-    if fmt not in OUTPUT_FORMATS:
-        raise ValueError(
-            f"unknown output format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)} "
-            "(--format or the file's extension)"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
+    fmt = output_format(out, fmt)
     scores = public_columns(scores)
     if fmt in ("csv", "xlsx"):
-        from serving.export import export_frame
+        from serving.export import write_export
 
-        safe = export_frame(scores)
-        if fmt == "csv":
-            safe.to_csv(out, index=False, encoding="utf-8")
-        else:
-            if len(safe) > XLSX_MAX_ROWS:
-                raise ValueError(
-                    f"{len(safe):,} rows do not fit an Excel sheet "
-                    f"({XLSX_MAX_ROWS:,} max); write csv or parquet instead"
-                )
-            safe.to_excel(out, index=False, sheet_name="at-risk")
+        write_export(scores, out, fmt)
     elif fmt == "parquet":
         frame = scores.copy()
         frame["reasons"] = [list(r) for r in frame["reasons"]]
@@ -205,6 +189,23 @@ def write_ranked(scores: pd.DataFrame, out: Path, fmt: str | None = None) -> Pat
             encoding="utf-8",
         )
     return out
+
+
+def output_format(out: Path, fmt: str | None = None) -> str:
+    """The format of an output file (``fmt``, else its suffix); an unknown format, or a folder
+    that does not exist, is a ``ValueError`` naming the fix (nothing is created)."""
+    fmt = (fmt or out.suffix.lstrip(".")).lower()
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(
+            f"unknown output format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)} "
+            "(--format or the file's extension)"
+        )
+    if not out.parent.is_dir():
+        raise ValueError(
+            f"cannot write {out}: the folder {out.parent} does not exist; create it first, "
+            "or choose an --out in an existing folder (nothing was written)"
+        )
+    return fmt
 
 
 def public_columns(scores: pd.DataFrame) -> pd.DataFrame:
@@ -245,6 +246,7 @@ def run_scoring(
     from data.load import load_dataset
     from training.registry import load_champion
 
+    fmt = output_format(out, fmt)  # before any work: a wrong --out costs nothing
     dataset = load_dataset(
         data, tz=settings.timezone, capacity_horizon_days=settings.capacity_planning_horizon_days
     )
@@ -257,7 +259,6 @@ def run_scoring(
     )
     # The file appears only for a recorded run: written beside its target first (a bad format
     # or a full disk fails before anything is recorded), renamed once the run is stored.
-    fmt = (fmt or out.suffix.lstrip(".")).lower()
     partial = out.with_name(f".{out.name}.partial")
     write_ranked(scores, partial, fmt)
     try:

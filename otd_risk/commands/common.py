@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-console = Console()
+console = Console(log_path=False)  # progress lines: the time and the step, not our source line
 err_console = Console(stderr=True)
 
 
@@ -22,15 +22,62 @@ class UserError(Exception):
 def user_errors() -> Iterator[None]:
     """Turn the project's own errors for people into a clear message and a non-zero exit."""
     from data.errors import ContractError, DataSourceError
+    from otd_risk.settings import SettingsError
 
     try:
         yield
-    except (ContractError, DataSourceError, UserError) as exc:
+    except (ContractError, DataSourceError, SettingsError, UserError) as exc:
         # Escape: a message quoting a bad value may contain brackets rich would read as markup.
         message = escape(str(exc))
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.stderr.flush()
         raise typer.Exit(code=2) from None
+
+
+def step_printer(status) -> Callable[[str], None]:
+    """The progress callback of the long commands (train, retrain, demo): each step replaces the
+    spinner's text and stays on the terminal with its time."""
+
+    def step(message: str) -> None:
+        status.update(message)
+        console.log(message)
+
+    return step
+
+
+def quiet_mlflow_registry() -> None:
+    """Keep MLflow's registry chatter ("Successfully registered model", "Created version")
+    off the terminal. MLflow prints those with a bare ``print`` to stderr
+    (``mlflow.tracking._model_registry.fluent.eprint``), which no log level reaches: that one
+    module's prints go to its logger at INFO instead, and that logger shows warnings and
+    errors only (the rest of MLflow's logging is left as it is)."""
+    import logging
+
+    from mlflow.tracking._model_registry import fluent
+
+    logger = logging.getLogger(fluent.__name__)
+    logger.setLevel(logging.WARNING)
+    if hasattr(fluent, "eprint"):
+        fluent.eprint = lambda *args, **_: logger.info(" ".join(map(str, args)))
+
+
+def iso_time(value: str | None) -> str | None:
+    """Typer callback of the time options (--as-of, --since, --cutoff): a value that is not a
+    time is a usage error naming the option (exit code 2), before any work starts."""
+    if value is None:
+        return None
+    import pandas as pd
+
+    try:
+        parsed = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        parsed = None
+    if parsed is None or pd.isna(parsed):
+        raise typer.BadParameter(
+            f"{value!r} is not a time; write it in ISO 8601, such as 2024-03-01, "
+            "2024-03-01T08:00 or 2024-03-01T08:00:00+08:00 (no offset: the dataset's time zone)"
+        )
+    return value
 
 
 def load_configured_dataset(data: str | None, settings, *, tz: str | None = None):

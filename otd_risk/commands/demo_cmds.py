@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from otd_risk.commands.common import console, user_errors
+from otd_risk.commands.common import console, quiet_mlflow_registry, step_printer, user_errors
 
 
 def demo(
@@ -21,12 +22,8 @@ def demo(
 
     settings = get_settings()
     with user_errors(), console.status("starting") as status:
-
-        def step(message: str) -> None:
-            status.update(message)
-            console.print(f"[dim]•[/] {message}")
-
-        result = run_demo(settings, n_orders=orders, seed=seed, step=step)
+        quiet_mlflow_registry()
+        result = run_demo(settings, n_orders=orders, seed=seed, step=step_printer(status))
 
     console.print(
         f"\n[bold]{result.n_orders:,}[/] orders simulated ({result.late_rate:.0%} late); "
@@ -66,16 +63,40 @@ def demo(
         )
     console.print(top)
 
+    console.print("\n[bold]Where to look next[/]")
+    # Without wrapping: the commands must survive copy and paste.
+    console.print(next_steps(settings, result), soft_wrap=True, highlight=False)
+
+
+def next_steps(settings, result) -> str:
+    """What to run after the demo, with the paths of its world (relative to the current folder
+    when the home is under it, as the README writes them)."""
+    from pathlib import Path
+
     home = settings.home.resolve()
-    world = result.world_dir
-    console.print(
-        "\n[bold]Where to look next[/]\n"
-        f"- the ranked list: {result.scores_path}\n"
+
+    def shown(path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(path.resolve())
+
+    world = shown(result.world_dir)
+    top = str(result.top["order_id"].iloc[0]) if len(result.top) else "ORDER_ID"
+    body = json.dumps({"orders": [{"order_id": top}], "lang": "zh"}, ensure_ascii=False)
+    where = "from this folder" if shown(home) != str(home) else f"with OTD_RISK_HOME={home}"
+    return (
+        f"- the ranked list: {shown(result.scores_path)}\n"
         f"- the simulated export: {world} (try `otd-risk validate --data {world}`)\n"
         f"- MLflow runs and the registry: `mlflow ui --backend-store-uri {settings.tracking_uri}`\n"
-        "- the API and planner page: `otd-risk keys create --role reader`, then `otd-risk serve`"
-        " and open http://127.0.0.1:8000/\n"
-        f"- everything lives under {home}"
+        f"- the API and the planner page over the demo's world, {where}:\n"
+        f"    otd-risk serve --data {world}\n"
+        "  then open http://127.0.0.1:8000/ (it asks for a key), or, in another terminal, ask "
+        "for one order as a workflow system would:\n"
+        "    export OTD_RISK_KEY=$(otd-risk keys create --role reader --quiet)\n"
+        '    curl -sS http://127.0.0.1:8000/v1/risk -H "Authorization: Bearer $OTD_RISK_KEY" '
+        f"-H \"Content-Type: application/json\" -d '{body}'\n"
+        f"- everything lives under {shown(home)}"
     )
 
 

@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from otd_risk.commands.common import UserError, console, load_configured_dataset, user_errors
+from otd_risk.commands.common import (
+    UserError,
+    console,
+    iso_time,
+    load_configured_dataset,
+    user_errors,
+)
 
 
 def features_command(
@@ -26,6 +32,7 @@ def features_command(
             "--as-of",
             help="Moment the features are computed for (ISO 8601; no offset "
             "= the dataset's time zone). Default: the dataset's snapshot time.",
+            callback=iso_time,
         ),
     ] = None,
     extra: Annotated[

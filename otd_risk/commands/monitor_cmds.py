@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from otd_risk.commands.common import UserError, console, load_configured_dataset, user_errors
+from otd_risk.commands.common import (
+    UserError,
+    console,
+    iso_time,
+    load_configured_dataset,
+    quiet_mlflow_registry,
+    step_printer,
+    user_errors,
+)
 
 DataOption = Annotated[
     str | None, typer.Option(help="Dataset folder or SQL URL (default: OTD_RISK_DATA).")
@@ -26,7 +34,10 @@ def monitor(
     data: DataOption = None,
     since: Annotated[
         str | None,
-        typer.Option(help="Only scoring runs as of this time or later (default: all)."),
+        typer.Option(
+            help="Only scoring runs as of this time or later (ISO 8601; default: all).",
+            callback=iso_time,
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Folder for report.html (people) and summary.json.")
@@ -80,13 +91,13 @@ def retrain(
     from training.retrain import RetrainBusy
     from training.retrain import retrain as run_retrain
 
-    with user_errors():
+    with user_errors(), console.status("loading the dataset") as status:
+        quiet_mlflow_registry()
+        step = step_printer(status)
+        step("loading the dataset")
         settings, dataset = _load(data)
         try:
-            with console.status("retraining") as status:
-                result = run_retrain(
-                    dataset, settings=settings, force=force, progress=status.update
-                )
+            result = run_retrain(dataset, settings=settings, force=force, progress=step)
         except RetrainBusy as exc:
             raise UserError(str(exc)) from exc
     for line in result.report():

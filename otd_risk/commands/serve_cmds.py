@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.table import Table
 
-from otd_risk.commands.common import UserError, console, user_errors
+from otd_risk.commands.common import UserError, console, iso_time, user_errors
+from otd_risk.settings import LANGS
 
 keys_app = typer.Typer(help="API keys: create (shown once), revoke, list.", no_args_is_help=True)
 
@@ -24,6 +26,7 @@ def score(
             "--as-of",
             help="Score the orders open at this time (default: the dataset's snapshot "
             "time, never the clock).",
+            callback=iso_time,
         ),
     ] = None,
     fmt: Annotated[
@@ -32,7 +35,13 @@ def score(
             "--format", help="csv, parquet, xlsx or json (default: from the file's extension)."
         ),
     ] = None,
-    lang: Annotated[str | None, typer.Option(help="Language of the reasons: en or zh.")] = None,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            help="Language of the reasons (default: the OTD_RISK_DEFAULT_LANG setting).",
+            click_type=click.Choice(LANGS),
+        ),
+    ] = None,
 ) -> None:
     """Score every open order with the champion model, write the ranked list and record the run
     (the API then serves it)."""
@@ -71,21 +80,40 @@ def score(
 
 
 def serve(
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Dataset folder or SQL URL whose orders the API looks up by order_id "
+            "(default: OTD_RISK_DATA; without one, orders are scored only by their features).",
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
     reload_seconds: Annotated[
         float, typer.Option(help="How often to look for a new champion or scoring run (0: never).")
     ] = 30.0,
 ) -> None:
-    """Serve the API (uvicorn): loads the champion once, picks up a new one without a restart."""
+    """Serve the API and the planner's page (uvicorn): loads the champion once, picks up a new
+    one without a restart."""
     import os
 
     import uvicorn
 
+    from otd_risk.settings import get_settings
     from serving.app import RELOAD_ENV
 
     with user_errors():
+        if data is not None:
+            if not _is_url(data) and not Path(data).is_dir():
+                raise UserError(
+                    f"--data {data}: no such folder; pass the dataset folder (for the demo's, "
+                    "the one `otd-risk demo` printed) or a SQL URL"
+                )
+            # Through the environment: every worker process reads its settings from it.
+            os.environ["OTD_RISK_DATA"] = str(Path(data).resolve()) if not _is_url(data) else data
+            get_settings.cache_clear()
+            get_settings()
         os.environ[RELOAD_ENV] = str(reload_seconds)
         # Through an import string and a factory so that every worker builds its own app.
         uvicorn.run(
@@ -98,9 +126,19 @@ def serve(
         )
 
 
+def _is_url(source: str) -> bool:
+    return "://" in source
+
+
 def keys_create(
     role: Annotated[str, typer.Option(help="reader (scores) or admin (also reload, webhooks).")],
     name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "",
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", help="Print only the key (for scripts: OTD_RISK_KEY=$(otd-risk keys ...))."
+        ),
+    ] = False,
 ) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
     from otd_risk.settings import get_settings
@@ -111,10 +149,11 @@ def keys_create(
             created = create_key(get_settings().home, role, name)
         except ValueError as exc:
             raise UserError(str(exc)) from exc
-    console.print(
-        f"Created key [bold]{created.info.key_id}[/] (role {created.info.role}). "
-        "Copy it now, it will not be shown again:"
-    )
+    if not quiet:
+        console.print(
+            f"Created key [bold]{created.info.key_id}[/] (role {created.info.role}). "
+            "Copy it now, it will not be shown again:"
+        )
     console.print(created.key, highlight=False, soft_wrap=True)
 
 

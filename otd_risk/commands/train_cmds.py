@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from otd_risk.commands.common import UserError, console, load_configured_dataset, user_errors
+from otd_risk.commands.common import (
+    UserError,
+    console,
+    iso_time,
+    load_configured_dataset,
+    quiet_mlflow_registry,
+    step_printer,
+    user_errors,
+)
 
 MODEL_LABELS = {
     "otd_risk": "otd-risk (LightGBM)",
@@ -26,7 +34,10 @@ def train(
     ] = None,
     cutoff: Annotated[
         str | None,
-        typer.Option(help="Training cut-off (ISO time; default: the dataset's snapshot time)."),
+        typer.Option(
+            help="Training cut-off (ISO time; default: the dataset's snapshot time).",
+            callback=iso_time,
+        ),
     ] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "otd-risk",
     force: Annotated[
@@ -45,12 +56,9 @@ def train(
     with user_errors(), console.status("loading the dataset") as status:
         from training.train import TrainingDataError, train_model
 
+        quiet_mlflow_registry()
         dataset = load_configured_dataset(data, settings)
-
-        def step(message: str) -> None:
-            status.update(message)
-            console.log(message)
-
+        step = step_printer(status)
         try:
             result = train_model(
                 dataset,

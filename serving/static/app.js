@@ -242,7 +242,9 @@ async function exportView(format) {
     const blob = await r.blob();
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
-    a.download = `otd-risk-at-risk.${format}`;
+    // The file keeps the name the server gives it (model run time included).
+    const named = /filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") || "");
+    a.download = named ? named[1] : `otd-risk-at-risk.${format}`;
     document.body.append(a);
     a.click();
     setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);

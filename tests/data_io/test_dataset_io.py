@@ -58,6 +58,7 @@ def test_mixed_offsets_and_local_times_convert_to_utc(dataset):
 def test_local_times_follow_daylight_saving(tmp_path):
     data = f.with_value(f.tables(), "orders", "created_at", 1, "2024-03-09 12:00")
     data = f.with_value(data, "orders", "created_at", 3, "2024-03-11 12:00")
+    data = f.with_value(data, "orders", "cancelled_at", 3, "2024-03-12T12:00:00+00:00")
     created = load_dataset(f.write_csv(tmp_path / "d", data), tz="America/New_York").orders[
         "created_at"
     ]

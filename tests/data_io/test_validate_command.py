@@ -86,7 +86,8 @@ def test_cli_contract_error_exits_2_without_traceback(tmp_path):
     assert run.returncode == 2
     assert "Traceback" not in run.stderr + run.stdout
     assert "table 'order_stages', column 'stage'" in run.stderr
-    assert "row 2: 'packing'" in run.stderr
+    # The file line (the header is line 1) and the order, not the row's position from 0.
+    assert "file line 4 (order_id '00043'): 'packing'" in run.stderr
 
 
 def test_cli_data_source_error_exits_2(tmp_path):

@@ -25,6 +25,10 @@ def test_demo_simulates_trains_registers_scores_and_says_where_to_look(tmp_path)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
+    # Progress while it trains, as `otd-risk train` shows it; nothing from MLflow's registry.
+    for step in ("building the training set", "fitting LightGBM", "promotion gate"):
+        assert step in out
+    assert proc.stderr == "", proc.stderr
     assert "promoted to @champion: no champion yet" in out
     assert "Top 10 of" in out and "Where to look next" in out
     home = tmp_path / ".otd-risk"  # the embedded default, relative to where it runs

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -10,11 +12,21 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 
 from otd_risk.settings import Settings
 from serving.app import ServeOptions, create_app
-from serving.export import export_frame, neutralize, to_csv_bytes
+from serving.columns import RANKED_COLUMNS
+from serving.export import (
+    DATE_FORMAT,
+    MAX_WIDTH,
+    MIN_WIDTH,
+    export_frame,
+    neutralize,
+    to_csv_bytes,
+)
 from serving.keys import create_key
+from serving.scoring import write_ranked
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "webhooks"))
 from webhook_helpers import ranked, record  # noqa: E402
@@ -99,3 +111,66 @@ def test_page_and_messages_are_served_without_a_key(tmp_path):
         zh = client.get("/v1/messages", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).json()
         assert zh["lang"] == "zh" and zh["messages"]["stage.procurement"] == "采购"
         assert client.get("/v1/messages?lang=en").json()["messages"]["stage.quality"] == "Quality"
+
+
+def _sheet_layout(data: bytes) -> dict:
+    ws = load_workbook(io.BytesIO(data)).active
+    header = [c.value for c in ws[1]]
+    rows = list(ws.iter_rows(min_row=2))
+    col = {name: i for i, name in enumerate(header)}
+    widths = {
+        name: ws.column_dimensions[get_column_letter(i + 1)].width for i, name in enumerate(header)
+    }
+    return {
+        "ws": ws,
+        "header": header,
+        "due": [r[col["due_date"]] for r in rows],
+        "risk": [r[col["risk"]] for r in rows],
+        "widths": widths,
+        "n": len(rows),
+    }
+
+
+def _assert_planner_layout(data: bytes, n_rows: int) -> dict:
+    """What issue 15 asked of the workbook: dates as dates, risk as a percentage, frozen header,
+    a filter over the data, widths fitted to the content (bounded)."""
+    layout = _sheet_layout(data)
+    ws = layout["ws"]
+    assert layout["n"] == n_rows
+    assert ws.freeze_panes == "A2"
+    assert ws.auto_filter.ref == f"A1:{get_column_letter(len(layout['header']))}{n_rows + 1}"
+    assert all(c.is_date and c.number_format == DATE_FORMAT for c in layout["due"])
+    assert all(isinstance(c.value, float) and c.number_format == "0.0%" for c in layout["risk"])
+    widths = layout["widths"]
+    assert all(MIN_WIDTH <= w <= MAX_WIDTH + 2 for w in widths.values())
+    assert widths["reasons"] > widths["customer_id"] > widths["rank"]  # not every column 13
+    return layout
+
+
+def test_export_xlsx_is_laid_out_for_planners(api):
+    r = api.get("/v1/orders/at-risk/export?format=xlsx")
+    layout = _assert_planner_layout(r.content, 3)
+    assert [c.value.date() for c in layout["due"]] == [dt.date(2025, 3, 1)] * 3
+    assert [c.value for c in layout["risk"]] == [0.9, 0.8, 0.3]  # the probability, as a %
+    name = r.headers["content-disposition"]
+    assert re.fullmatch(r'attachment; filename="otd-risk-at-risk-\d{8}-\d{4}\.xlsx"', name)
+
+
+def test_score_and_the_page_write_the_same_files(tmp_path):
+    """One writer: ``otd-risk score --out`` (write_ranked) and the page's export give the
+    same CSV bytes (with the BOM, so Chinese reasons survive Excel) and the same workbook."""
+    frame = ranked({"A": 0.9, "B": 0.8, "C": 0.3})
+    frame["reasons"] = [["供应商 S03 过去 90 天的准时交货率为 41%"]] * 3
+    csv = write_ranked(frame, tmp_path / "ranked.csv").read_bytes()
+    assert csv == to_csv_bytes(frame) and csv.startswith(b"\xef\xbb\xbf")
+    assert "供应商 S03" in csv.decode("utf-8-sig")
+    xlsx = write_ranked(frame, tmp_path / "ranked.xlsx").read_bytes()
+    _assert_planner_layout(xlsx, 3)
+    assert _sheet_layout(xlsx)["header"] == list(RANKED_COLUMNS)
+
+
+def test_a_missing_output_folder_is_an_error_and_nothing_is_created(tmp_path):
+    target = tmp_path / "nonexistent-dir" / "x.csv"
+    with pytest.raises(ValueError, match="the folder .*nonexistent-dir does not exist"):
+        write_ranked(ranked({"A": 0.9}), target)
+    assert not target.parent.exists()

@@ -144,6 +144,11 @@ def test_planner_page_end_to_end(served, browser):
     # Export the current view to CSV and read the file.
     browser.find_element(By.ID, "export-csv").click()
     files = wait_for(lambda: list(browser.downloads.glob("*.csv")), what="the CSV download")
+    from serving.runs import latest_run
+
+    # Named as the server names it (Content-Disposition), not a fixed name.
+    stamp = latest_run(served.settings.home).created_at.strftime("%Y%m%d-%H%M")
+    assert files[0].name == f"otd-risk-at-risk-{stamp}.csv"
     data = files[0].read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")  # BOM: Excel on Chinese Windows reads UTF-8
     csv = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype={"order_id": str})

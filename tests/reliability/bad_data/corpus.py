@@ -64,6 +64,43 @@ def _remove(name: str):
     return mutate
 
 
+def _first_with(column: str):
+    """Position of the first row with a value in ``column`` (a delivered or cancelled order)."""
+
+    def at(orders: pd.DataFrame) -> int:
+        return int((orders[column] != "").to_numpy().argmax())
+
+    return at
+
+
+def _before_creation(column: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.copy()
+        out.loc[out.index[_first_with(column)(out)], column] = "2001-01-01T00:00:00+00:00"
+        return out
+
+    return change
+
+
+def _nul_padding(folder: Path) -> None:
+    """The attack of issue 15 in small: orders.csv padded with NUL bytes (a sparse file, so it
+    costs no disk; the unit test in tests/data_io pads 2 GiB)."""
+    path = folder / "orders.csv"
+    with path.open("r+b") as handle:
+        handle.truncate(path.stat().st_size + 64 * 1024**2)
+
+
+def _semicolons(folder: Path) -> None:
+    path = folder / "orders.csv"
+    path.write_text(path.read_text().replace(",", ";"))
+
+
+def _trailing_space_reference(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    out.loc[out.index[2], "order_id"] = out.loc[out.index[2], "order_id"] + " "
+    return out
+
+
 def _empty_file(folder: Path) -> None:
     (folder / "orders.csv").write_bytes(b"")
 
@@ -105,42 +142,70 @@ class BadCase:
     """Words the error must contain (table, column)."""
 
 
+ROW = "file line"
+"""Errors about rows say where a person finds them: the file line (the header is line 1)."""
+
 BAD_CASES: tuple[BadCase, ...] = (
     BadCase("missing_table", _remove("orders"), ("orders",)),
     BadCase("missing_column", _drop_column("orders", "due_date"), ("orders", "due_date")),
-    BadCase("wrong_type_number", _set("orders", "quantity", "twelve"), ("orders", "quantity")),
-    BadCase("wrong_type_date", _set("orders", "due_date", "next week"), ("orders", "due_date")),
-    BadCase("wrong_type_timestamp", _set("orders", "created_at", "yesterday"), ("created_at",)),
-    BadCase("duplicate_keys", _edit("orders", _duplicate_order), ("orders", "order_id")),
+    BadCase("wrong_type_number", _set("orders", "quantity", "twelve"), ("orders", "quantity", ROW)),
+    BadCase(
+        "wrong_type_date", _set("orders", "due_date", "next week"), ("orders", "due_date", ROW)
+    ),
+    BadCase("wrong_type_timestamp", _set("orders", "created_at", "yesterday"), ("created_at", ROW)),
+    BadCase("duplicate_keys", _edit("orders", _duplicate_order), ("orders", "order_id", ROW)),
     BadCase(
         "duplicate_po_keys",
         _edit("purchase_orders", _duplicate_order),
-        ("purchase_orders", "po_id"),
+        ("purchase_orders", "po_id", ROW),
     ),
     BadCase(
-        "dangling_reference", _edit("order_stages", _dangling_stage), ("order_stages", "order_id")
+        "dangling_reference",
+        _edit("order_stages", _dangling_stage),
+        ("order_stages", "order_id", ROW),
     ),
-    BadCase("due_before_created", _set("orders", "due_date", "1999-01-01"), ("due_date",)),
+    BadCase("due_before_created", _set("orders", "due_date", "1999-01-01"), ("due_date", ROW)),
     BadCase(
         "completed_before_started",
         _edit("order_stages", _completed_before_started),
-        ("order_stages", "completed_at"),
+        ("order_stages", "completed_at", ROW),
+    ),
+    BadCase(
+        "delivered_before_created",
+        _edit("orders", _before_creation("delivered_at")),
+        ("orders", "delivered_at", "created_at", ROW),
+    ),
+    BadCase(
+        "cancelled_before_created",
+        _edit("orders", _before_creation("cancelled_at")),
+        ("orders", "cancelled_at", "created_at", ROW),
     ),
     BadCase(
         "invalid_time_zone_offset",
         _set("orders", "created_at", "2024-03-01T08:00:00+25:00"),
-        ("orders", "created_at"),
+        ("orders", "created_at", ROW),
     ),
     BadCase(
         "time_zone_name_in_timestamp",
         _set("orders", "created_at", "2024-03-01 08:00:00 Asia/Mars"),
-        ("orders", "created_at"),
+        ("orders", "created_at", ROW),
     ),
     BadCase("empty_file", _empty_file, ("orders",)),
-    BadCase("huge_value", _set("orders", "quantity", "1e999"), ("orders", "quantity")),
-    BadCase("negative_quantity", _set("orders", "quantity", "-5"), ("orders", "quantity")),
-    BadCase("unknown_stage", _set("order_stages", "stage", "teleport"), ("order_stages", "stage")),
+    BadCase("huge_value", _set("orders", "quantity", "1e999"), ("orders", "quantity", ROW)),
+    BadCase("negative_quantity", _set("orders", "quantity", "-5"), ("orders", "quantity", ROW)),
+    BadCase(
+        "unknown_stage",
+        _set("order_stages", "stage", "teleport"),
+        ("order_stages", "stage", ROW),
+    ),
     BadCase("non_utf8_bytes", _non_utf8, ("orders",)),
+    BadCase("nul_padding", _nul_padding, ("orders", "NUL byte", "file line")),
+    BadCase("semicolon_separated", _semicolons, ("orders", "separated by semicolons")),
+    BadCase(
+        "id_with_trailing_space",
+        _edit("order_stages", _trailing_space_reference),
+        ("order_stages", "order_id", ROW, "spaces"),
+    ),
 )
 
 
