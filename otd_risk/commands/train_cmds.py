@@ -18,12 +18,6 @@ from otd_risk.commands.common import (
     user_errors,
 )
 
-MODEL_LABELS = {
-    "otd_risk": "otd-risk (LightGBM)",
-    "planner_rule": "planner's rule",
-    "logistic": "logistic regression",
-}
-
 
 def train(
     data: Annotated[
@@ -85,6 +79,7 @@ def train(
     )
     # Every metric training computes, in its order (imported here: sklearn is slow to import).
     from training.evaluate import METRICS
+    from training.train import MODEL_LABELS
 
     table = Table(title="Validation window (time split)")
     table.add_column("model")
@@ -95,14 +90,34 @@ def train(
     console.print(table)
     for line in gain_lines(result.gains):
         console.print(line)
-    console.print(f"planner's rule: {result.planner_rule_note}")
+    for line in model_lines(result):
+        console.print(line)
     colour = "green" if result.promoted else "yellow"
     console.print(f"[bold {colour}]{result.decision}[/]")
     console.print(f"MLflow run {result.run_id} at {settings.tracking_uri}")
 
 
+def model_lines(result) -> list[str]:
+    """What the baselines did, what training chose, and calibration on the latest orders."""
+    from training.train import MODEL_LABELS
+
+    lines = [f"{MODEL_LABELS.get(k, k)}: {note}" for k, note in result.baseline_notes.items()]
+    pairs = ", ".join(" x ".join(p) for p in result.rate_pairs) or "none"
+    lines.append(
+        f"tree shape: {result.capacity}; history pairs chosen on the training window: {pairs}; "
+        f"{len(result.dropped_features)} empty or constant feature(s) left out"
+    )
+    recent = ", ".join(
+        f"{MODEL_LABELS.get(k, k)} {v:.3f}" for k, v in result.recent_ece.items() if v == v
+    )
+    lines.append(f"ECE on the most recent quarter of the validation window: {recent}")
+    return lines
+
+
 def gain_lines(gains: dict[str, dict[str, float]]) -> list[str]:
     """One sentence per baseline: otd-risk's PR AUC gain over it and its 95% interval."""
+    from training.train import MODEL_LABELS
+
     return [
         f"PR AUC gain over the {MODEL_LABELS.get(key, key)}: {gain['gain']:+.3f} "
         f"(95% interval {gain['ci_low']:+.3f} to {gain['ci_high']:+.3f}, bootstrap over "
