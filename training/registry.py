@@ -199,6 +199,13 @@ def promotion_gate(
     )
 
 
+def promote(settings: Settings, version: str) -> None:
+    """Point the champion alias at ``version`` (what ``--force`` does after the gate)."""
+    MlflowClient(settings.tracking_uri, settings.tracking_uri).set_registered_model_alias(
+        settings.model_name, settings.champion_alias, version
+    )
+
+
 def load_champion(settings: Settings) -> LoadedModel:
     """The model behind ``models:/<model_name>@<champion_alias>``, its version, training run
     and that run's metrics. Raises LookupError when nothing is promoted yet."""

@@ -29,7 +29,12 @@ def test_demo_simulates_trains_registers_scores_and_says_where_to_look(tmp_path)
     for step in ("building the training set", "fitting LightGBM", "promotion gate"):
         assert step in out
     assert proc.stderr == "", proc.stderr
-    assert "promoted to @champion: no champion yet" in out
+    # On this small world (2,000 orders) a baseline may match the model: the gate says so and
+    # the demo, which must show the whole flow, promotes it anyway and says that too.
+    if "NOT promoted" in out:
+        assert "does not beat the" in out and "the demo promotes it anyway" in out
+    else:
+        assert "promoted to @champion: no champion yet" in out
     assert "Top 10 of" in out and "Where to look next" in out
     home = tmp_path / ".otd-risk"  # the embedded default, relative to where it runs
     assert (home / "mlflow.db").exists() and (home / "mlartifacts").is_dir()
