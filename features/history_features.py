@@ -30,6 +30,7 @@ from data.dataset import Dataset
 from features.queries import Queries
 from features.registry import PAIR_SEPARATOR, RATE_HALF_LIFE_DAYS
 from features.timeline import (
+    DAY_NS,
     NOT_YET,
     Timeline,
     day_number,
@@ -45,7 +46,9 @@ with a fixed prior strength; the settled-orders count beside it lets the model j
 _VALUE_JOIN = "\x1f"
 
 SETTLED_CAP = 100.0
-"""``settled_<key>`` counts at most this many orders."""
+"""``settled_<key>`` counts at most this many orders..."""
+SETTLED_WINDOW_DAYS = 365
+"""...settled in this many days before as_of."""
 RATE_PREFIXES: tuple[str, ...] = ("late_rate_", "late_rate_recent_", "mean_days_late_", "settled_")
 """The features one key gives, by name prefix (``<prefix><key name>``)."""
 
@@ -136,9 +139,10 @@ def category_history_features(
         out[f"mean_days_late_{name}"] = np.where(
             unknown, np.nan, (s["days"] + m * prior_days) / (s["nd"] + m)
         )
-        # Capped: beyond a hundred orders a rate is as trustworthy as it gets, and an uncapped
-        # count only grows with time (a model would read it as the calendar).
-        out[f"settled_{name}"] = np.where(unknown, np.nan, np.minimum(s["n"], SETTLED_CAP))
+        # Over the last year and capped: beyond a hundred orders a rate is as trustworthy as it
+        # gets, and a count of all history only grows with time (a model would read it as the
+        # calendar, and monitoring would see it drift).
+        out[f"settled_{name}"] = np.where(unknown, np.nan, np.minimum(s["n_window"], SETTLED_CAP))
     return out
 
 
@@ -154,13 +158,17 @@ def _sums(
     q_decay: np.ndarray,
 ) -> dict[str, np.ndarray]:
     outcomes = Timeline(keys, settle).sums_at(
-        {"n": np.ones(len(keys)), "late": late, "w": weight, "w_late": weight * late}, q_keys, q_t
+        {"n": np.ones(len(keys)), "late": late, "w": weight, "w_late": weight * late},
+        q_keys,
+        q_t,
+        windows_ns=(SETTLED_WINDOW_DAYS * DAY_NS,),
     )
     lateness = Timeline(keys, days_known).sums_at(
         {"nd": np.ones(len(keys)), "days": days}, q_keys, q_t
     )
     return {
         "n": outcomes["n"],
+        "n_window": outcomes[f"n@{SETTLED_WINDOW_DAYS * DAY_NS}"],
         "late": outcomes["late"],
         "w": outcomes["w"] / q_decay,
         "w_late": outcomes["w_late"] / q_decay,

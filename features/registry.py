@@ -654,10 +654,10 @@ def rate_specs(dataset: Dataset, keys: Sequence[Sequence[str]]) -> list[FeatureS
             ),
             FeatureSpec(
                 name=f"settled_{name}",
-                description=f"Number of past orders with the same {what} settled by as_of, "
-                "capped at 100: how much history stands behind the rates.",
-                template=f"{{value:.0f}} {en} are settled",
-                template_zh=f"{zh}已结案 {{value:.0f}} 个",
+                description=f"Number of past orders with the same {what} settled in the year "
+                "before as_of, capped at 100: how much history stands behind the rates.",
+                template=f"{{value:.0f}} {en} were settled over the last year",
+                template_zh=f"{zh}过去一年已结案 {{value:.0f}} 个",
                 **common,
             ),
         ]

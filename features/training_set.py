@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from data.contract import STAGES
 from data.dataset import Dataset, order_outcomes
 from features.build import build_features_at
 from features.timeline import DAY_NS, NOT_YET, local_day_number, local_midnight_ns, to_ns
@@ -149,3 +150,89 @@ def build_training_set(
     features.attrs["counts"] = counts
     features.attrs["cutoff"] = t
     return features
+
+
+TARGET_PREFIX = "target_"
+"""Forecast targets in a forecast training set: ``target_days_late``, ``target_added_<stage>``,
+``target_tail`` (see ``features.stage_slips``)."""
+
+
+def build_forecast_set(
+    dataset: Dataset,
+    cutoff: object,
+    frame: pd.DataFrame,
+    *,
+    every_days: int = 7,
+    extra_order_columns: Sequence[str] = (),
+    rate_pairs: Sequence[Sequence[str]] = (),
+) -> pd.DataFrame:
+    """Examples for the delivery forecast: of the orders in ``frame`` (a training set built by
+    :func:`build_training_set` at the same ``cutoff``) delivered by the cut-off, their examples,
+    plus their snapshots after the due date while still undelivered (every ``every_days``, on
+    the same grid), so that orders already past due are in the forecast's training data. Each
+    row gets the order's final days late (continuous: delivery minus the end of the due date),
+    what each stage added and the wait from the last stage to delivery, and ``delivered_at``.
+    Orders not delivered by the cut-off have no final lateness yet: they are left out and
+    counted in ``attrs["counts"]``."""
+    from features.stage_slips import days_late_continuous, final_additions
+
+    t = dataset.as_of(cutoff)
+    cut = dataset.cut(t)
+    orders = cut.orders
+    row = pd.Index(orders["order_id"]).get_indexer(frame["order_id"].to_numpy())
+    y = days_late_continuous(cut)
+    delivered_ns = (
+        to_ns(orders["delivered_at"])
+        if "delivered_at" in orders.columns
+        else np.full(len(orders), NOT_YET)
+    )
+    keep = np.isfinite(y[row])
+    base = frame.loc[keep].copy()
+    base_row = row[keep]
+
+    # Snapshots after the classifier's examples stop (its outcome became known) until delivery.
+    step = every_days * DAY_NS
+    per_order = base.assign(_row=base_row).groupby("_row")["as_of"].max()
+    last_ns = to_ns(per_order)
+    created = to_ns(orders["created_at"])[per_order.index.to_numpy()]
+    delivered = delivered_ns[per_order.index.to_numpy()]
+    first_k = (last_ns - created) // step + 1
+    n_more = np.maximum(0, (delivered - created + step - 1) // step - first_k)
+    owner = np.repeat(per_order.index.to_numpy(), n_more)
+    k = np.repeat(first_k, n_more) + (
+        np.arange(n_more.sum()) - np.repeat(np.cumsum(n_more) - n_more, n_more)
+    )
+    extra_as_of = created.repeat(n_more) + k * step
+    extra = pd.DataFrame(
+        {
+            "order_id": orders["order_id"].to_numpy(dtype=object)[owner],
+            "as_of": pd.to_datetime(extra_as_of, utc=True),
+        }
+    )
+    if len(extra):
+        built = build_features_at(
+            cut, extra, extra_order_columns=extra_order_columns, rate_pairs=rate_pairs
+        )
+        # The order's labels are the same at every snapshot.
+        labels = [c for c in base.columns if c not in built.columns and c != "days_to_due"]
+        first = base.assign(_row=base_row).groupby("_row")[labels].first().reindex(owner)
+        for col in labels:
+            built[col] = first[col].to_numpy()
+        built["days_to_due"] = built["slack_days"]
+        base = pd.concat([base, built[base.columns]], ignore_index=True)
+        base_row = np.concatenate([base_row, owner])
+    added = final_additions(cut)
+    base[f"{TARGET_PREFIX}days_late"] = y[base_row]
+    for i, stage in enumerate(STAGES):
+        base[f"{TARGET_PREFIX}added_{stage}"] = added["added"][base_row, i]
+    base[f"{TARGET_PREFIX}tail"] = added["tail"][base_row]
+    base["delivered_at"] = pd.to_datetime(delivered_ns[base_row], utc=True)
+    base.attrs["counts"] = {
+        "forecast_orders": int(len(np.unique(base_row))),
+        "forecast_examples": int(len(base)),
+        "forecast_examples_past_due": int(len(extra)),
+        "forecast_orders_not_delivered_excluded": int(
+            len(np.unique(row)) - len(np.unique(row[keep]))
+        ),
+    }
+    return base

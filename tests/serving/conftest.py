@@ -27,6 +27,11 @@ class Served:
     reader_key: str
     admin_key: str
 
+    @property
+    def feature_options(self) -> dict:
+        """What ``features.build`` needs for the served model (its history pairs, extras)."""
+        return self.loaded.risk_model.feature_options(self.dataset.orders.columns)
+
 
 @pytest.fixture(scope="session")
 def serving_world() -> SimulatedWorld:

@@ -211,7 +211,7 @@ def test_score_from_feature_values_equals_score_by_id(client, reader, served):
 
     rm = served.loaded.risk_model
     oid = served.scores["order_id"].iloc[0]
-    row = open_order_features(served.dataset).loc[oid]
+    row = open_order_features(served.dataset, **served.feature_options).loc[oid]
     features = {n: (None if row[n] != row[n] else row[n]) for n in rm.feature_names}
     features = {
         k: (float(v) if isinstance(v, (int, float, np.floating)) else v)
@@ -236,7 +236,7 @@ def test_batches_by_value_equal_batches_by_id(client, reader, served, n):
 
     rm = served.loaded.risk_model
     ids = served.scores["order_id"].head(n).tolist()
-    rows = open_order_features(served.dataset).loc[ids]
+    rows = open_order_features(served.dataset, **served.feature_options).loc[ids]
     orders = []
     for oid, row in rows.iterrows():
         values = {f: (None if row[f] != row[f] else row[f]) for f in rm.feature_names}

@@ -54,7 +54,7 @@ def test_top_stage_names_the_true_cause_for_most_late_orders(served):
     assert len(late) >= 50
     agreement = float((late["top_stage"] == late["cause_stage"]).mean())
 
-    features = open_order_features(served.dataset).loc[late["order_id"]]
+    features = open_order_features(served.dataset, **served.feature_options).loc[late["order_id"]]
     shap_only = explain(served.loaded.risk_model, features)["top_stage"].to_numpy()
     shap_agreement = float((shap_only == late["cause_stage"].to_numpy()).mean())
     print(

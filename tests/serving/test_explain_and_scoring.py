@@ -20,7 +20,7 @@ from serving.scoring import score_open_orders, write_ranked
 
 @pytest.fixture(scope="module")
 def features(served):
-    return open_order_features(served.dataset)
+    return open_order_features(served.dataset, **served.feature_options)
 
 
 def test_explain_contract(served, features):
@@ -89,7 +89,9 @@ def test_reasons_start_with_the_stage_the_delay_comes_from(served, features):
         if features.iloc[i][[lead]].isna().any():
             continue  # its sentence cannot be said; the next best of the stage may be
         spec = next(s for s in rm.feature_specs if s["name"] == lead)
-        assert out["reasons"].iloc[i][0].startswith(spec["template"].split("{")[0])
+        # Signed features have a sentence for negative values too ("usually needs 2 more days").
+        starts = [spec[k].split("{")[0] for k in ("template", "template_negative") if spec.get(k)]
+        assert out["reasons"].iloc[i][0].startswith(tuple(starts))
         checked += 1
     assert checked > 10
 

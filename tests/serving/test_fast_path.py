@@ -21,7 +21,7 @@ N_ROWS = 150
 def open_features(served) -> pd.DataFrame:
     from features.build import open_order_features
 
-    return open_order_features(served.dataset).head(N_ROWS)
+    return open_order_features(served.dataset, **served.feature_options).head(N_ROWS)
 
 
 @pytest.fixture(scope="module")

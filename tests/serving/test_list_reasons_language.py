@@ -25,7 +25,7 @@ def has_cjk(text: str) -> bool:
 def test_explain_formats_the_same_contributions_in_each_language(served):
     ds = served.dataset
     t = ds.snapshot_time()
-    features = build_features(ds, open_orders(ds.orders, t).head(60), t)
+    features = build_features(ds, open_orders(ds.orders, t).head(60), t, **served.feature_options)
     rm = served.loaded.risk_model
     both = explain(rm, features, lang="zh", reason_langs=("en", "zh"))
     en = explain(rm, features, lang="en")

@@ -63,7 +63,7 @@ def test_real_model_tabulated_equals_pred_contrib(served):
     from features.build import open_order_features
 
     rm = served.loaded.risk_model
-    X = rm.encode(open_order_features(served.dataset))
+    X = rm.encode(open_order_features(served.dataset, **served.feature_options))
     expected = rm.booster.predict(X, pred_contrib=True)
     got = shap_values(flatten_booster(rm.booster), X, num_threads=2)
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)

@@ -1,0 +1,355 @@
+"""The delivery forecast: how many days late each open order will be, stage by stage, with
+intervals that mean what they say.
+
+Point forecast. With stage data, days late (delivery minus the end of the due date, in days;
+negative = early) splits exactly into the plan's own offset against the due date, what each stage
+adds beyond its plan (``features.stage_slips``) and the wait from the last stage to delivery.
+What the completed stages added is observed; for each stage still ahead a LightGBM regression
+(one per stage, on the same features as the risk model: supplier punctuality speaks for
+procurement, plant load for production...) predicts what it will add, learned from the stages of
+historical orders seen where this order stands now. Without stage data (or where the order's plan
+does not say), one regression forecasts days late directly. An open order cannot be delivered
+before as_of, and a stage already running late cannot finish before now: the forecast respects
+both.
+
+Intervals. Split conformal on a calibration window in time: the models are fitted on the earlier
+training orders, their residuals on the most recent fifth (never the validation window) give the
+interval's quantiles, separately for orders at each stage and for orders past their due date
+(Mondrian conformal: the uncertainty of an order in confirmation is not that of one in shipping).
+Then the models are refitted on all training orders with the same number of trees, as the risk
+model is. The same residuals give the forecast's own probability of being late.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from data.contract import STAGES
+from features.stage_slips import observed_state
+
+FORECAST_PARAMS: dict[str, Any] = {
+    "objective": "regression",
+    "metric": "l2",
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "max_depth": 6,
+    "lambda_l2": 5.0,
+    "feature_fraction": 0.9,
+    "bagging_fraction": 0.9,
+    "bagging_freq": 1,
+    "deterministic": True,
+    "force_col_wise": True,
+    "verbosity": -1,
+}
+"""One shape for every stage: the mean of what a stage adds (means add up, medians do not)."""
+NUM_ROUNDS = 300
+EARLY_STOPPING_ROUNDS = 30
+MAX_ROWS = 150_000
+"""Each regression learns from at most this many examples (orders sampled whole): bounds the
+training time on large histories; beyond it the mean of a stage's delay hardly moves."""
+MIN_ROWS = 50
+"""A stage with fewer examples than this gets the mean of what it added instead of a model."""
+LEVELS: tuple[float, ...] = (0.025, 0.1, 0.9, 0.975)
+"""Residual quantiles kept: the 80% interval (0.1..0.9) and the 95% interval (0.025..0.975)."""
+MIN_BUCKET = 50
+"""A (stage, past due) bucket with fewer calibration residuals borrows its stage's, then all."""
+RESIDUAL_SAMPLE = 1000
+"""Residuals kept per bucket for the forecast's probability of lateness."""
+DIRECT = "direct"
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What :meth:`DelayForecast.predict` says of each row, in days after the end of the due
+    date (> 0 = late): the point forecast, its 80% and 95% intervals, what each stage adds
+    (rows x ``STAGES``: observed for completed stages, forecast for the others, NaN where the
+    order has no such stage), and the probability of being later than the grace days."""
+
+    days_late: np.ndarray
+    p10: np.ndarray
+    p90: np.ndarray
+    p025: np.ndarray
+    p975: np.ndarray
+    stage_days: np.ndarray
+    p_late: np.ndarray
+
+
+def buckets(position: np.ndarray, known: np.ndarray, slack_days: np.ndarray) -> np.ndarray:
+    """Mondrian bucket of each row: its stage position (0..6, 7 = all stages completed, 8 = not
+    split into stages) times 2, plus 1 when it is past its due date."""
+    pos = np.where(known, np.clip(position, 0, len(STAGES)), len(STAGES) + 1)
+    return pos * 2 + (np.asarray(slack_days, dtype=np.float64) < 0).astype(np.int64)
+
+
+class DelayForecast:
+    """Per-stage delay regressions plus a direct one, and conformal residual quantiles.
+
+    ``feature_names``: the columns of the encoded matrices given to :meth:`fit` and
+    :meth:`predict` (the risk model's encoding); ``grace_days``: lateness the probability counts
+    from."""
+
+    def __init__(self, feature_names: Sequence[str], grace_days: int = 0, seed: int = 42) -> None:
+        self.feature_names = list(feature_names)
+        self.grace_days = grace_days
+        self.seed = seed
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(
+        self,
+        X: np.ndarray,
+        columns: Mapping[str, Any],
+        targets: Mapping[str, np.ndarray],
+        blocks: np.ndarray,
+        *,
+        categorical: Sequence[int] = (),
+        threads: int = 2,
+    ) -> DelayForecast:
+        """``X``: encoded features; ``columns``: the feature columns ``observed_state`` reads
+        (and ``slack_days``); ``targets``: ``days_late`` (continuous, per row), ``added_<stage>``
+        (what the stage finally added) and ``tail`` (last stage to delivery); ``blocks``: the
+        training blocks in time (the last one is the calibration window)."""
+        state = _state(columns)
+        slack = np.asarray(columns["slack_days"], dtype=np.float64)
+        y = np.asarray(targets["days_late"], dtype=np.float64)
+        last = blocks.max()
+        early, calib = blocks != last, blocks == last
+        rng = np.random.default_rng(self.seed)
+        params = {**FORECAST_PARAMS, "num_threads": threads, "seed": self.seed}
+        self.tail_ = (
+            float(np.nanmean(targets["tail"])) if np.isfinite(targets["tail"]).any() else 0.0
+        )
+        self.stage_trees_: dict[str, int] = {}
+        self.stage_means_: dict[str, float] = {}
+        early_models: dict[str, lgb.Booster | None] = {}
+        rows_of: dict[str, np.ndarray] = {}
+        for i, stage in enumerate(STAGES):
+            target = np.asarray(targets[f"added_{stage}"], dtype=np.float64)
+            rows = np.flatnonzero(state["pending"][:, i] & np.isfinite(target))
+            rows_of[stage] = rows
+            self.stage_means_[stage] = float(target[rows].mean()) if len(rows) else 0.0
+            early_models[stage] = self._fit_one(
+                X, target, rows, early, calib, params, categorical, rng, stage
+            )
+        direct_rows = np.flatnonzero(np.isfinite(y))
+        rows_of[DIRECT] = direct_rows
+        early_models[DIRECT] = self._fit_one(
+            X, y, direct_rows, early, calib, params, categorical, rng, DIRECT
+        )
+        self.direct_mean_ = float(y[direct_rows].mean()) if len(direct_rows) else 0.0
+
+        # Residuals of the early models on the calibration window give the intervals.
+        self._models = early_models
+        cal = np.flatnonzero(calib & np.isfinite(y))
+        point, _ = self._point(X[cal], _take(state, cal), slack[cal])
+        residual = y[cal] - point
+        bucket = buckets(state["position"][cal], state["known"][cal], slack[cal])
+        self._set_quantiles(residual, bucket)
+
+        # Served models learn from every training order, with the trees found above.
+        self._models = {
+            name: None
+            if model is None
+            else self._refit(X, targets, y, rows_of[name], params, categorical, rng, name)
+            for name, model in early_models.items()
+        }
+        return self
+
+    def _target(self, targets: Mapping[str, np.ndarray], y: np.ndarray, name: str) -> np.ndarray:
+        return y if name == DIRECT else np.asarray(targets[f"added_{name}"], dtype=np.float64)
+
+    def _sample(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if len(rows) <= MAX_ROWS:
+            return rows
+        return np.sort(rng.choice(rows, MAX_ROWS, replace=False))
+
+    def _fit_one(self, X, target, rows, early, calib, params, categorical, rng, name):
+        fit_rows = self._sample(rows[early[rows]], rng)
+        hold_rows = rows[calib[rows]]
+        if len(fit_rows) < MIN_ROWS:
+            self.stage_trees_[name] = 0
+            return None
+        train_set = lgb.Dataset(
+            X[fit_rows],
+            target[fit_rows],
+            categorical_feature=list(categorical),
+            params={"feature_pre_filter": False},
+        )
+        if len(hold_rows) >= MIN_ROWS:
+            valid_set = lgb.Dataset(
+                X[hold_rows],
+                target[hold_rows],
+                reference=train_set,
+                params={"feature_pre_filter": False},
+            )
+            booster = lgb.train(
+                params,
+                train_set,
+                num_boost_round=NUM_ROUNDS,
+                valid_sets=[valid_set],
+                callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+            )
+            trees = max(1, booster.best_iteration or booster.current_iteration())
+        else:
+            booster = lgb.train(params, train_set, num_boost_round=NUM_ROUNDS // 3)
+            trees = booster.current_iteration()
+        self.stage_trees_[name] = int(trees)
+        return lgb.Booster(model_str=booster.model_to_string(num_iteration=trees))
+
+    def _refit(self, X, targets, y, rows, params, categorical, rng, name):
+        target = self._target(targets, y, name)
+        fit_rows = self._sample(rows, rng)
+        train_set = lgb.Dataset(
+            X[fit_rows],
+            target[fit_rows],
+            categorical_feature=list(categorical),
+            params={"feature_pre_filter": False},
+        )
+        return lgb.train(params, train_set, num_boost_round=self.stage_trees_[name])
+
+    def _set_quantiles(self, residual: np.ndarray, bucket: np.ndarray) -> None:
+        """Per bucket, the conformal quantiles (with the finite-sample correction) and a sample
+        of sorted residuals; small buckets borrow their stage's, then everyone's."""
+        self.quantiles_: dict[int, list[float]] = {}
+        self.residuals_: dict[int, list[float]] = {}
+        pooled = residual[np.isfinite(residual)]
+        for b in range(2 * (len(STAGES) + 2)):
+            own = residual[bucket == b]
+            if len(own) < MIN_BUCKET:
+                own = residual[bucket // 2 == b // 2]
+            if len(own) < MIN_BUCKET:
+                own = pooled
+            if len(own) == 0:
+                own = np.zeros(1)
+            self.quantiles_[b] = [_conformal_quantile(own, q) for q in LEVELS]
+            sample = np.sort(own)
+            if len(sample) > RESIDUAL_SAMPLE:
+                sample = np.quantile(sample, np.linspace(0, 1, RESIDUAL_SAMPLE))
+            self.residuals_[b] = [float(v) for v in sample]
+
+    # -- predicting ------------------------------------------------------------------------
+    def _predict_model(self, name: str, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        model = self._models.get(name)
+        if len(rows) == 0:
+            return np.zeros(0)
+        if model is None:
+            mean = self.direct_mean_ if name == DIRECT else self.stage_means_.get(name, 0.0)
+            return np.full(len(rows), mean)
+        threads = 1 if len(rows) <= 16 else 0
+        return model.predict(X[rows], num_threads=threads)
+
+    def _point(
+        self, X: np.ndarray, state: Mapping[str, np.ndarray], slack: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n = len(X)
+        stage_days = np.where(state["done"], state["added"], np.nan)
+        for i, stage in enumerate(STAGES):
+            rows = np.flatnonzero(state["pending"][:, i])
+            if len(rows):
+                stage_days[rows, i] = self._predict_model(stage, X, rows)
+        # A stage already past its planned end cannot finish before now.
+        current = np.clip(state["position"], 0, len(STAGES) - 1)
+        r = np.arange(n)
+        running = state["pending"][r, current] & (state["position"] < len(STAGES))
+        floor = state["behind_current"] - state["slip_so_far"]
+        late_now = running & (state["behind_current"] > 0)
+        stage_days[r[late_now], current[late_now]] = np.maximum(
+            stage_days[r[late_now], current[late_now]], floor[late_now]
+        )
+        ahead = np.where(state["pending"], stage_days, 0.0).sum(axis=1)
+        split = state["plan_offset"] + state["slip_so_far"] + ahead + self.tail_
+        point = np.where(state["known"], split, np.nan)
+        direct_rows = np.flatnonzero(~state["known"])
+        point[direct_rows] = self._predict_model(DIRECT, X, direct_rows)
+        # Not delivered yet: no earlier than as_of.
+        return np.maximum(point, -slack), stage_days
+
+    def predict(self, X: np.ndarray, columns: Mapping[str, Any]) -> Forecast:
+        """The forecast of each encoded row (``columns`` as for :meth:`fit`)."""
+        state = _state(columns)
+        slack = np.asarray(columns["slack_days"], dtype=np.float64)
+        point, stage_days = self._point(X, state, slack)
+        bucket = buckets(state["position"], state["known"], slack)
+        table = np.array([self.quantiles_[b] for b in range(len(self.quantiles_))])
+        q = table[bucket]
+        bounds = [np.maximum(point + q[:, k], -slack) for k in range(len(LEVELS))]
+        # The forecast's own P(days late > grace): the share of its bucket's calibration
+        # residuals that would put this order past the grace days.
+        p_late = np.empty(len(point))
+        for b in np.unique(bucket):
+            rows = np.flatnonzero(bucket == b)
+            r = np.asarray(self.residuals_[int(b)])
+            above = np.searchsorted(r, self.grace_days - point[rows], side="right")
+            p_late[rows] = 1.0 - above / len(r)
+        return Forecast(point, bounds[1], bounds[2], bounds[0], bounds[3], stage_days, p_late)
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, model in self._models.items():
+            if model is not None:
+                model.save_model(str(directory / f"{name}.txt"))
+        meta = {
+            "feature_names": self.feature_names,
+            "grace_days": self.grace_days,
+            "seed": self.seed,
+            "tail": self.tail_,
+            "stage_trees": self.stage_trees_,
+            "stage_means": self.stage_means_,
+            "direct_mean": self.direct_mean_,
+            "quantiles": {str(k): v for k, v in self.quantiles_.items()},
+            "residuals": {str(k): v for k, v in self.residuals_.items()},
+            "models": [name for name, model in self._models.items() if model is not None],
+        }
+        (directory / "forecast.json").write_text(json.dumps(meta), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> DelayForecast:
+        meta = json.loads((directory / "forecast.json").read_text(encoding="utf-8"))
+        out = cls(meta["feature_names"], meta["grace_days"], meta["seed"])
+        out.tail_ = meta["tail"]
+        out.stage_trees_ = meta["stage_trees"]
+        out.stage_means_ = meta["stage_means"]
+        out.direct_mean_ = meta["direct_mean"]
+        out.quantiles_ = {int(k): v for k, v in meta["quantiles"].items()}
+        out.residuals_ = {int(k): v for k, v in meta["residuals"].items()}
+        out._models = {name: None for name in (*STAGES, DIRECT)}
+        for name in meta["models"]:
+            out._models[name] = lgb.Booster(model_file=str(directory / f"{name}.txt"))
+        return out
+
+
+def _state(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    state = observed_state(columns)
+    return {**state, "behind_current": _behind_current(columns, state["position"])}
+
+
+def _behind_current(columns: Mapping[str, Any], position: np.ndarray) -> np.ndarray:
+    """Days the current stage is past its planned end so far (0 while ahead, NaN unknown)."""
+    behind = np.column_stack(
+        [np.asarray(columns[f"{s}_days_behind"], dtype=np.float64) for s in STAGES]
+    )
+    pos = np.clip(position, 0, len(STAGES) - 1)
+    return behind[np.arange(len(behind)), pos]
+
+
+def _take(state: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[rows] for k, v in state.items()}
+
+
+def _conformal_quantile(residual: np.ndarray, level: float) -> float:
+    """The split-conformal quantile: the ceil((n + 1) * level)-th smallest residual (for the
+    upper levels; mirrored for the lower ones), clipped to the sample."""
+    r = np.sort(residual)
+    n = len(r)
+    if level >= 0.5:
+        k = int(np.ceil((n + 1) * level)) - 1
+    else:
+        k = int(np.floor((n + 1) * level)) - 1
+    return float(r[min(max(k, 0), n - 1)])
