@@ -1,7 +1,10 @@
 """Scoring runs recorded under the project home: a run is all there or absent.
 
 Each run records the model version, as_of, the data fingerprint, counts, when it was made and its
-ranked rows. The latest complete run is the list the API serves.
+ranked rows. The *current* run is the list the API serves and the webhooks compare against: the
+run with the latest ``as_of``, and of those the latest recorded (``CURRENT_FIRST``). A run scored
+back in time (``otd-risk score --as-of`` last week) is recorded, but it does not replace the
+planners' list and sends no webhook events.
 """
 
 from __future__ import annotations
@@ -71,6 +74,10 @@ SCORED_ORDERS = Table(
 )
 
 
+CURRENT_FIRST = (SCORING_RUNS.c.as_of.desc(), SCORING_RUNS.c.created_at.desc())
+"""Runs in the order of which is current: latest as_of, then latest recorded."""
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """One recorded scoring run, without its rows."""
@@ -138,18 +145,17 @@ def add_missing_columns(engine: Engine) -> None:
 
 
 def latest_run(home: Path) -> RunInfo | None:
-    """The most recent complete run, or None when nothing was scored yet."""
+    """The current run (latest ``as_of``, then latest recorded), or None when nothing was scored
+    yet. Not the run recorded last: a back-dated run is no one's current list."""
     with serving_engine(home).connect() as conn:
         row = (
-            conn.execute(select(SCORING_RUNS).order_by(SCORING_RUNS.c.created_at.desc()).limit(1))
-            .mappings()
-            .first()
+            conn.execute(select(SCORING_RUNS).order_by(*CURRENT_FIRST).limit(1)).mappings().first()
         )
     return None if row is None else _info(row)
 
 
 def list_runs(home: Path, limit: int = 20) -> list[RunInfo]:
-    """Recent runs, newest first."""
+    """Recent runs, the one recorded last first (back-dated runs included)."""
     with serving_engine(home).connect() as conn:
         rows = (
             conn.execute(
@@ -188,8 +194,12 @@ def load_run_rows(home: Path, run_id: str) -> pd.DataFrame:
 
 
 def delete_runs_before(home: Path, keep: int) -> int:
-    """Delete all but the ``keep`` newest runs; returns how many were deleted."""
+    """Delete all but the ``keep`` newest runs (and the current one, whenever it was recorded);
+    returns how many were deleted."""
     keep_ids = [r.run_id for r in list_runs(home, limit=keep)]
+    current = latest_run(home)
+    if current is not None:
+        keep_ids.append(current.run_id)
     with serving_engine(home).begin() as conn:
         old = (
             conn.execute(

@@ -4,15 +4,25 @@ reader key and with an admin key. No response is a 5xx, every error is in the do
 ``{"error": {"code", "message"}}``, and successful responses match their schema. Bounded
 (``MAX_EXAMPLES`` per operation and mode) so that it runs in CI in about a minute.
 
-(schemathesis' own pytest loader, ``schemathesis.pytest.from_fixture``, breaks on pytest 9: it sets
+(Dates and times are drawn from the whole range Python has (years 1 to 9999, with and without
+an offset) plus the values past pandas' nanosecond range that once made 500s (9999-12-31,
+2262-05-01, 0001-01-01 ...): ``schemathesis.openapi.format`` replaces the ``date`` and
+``date-time`` strategies, and a test checks that the fuzzer did send them where the API takes a
+date. Without a key, nothing but a body that is not JSON at all may be answered otherwise than
+401 (FastAPI reads the body before any dependency runs).
+
+schemathesis' own pytest loader, ``schemathesis.pytest.from_fixture``, breaks on pytest 9: it sets
 ``node._nodeid``. The operations' Hypothesis strategies are used directly instead.)"""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from reliability_helpers import copy_home, running_server
 from schemathesis.checks import not_a_server_error
@@ -26,6 +36,41 @@ pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/v1/messages"}
+
+OUT_OF_RANGE_TIMES = (
+    "9999-12-31T23:59:59",
+    "9999-12-31T23:59:59+14:00",
+    "2262-05-01T00:00:00",
+    "2262-04-11T23:47:17Z",
+    "1677-09-21T00:12:43Z",
+    "0001-01-01T00:00:00",
+    "0001-01-01T00:00:00-12:00",
+)
+OUT_OF_RANGE_DAYS = ("9999-12-31", "2262-04-12", "1677-09-21", "0001-01-01")
+DATE_TIMES = st.one_of(
+    st.sampled_from(OUT_OF_RANGE_TIMES),
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=8))]),
+    ).map(datetime.isoformat),
+)
+DATES = st.one_of(
+    st.sampled_from(OUT_OF_RANGE_DAYS),
+    st.dates().map(lambda d: d.isoformat()),
+)
+schemathesis.openapi.format("date-time", DATE_TIMES)
+schemathesis.openapi.format("date", DATES)
+OUT_OF_RANGE = (*OUT_OF_RANGE_TIMES, *OUT_OF_RANGE_DAYS)
+DATE_OPERATIONS = {
+    "POST /v1/risk",
+    "GET /v1/orders/at-risk",
+    "GET /v1/orders/at-risk/export",
+    "GET /v1/orders/{order_id}/risk",
+}
+"""The operations that take a date or a time."""
+SENT_OUT_OF_RANGE: dict[str, int] = {}
+"""Per operation, how many requests carried a date out of pandas' range (filled by the fuzz)."""
 
 
 def documented_operations() -> list[str]:
@@ -110,6 +155,8 @@ def test_fuzz_operation(label, mode, live_operations, trained_home, http_session
             else:
                 headers.pop("Authorization", None)
             response = case.call(headers=headers, session=http_session, timeout=60)
+            if who == "admin" and any(v in _sent(case) for v in OUT_OF_RANGE):
+                SENT_OUT_OF_RANGE[label] = SENT_OUT_OF_RANGE.get(label, 0) + 1
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             assert response.status_code < 500, (who, case.as_curl_command(), response.text)
             assert_error_shape(response)
@@ -118,9 +165,11 @@ def test_fuzz_operation(label, mode, live_operations, trained_home, http_session
                     response, checks=[not_a_server_error, response_schema_conformance]
                 )
             if who == "no key" and case.path not in OPEN_PATHS:
-                # 400/422 only for a body that cannot be parsed at all: FastAPI parses it before
-                # it runs any dependency (the key check included). Nothing is served without a key.
-                assert response.status_code in (400, 401, 422), (case.path, response.status_code)
+                # 422 only for a body that is not JSON at all: FastAPI reads it before it runs
+                # any dependency. Anything else (an invalid field, a bad query) is 401 first.
+                if response.status_code != 401:
+                    assert response.status_code in (400, 422), (case.path, response.status_code)
+                    assert _not_json(response), (case.as_curl_command(), response.text)
 
     try:
         check()
@@ -129,3 +178,23 @@ def test_fuzz_operation(label, mode, live_operations, trained_home, http_session
             pytest.skip(f"{label} takes no input that could be made invalid")
         raise
     assert sum(statuses.values()) >= 3
+
+
+def _sent(case) -> str:
+    """Everything a case sends that could hold a date: its query and body, as text."""
+    return f"{case.query or {}} {case.body if case.body is not None else ''}"
+
+
+def _not_json(response) -> bool:
+    """A 4xx that says the body could not be read at all."""
+    errors = response.json()["error"].get("details") or []
+    return response.status_code == 400 or any(e.get("type") == "json_invalid" for e in errors)
+
+
+def test_the_fuzzer_sent_dates_out_of_range_to_every_operation_that_takes_dates():
+    """Runs after the fuzz above (same module, file order): the dates that once made a 500
+    were sent to each operation that takes a date, and got no 5xx there."""
+    assert DATE_OPERATIONS <= set(OPERATIONS)
+    missing = {op for op in DATE_OPERATIONS if SENT_OUT_OF_RANGE.get(op, 0) == 0}
+    assert not missing, (missing, SENT_OUT_OF_RANGE)
+    print(f"\nrequests with out-of-range dates: {SENT_OUT_OF_RANGE}")
