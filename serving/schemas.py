@@ -25,9 +25,10 @@ OrderStatus = Literal["open", "delivered", "cancelled"]
 EARLIEST = date(1900, 1, 1)
 LATEST = date(2199, 12, 31)
 TIME_RANGE = f"from {EARLIEST} to {LATEST}"
-"""Times and dates the API accepts. pandas counts nanoseconds in 64 bits (1677-2262): beyond, a
-timestamp cannot even be made (9999-12-31 was a 500), and the features look a year back from
-an as_of; any real order falls well inside."""
+"""The as_of times the API accepts. Features are built on pandas' nanosecond timestamps
+(1677-2262): beyond, building them failed (9999-12-31 was a 500), and they look a year back from
+an as_of; any real order falls well inside. (Due-date filters take any date: they are only
+compared, which pandas does at any resolution.)"""
 
 
 def _time_in_range(value: datetime) -> datetime:
@@ -39,16 +40,8 @@ def _time_in_range(value: datetime) -> datetime:
     return value
 
 
-def _date_in_range(value: date) -> date:
-    if not EARLIEST <= value <= LATEST:
-        raise ValueError(f"{value.isoformat()} is out of range: give a date {TIME_RANGE}")
-    return value
-
-
 AsOf = Annotated[datetime, AfterValidator(_time_in_range)]
 """A point in time the API accepts (ISO 8601; 1900-01-01 to 2199-12-31), else 422."""
-DayIn = Annotated[date, AfterValidator(_date_in_range)]
-"""A calendar date the API accepts (YYYY-MM-DD; 1900-01-01 to 2199-12-31), else 422."""
 
 STAGE_UNIT = (
     "Each stage's share of the model's raw score in log-odds of lateness (TreeSHAP values of "

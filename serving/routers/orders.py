@@ -21,7 +21,6 @@ from serving.schemas import (
     AsOf,
     AtRiskOrder,
     AtRiskPage,
-    DayIn,
     ErrorResponse,
     FeatureContribution,
     OrderExplanation,
@@ -78,8 +77,8 @@ DUE_WINDOW = (
     "due_before=2025-03-08` is the week from 1 March to 7 March and the next week starts at "
     "`due_after=2025-03-08`. Dates are the plant's local calendar dates (YYYY-MM-DD)."
 )
-DueAfter = Annotated[DayIn | None, Query(description="Due on or after this date (inclusive).")]
-DueBefore = Annotated[DayIn | None, Query(description="Due strictly before this date (exclusive).")]
+DueAfter = Annotated[date | None, Query(description="Due on or after this date (inclusive).")]
+DueBefore = Annotated[date | None, Query(description="Due strictly before this date (exclusive).")]
 
 
 @dataclass(frozen=True)
