@@ -7,8 +7,9 @@ How it works, and why:
 - For each new run, each webhook registered before the run gets one event per order that
   newly crosses its threshold (``threshold_crossed``: at or above now, below it or absent in the
   previous current run) and, separately, per order whose risk rose by more than its step
-  (``risk_rose``). Only a run that becomes the current one (``serving.runs.CURRENT_FIRST``: no
-  run recorded before it has a later as_of) has events; a back-dated run has none. The events
+  (``risk_rose``). Only a run that becomes the current one (``serving.runs.current_run_query``:
+  no run of its dataset recorded before it has a later as_of) has events; a back-dated run has
+  none. The events
   of a run are inserted in the same transaction that marks the run processed: deliveries are
   persisted before anything is sent, and a crash cannot lose or double them (the idempotency
   key is unique).
@@ -78,7 +79,7 @@ from serving.egress import (
     check_receiver,
     parse_receiver_url,
 )
-from serving.runs import CURRENT_FIRST, SCORING_RUNS, RunInfo, load_run_rows
+from serving.runs import SCORING_RUNS, RunInfo, current_run_query, load_run_rows
 from serving.secretbox import SecretBox, SecretUnreadable, is_sealed
 
 log = logging.getLogger(__name__)
@@ -481,15 +482,20 @@ class WebhookStore:
                 .mappings()
                 .all()
             )
-            # The current run just before this one was recorded.
-            prev = conn.execute(
-                select(SCORING_RUNS.c.run_id, SCORING_RUNS.c.as_of)
-                .where(SCORING_RUNS.c.created_at < run.created_at)
-                .order_by(*CURRENT_FIRST)
+            # The current run just before this one was recorded, and whether a run of the same
+            # dataset recorded before it is later in time (then this one is not current).
+            prev = conn.execute(current_run_query(before=run.created_at).limit(1)).first()
+            later = conn.execute(
+                select(SCORING_RUNS.c.run_id)
+                .where(
+                    SCORING_RUNS.c.created_at < run.created_at,
+                    SCORING_RUNS.c.data_source == run.data_source,
+                    SCORING_RUNS.c.as_of > run.as_of,
+                )
                 .limit(1)
             ).first()
         prev_id = None if prev is None else prev.run_id
-        back_dated = prev is not None and _utc(prev.as_of) > _utc(run.as_of)
+        back_dated = later is not None
         values: list[dict] = []
         if hooks and not back_dated:  # no reader of this run: do not load its rows
             current = load_run_rows(self.home, run.run_id)
