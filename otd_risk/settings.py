@@ -18,7 +18,7 @@ from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pydantic_settings
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "OTD_RISK_"
@@ -141,6 +141,24 @@ class Settings(BaseSettings):
 
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     """Webhooks: HTTP timeout of one delivery attempt."""
+
+    webhook_allow_hosts: list[str] = Field(default_factory=list)
+    """Webhooks: receivers allowed although they are not public addresses, as a JSON list of
+    hosts (``"127.0.0.1"``, ``"hooks.plant.local"``), ``host:port`` (``"127.0.0.1:9000"``) or
+    networks (``"10.20.0.0/16"``), e.g. ``OTD_RISK_WEBHOOK_ALLOW_HOSTS='["127.0.0.1"]'`` for a
+    receiver on the same machine. Empty (the default): a receiver whose host is or resolves to a
+    loopback, private, link-local, multicast, reserved or unspecified address, in any spelling,
+    is refused at registration and again before every send."""
+
+    webhook_secret_key: SecretStr | None = None
+    """Webhooks: the key that encrypts the receivers' signing secrets in ``serving.db`` (a Fernet
+    key: 44 characters of URL-safe base64, e.g. from ``python -c "from cryptography.fernet import
+    Fernet; print(Fernet.generate_key().decode())"``). Empty: one is generated on first use into
+    ``<home>/webhook-secrets.key`` (mode 0600) and read from there."""
+
+    data_label: str | None = None
+    """How the API names the configured dataset to its callers (e.g. in an unknown order's 404).
+    Empty: the folder's or the database's name, never its path or URL."""
 
     scoring_log_url: str | None = None
     """SQL URL of the scoring log. Empty: SQLite at ``<home>/scoring_log.db``."""

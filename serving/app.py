@@ -24,11 +24,13 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from data.urls import install_log_redaction, redact_url
 from otd_risk.settings import Settings, get_settings
 from serving.errors import install_error_handlers
+from serving.headers import SecurityHeaders
 from serving.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
 from serving.metrics import Metrics, install_metrics
-from serving.routers import health, model, monitoring, orders, page, risk, webhooks
+from serving.routers import docs, health, model, monitoring, orders, page, risk, webhooks
 from serving.state import ServingState
 from serving.webhooks import start_webhook_worker
 
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None, options: ServeOptions | None = 
     settings = settings or get_settings()
     options = options or ServeOptions()
     metrics = Metrics()
+    install_log_redaction()  # the tracking URI may carry a password: never in the log
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -111,6 +114,9 @@ def create_app(settings: Settings | None = None, options: ServeOptions | None = 
         version="1",
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # Served by serving.routers.docs from the installed package (FastAPI's load a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.metrics = metrics
     app.state.settings = settings
@@ -124,7 +130,8 @@ def create_app(settings: Settings | None = None, options: ServeOptions | None = 
     install_error_handlers(app)
     install_metrics(app, metrics)
     app.add_middleware(BodySizeLimit, max_bytes=options.max_body_bytes)
-    for module in (health, risk, orders, model, monitoring, webhooks, page):
+    app.add_middleware(SecurityHeaders)
+    for module in (health, risk, orders, model, monitoring, webhooks, page, docs):
         app.include_router(module.router)
     return app
 
@@ -154,7 +161,7 @@ async def _start_bounded(state: ServingState, options: ServeOptions, app: FastAP
     if not done.is_set():
         state.last_error = state.last_error or (
             "still loading the champion: the tracking store "
-            f"({state.settings.tracking_uri}) is slow or unreachable"
+            f"({redact_url(state.settings.tracking_uri)}) is slow or unreachable"
         )
         log.warning("%s; serving /healthz and /readyz (503) meanwhile", state.last_error)
 

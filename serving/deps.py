@@ -3,6 +3,11 @@
 Those that only read what the process holds are ``async def``: FastAPI runs a plain ``def``
 dependency in the thread pool, a hop of tens of microseconds per dependency and request for one
 attribute read. The key check stays ``def``: it may read the key store.
+
+The key is checked before anything else a route depends on: routes and routers declare it in
+``dependencies=READER`` / ``ADMIN``, which FastAPI solves before the route's own parameters, so a
+caller without a key learns nothing about the server's state (no model loaded, no scoring run,
+no dataset) and gets 401 even for a body that fails validation.
 """
 
 from __future__ import annotations
@@ -107,5 +112,13 @@ def require(role: str):
     return check
 
 
-ReaderDep = Annotated[KeyInfo, Depends(require("reader"))]
-AdminDep = Annotated[KeyInfo, Depends(require("admin"))]
+require_reader = require("reader")
+require_admin = require("admin")
+# One callable per role: a route that also takes the key as a parameter shares the check (FastAPI
+# caches a dependency per request by its callable).
+ReaderDep = Annotated[KeyInfo, Depends(require_reader)]
+AdminDep = Annotated[KeyInfo, Depends(require_admin)]
+READER = [Depends(require_reader)]
+"""``dependencies=`` of reader routes: the key check runs first."""
+ADMIN = [Depends(require_admin)]
+"""``dependencies=`` of admin routes."""

@@ -1,7 +1,12 @@
 """Scoring runs recorded under the project home: a run is all there or absent.
 
 Each run records the model version, as_of, the data fingerprint, counts, when it was made and its
-ranked rows. The latest complete run is the list the API serves.
+ranked rows. The *current* run is the list the API serves and the webhooks compare against: of
+the runs of the dataset scored last (its ``data_source``), the one with the latest ``as_of``, and
+of those the latest recorded (:func:`current_run_query`). A run scored back in time
+(``otd-risk score --as-of`` last week, same dataset) is recorded, but it does not replace the
+planners' list and sends no webhook events; a run of another dataset (the demo's world first,
+then your own export, whatever its dates) does become current.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Select,
     String,
     Table,
     Text,
@@ -71,6 +77,24 @@ SCORED_ORDERS = Table(
 )
 
 
+CURRENT_FIRST = (SCORING_RUNS.c.as_of.desc(), SCORING_RUNS.c.created_at.desc())
+"""Runs of one dataset in the order of which is current: latest as_of, then latest recorded."""
+
+
+def current_run_query(before: datetime | None = None) -> Select:
+    """The current run (as it was just before ``before``, when given): of the runs of the data
+    source recorded last, the latest as_of, then the latest recorded. Scoped to one source so
+    that a home moved to another dataset (older dates, e.g. a historical export after the demo's
+    world) serves the new one."""
+    runs = SCORING_RUNS.c
+    newest = select(runs.data_source).order_by(runs.created_at.desc()).limit(1)
+    query = select(SCORING_RUNS)
+    if before is not None:
+        newest = newest.where(runs.created_at < before)
+        query = query.where(runs.created_at < before)
+    return query.where(runs.data_source == newest.scalar_subquery()).order_by(*CURRENT_FIRST)
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """One recorded scoring run, without its rows."""
@@ -111,7 +135,7 @@ def record_run(
         model_run_id=model_run_id,
         as_of=pd.Timestamp(as_of).to_pydatetime(),
         data_fingerprint=data_fingerprint,
-        data_source=data_source,
+        data_source=_source_key(data_source),
         n_open=len(ranked) if n_open is None else int(n_open),
         n_scored=len(ranked),
     )
@@ -138,18 +162,15 @@ def add_missing_columns(engine: Engine) -> None:
 
 
 def latest_run(home: Path) -> RunInfo | None:
-    """The most recent complete run, or None when nothing was scored yet."""
+    """The current run (:func:`current_run_query`), or None when nothing was scored yet. Not
+    always the run recorded last: a back-dated run of the same dataset is no one's current list."""
     with serving_engine(home).connect() as conn:
-        row = (
-            conn.execute(select(SCORING_RUNS).order_by(SCORING_RUNS.c.created_at.desc()).limit(1))
-            .mappings()
-            .first()
-        )
+        row = conn.execute(current_run_query().limit(1)).mappings().first()
     return None if row is None else _info(row)
 
 
 def list_runs(home: Path, limit: int = 20) -> list[RunInfo]:
-    """Recent runs, newest first."""
+    """Recent runs, the one recorded last first (back-dated runs included)."""
     with serving_engine(home).connect() as conn:
         rows = (
             conn.execute(
@@ -188,8 +209,12 @@ def load_run_rows(home: Path, run_id: str) -> pd.DataFrame:
 
 
 def delete_runs_before(home: Path, keep: int) -> int:
-    """Delete all but the ``keep`` newest runs; returns how many were deleted."""
+    """Delete all but the ``keep`` newest runs (and the current one, whenever it was recorded);
+    returns how many were deleted."""
     keep_ids = [r.run_id for r in list_runs(home, limit=keep)]
+    current = latest_run(home)
+    if current is not None:
+        keep_ids.append(current.run_id)
     with serving_engine(home).begin() as conn:
         old = (
             conn.execute(
@@ -225,6 +250,14 @@ def _rows_for_db(ranked: pd.DataFrame, run_id: str) -> tuple[list[str], list[tup
     frame = frame.astype(object).where(frame.notna(), None)
     # astype(object) hands the driver Python scalars, and NaN/NA become NULL.
     return list(frame.columns), list(frame.itertuples(index=False, name=None))
+
+
+def _source_key(source: str) -> str:
+    """A folder as its absolute path, so that ``--data world`` and ``--data ./world`` are one
+    dataset for :func:`current_run_query`; URLs (already without passwords) as they are."""
+    if source and "://" not in source and Path(source).exists():
+        return str(Path(source).resolve())
+    return source
 
 
 def _info(row) -> RunInfo:

@@ -6,11 +6,11 @@ carries the ``model_version`` that produced it.
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
 
 from fastapi import Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from data.contract import EXPLANATION_STAGES
 
@@ -19,6 +19,29 @@ MAX_BATCH = 10_000
 
 Stage = Literal[EXPLANATION_STAGES]  # type: ignore[valid-type]
 Lang = Literal["en", "zh"]
+
+OrderStatus = Literal["open", "delivered", "cancelled"]
+
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2199, 12, 31)
+TIME_RANGE = f"from {EARLIEST} to {LATEST}"
+"""The as_of times the API accepts. Features are built on pandas' nanosecond timestamps
+(1677-2262): beyond, building them failed (9999-12-31 was a 500), and they look a year back from
+an as_of; any real order falls well inside. (Due-date filters take any date: they are only
+compared, which pandas does at any resolution.)"""
+
+
+def _time_in_range(value: datetime) -> datetime:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not datetime.combine(EARLIEST, datetime.min.time(), UTC) <= aware:
+        raise ValueError(f"{value.isoformat()} is out of range: give a time {TIME_RANGE}")
+    if not aware < datetime.combine(LATEST, datetime.max.time(), UTC):
+        raise ValueError(f"{value.isoformat()} is out of range: give a time {TIME_RANGE}")
+    return value
+
+
+AsOf = Annotated[datetime, AfterValidator(_time_in_range)]
+"""A point in time the API accepts (ISO 8601; 1900-01-01 to 2199-12-31), else 422."""
 
 STAGE_UNIT = (
     "Each stage's share of the model's raw score in log-odds of lateness (TreeSHAP values of "
@@ -84,23 +107,45 @@ class RiskRequest(BaseModel):
         max_length=MAX_BATCH,
         description=f"1 to {MAX_BATCH:,} orders; split larger batches.",
     )
-    as_of: datetime | None = Field(
+    as_of: AsOf | None = Field(
         default=None,
         description="Score orders looked up by id as known at this time (ISO 8601; without an "
-        "offset: the dataset's time zone). Default: the dataset's snapshot time.",
+        f"offset: the dataset's time zone; {TIME_RANGE}). Default: the dataset's snapshot time.",
     )
     lang: Lang | None = Field(default=None, description="Language of the reasons.")
 
 
 class RiskResult(BaseModel):
     order_id: str | None
-    risk: float = Field(description="Calibrated probability that the order is delivered late.")
-    top_stage: Stage = Field(description="The stage contributing most to the risk.")
+    risk: float | None = Field(
+        description="Calibrated probability that the order is delivered late (null for an order "
+        "that is not open)."
+    )
+    top_stage: Stage | None = Field(
+        description="The stage contributing most to the risk (null for an order not open)."
+    )
     stage_contributions: dict[str, float] = Field(description=STAGE_UNIT)
     reasons: list[str] = Field(description="Up to three sentences: what raises the risk most.")
+    status: OrderStatus = Field(
+        default="open",
+        description="`open` (scored), or `delivered` / `cancelled` at or before the as_of (an "
+        "order looked up by id; not scored).",
+    )
+    closed_at: datetime | None = Field(
+        default=None, description="When a `delivered` or `cancelled` order was closed."
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the model could not use as sent (an order given by `features`): e.g. a "
+        "category it never saw, scored as an unknown one.",
+    )
 
 
 class RiskResponse(BaseModel):
+    """One result per order, in request order. An order delivered or cancelled at or before the
+    as_of is not scored: `status` says which, `closed_at` when, and `risk`, `top_stage` are
+    null, `stage_contributions` and `reasons` empty."""
+
     model_version: str
     as_of: datetime | None = Field(description="When orders looked up by id were seen.")
     results: list[RiskResult]
@@ -148,13 +193,17 @@ class FeatureContribution(BaseModel):
 
 
 class OrderExplanation(BaseModel):
+    """One order's explanation. An order delivered or cancelled at or before the as_of is not
+    scored: `status` says which, `closed_at` when, and `risk`, `top_stage`, `base_value` are
+    null, `stage_contributions`, `reasons` and `features` empty."""
+
     model_version: str
     order_id: str
     as_of: datetime
-    risk: float
-    top_stage: Stage
+    risk: float | None
+    top_stage: Stage | None
     stage_contributions: dict[str, float] = Field(description=STAGE_UNIT)
-    base_value: float = Field(
+    base_value: float | None = Field(
         description="The model's average raw score (log-odds); base plus "
         "all contributions is this order's raw score."
     )
@@ -166,6 +215,12 @@ class OrderExplanation(BaseModel):
     customer_id: str | None = None
     due_date: date | None = None
     days_to_due: int | None = None
+    status: OrderStatus = Field(
+        default="open", description="`open`, or `delivered` / `cancelled` at or before as_of."
+    )
+    closed_at: datetime | None = Field(
+        default=None, description="When a `delivered` or `cancelled` order was closed."
+    )
 
 
 # -- /v1/model -------------------------------------------------------------------------------

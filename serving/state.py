@@ -11,10 +11,14 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 
 from data.dataset import Dataset, open_orders
+from data.urls import redact_secrets
 from otd_risk.settings import Settings
 from serving.rows import Rows
 from serving.runs import RunInfo, latest_run, load_run_rows
@@ -54,6 +58,8 @@ class DataSnapshot:
     open_features: pd.DataFrame
     expected_slips: dict = field(default_factory=dict)
     """Per stage, the own slip a stage not finished yet typically adds (serving.cause)."""
+    label: str = "the dataset"
+    """How callers are told which dataset this is (never its path: ``dataset_label``)."""
     order_ids: dict[str, int] = field(init=False, repr=False)
     """Each order's row in ``dataset.orders`` (order_id is unique by contract). Dicts, here and
     below: comparing 200,000 ids, pandas' label lookup or ``Index.intersection`` cost
@@ -62,10 +68,21 @@ class DataSnapshot:
     """Each open order's row in ``open_features``."""
     open_rows: Rows = field(init=False, repr=False)
     """``open_features`` column by column, to explain a few orders without building frames."""
+    created_ns: np.ndarray = field(init=False, repr=False)
+    """Each order's ``created_at`` as int64 nanoseconds UTC (by row of ``dataset.orders``)."""
+    delivered_ns: np.ndarray | None = field(init=False, repr=False)
+    """``delivered_at`` likewise (NaT: int64 minimum), None without the column."""
+    cancelled_ns: np.ndarray | None = field(init=False, repr=False)
+    """``cancelled_at`` likewise: with ``delivered_ns``, whether an order was open at a time."""
 
     def __post_init__(self) -> None:
-        rows = {order_id: i for i, order_id in enumerate(self.dataset.orders["order_id"])}
+        orders = self.dataset.orders
+        rows = {order_id: i for i, order_id in enumerate(orders["order_id"])}
         object.__setattr__(self, "order_ids", rows)
+        for name in ("created", "delivered", "cancelled"):
+            column = f"{name}_at"
+            ns = orders[column].dt.as_unit("ns").array.asi8 if column in orders.columns else None
+            object.__setattr__(self, f"{name}_ns", ns)
         positions = {order_id: i for i, order_id in enumerate(self.open_features.index)}
         object.__setattr__(self, "open_positions", positions)
         object.__setattr__(self, "open_rows", Rows(self.open_features))
@@ -87,12 +104,22 @@ class ServingState:
         self.model: ModelSnapshot | None = None
         self.data: DataSnapshot | None = None
         self.run: RunSnapshot | None = None
-        self.last_error: str | None = None
+        self._last_error: str | None = None
         self.expects_data = False
         """Whether this server looks orders up by id (``settings.data`` loaded at start): then it
         is ready only once the dataset is loaded too."""
         self._failed_version: str | None = None
         self._lock = threading.Lock()  # one refresh at a time; readers never wait for it
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the server is not (fully) serving, for /readyz and 503s: said to callers without
+        a key too, so credentials in any URL it quotes are hidden when it is set."""
+        return self._last_error
+
+    @last_error.setter
+    def last_error(self, message: str | None) -> None:
+        self._last_error = None if message is None else redact_secrets(message)
 
     # -- model ---------------------------------------------------------------------------
     def champion_version(self) -> str | None:
@@ -136,8 +163,8 @@ class ServingState:
                 )
                 self.last_error = (
                     f"champion version {wanted} cannot be loaded ({type(exc).__name__}: "
-                    f"{str(exc)[:300]}); {still}. Fix or retrain it (`otd-risk train`), then "
-                    "POST /v1/model/reload"
+                    f"{redact_secrets(str(exc))[:300]}); {still}. Fix or retrain it "
+                    "(`otd-risk train`), then POST /v1/model/reload"
                 )
                 log.error("%s", self.last_error)
                 raise ModelLoadError(self.last_error) from exc
@@ -184,6 +211,7 @@ class ServingState:
             t,
             features,
             expected_stage_slips(dataset, t),
+            label=self.settings.data_label or dataset_label(self.settings.data),
         )
 
     # -- scoring runs --------------------------------------------------------------------
@@ -194,3 +222,15 @@ class ServingState:
             return False
         self.run = RunSnapshot(info, load_run_rows(self.settings.home, info.run_id))
         return True
+
+
+def dataset_label(source: str) -> str:
+    """A name for a dataset that says which one it is without its path or URL: the folder's
+    name, or the database's (``/srv/otd/exports/world`` -> ``world``,
+    ``postgresql://u:pw@db/erp`` -> ``erp``)."""
+    text = str(source).rstrip("/")
+    if "://" in text:
+        name = PurePosixPath(urlsplit(text).path).name
+    else:
+        name = Path(text).name
+    return name or "the dataset"

@@ -6,10 +6,13 @@ How it works, and why:
   ``webhook_runs``), so nothing in the scoring code has to know about webhooks.
 - For each new run, each webhook registered before the run gets one event per order that
   newly crosses its threshold (``threshold_crossed``: at or above now, below it or absent in the
-  previous run) and, separately, per order whose risk rose by more than its step
-  (``risk_rose``). The events of a run are inserted in the same transaction that marks the run
-  processed: deliveries are persisted before anything is sent, and a crash cannot lose or double
-  them (the idempotency key is unique).
+  previous current run) and, separately, per order whose risk rose by more than its step
+  (``risk_rose``). Only a run that becomes the current one (``serving.runs.current_run_query``:
+  no run of its dataset recorded before it has a later as_of) has events; a back-dated run has
+  none. The events
+  of a run are inserted in the same transaction that marks the run processed: deliveries are
+  persisted before anything is sent, and a crash cannot lose or double them (the idempotency
+  key is unique).
 - One event per POST, body signed ``X-OTD-Signature: sha256=<hex HMAC-SHA256(secret, body)>``,
   header ``Idempotency-Key``. The body sent is the body stored, byte for byte, so every retry
   carries the same signature and key.
@@ -19,6 +22,12 @@ How it works, and why:
   ``GET /v1/webhooks``) and its pending deliveries stay listed; one success makes it ``active``.
 - Claims use a lease (a conditional UPDATE), so two server processes never send the same delivery
   at once, and a process killed mid-send leaves a lease that simply expires.
+- Receivers must be public addresses unless ``allow_hosts`` names them (``serving.egress``),
+  checked at registration and again before each send, which goes to the address checked (DNS
+  rebinding). A send refused by that check is final: the delivery becomes ``refused`` with the
+  reason and the webhook ``failing``, nothing is retried.
+- Signing secrets are stored encrypted (``serving.secretbox``); rows from before that are
+  encrypted when a store opens.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import json
 import logging
 import secrets
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,9 +66,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from data.urls import redact_secrets, redact_url
 from serving.columns import reasons_column
 from serving.db import serving_engine
-from serving.runs import SCORING_RUNS, RunInfo, load_run_rows
+from serving.egress import (
+    AllowList,
+    InvalidReceiverURL,
+    Receiver,
+    ReceiverRefused,
+    ReceiverUnresolvable,
+    Resolver,
+    check_receiver,
+    parse_receiver_url,
+)
+from serving.runs import SCORING_RUNS, RunInfo, current_run_query, load_run_rows
+from serving.secretbox import SecretBox, SecretUnreadable, is_sealed
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +97,9 @@ WEBHOOKS = Table(
     WEBHOOK_METADATA,
     Column("webhook_id", String(16), primary_key=True),
     Column("url", Text, nullable=False),
-    # Kept in clear: signing needs it. The store sits under the project home, like the keys.
-    Column("secret", String(200), nullable=False),
+    # Signing needs the secret itself: stored encrypted (serving.secretbox), "fernet:..."; rows
+    # from before that hold it in clear until a store opens and encrypts them.
+    Column("secret", Text, nullable=False),
     Column("threshold", Float, nullable=False),
     Column("risk_step", Float, nullable=True),
     Column("plant_id", String(200), nullable=True),
@@ -143,6 +165,15 @@ class WebhookConfig:
     """HTTP timeout of one delivery attempt."""
     batch_size: int = 200
     """Deliveries sent per round at most."""
+    allow_hosts: tuple[str, ...] = ()
+    """Receivers allowed although not public: hosts, ``host:port`` or networks
+    (``serving.egress.AllowList``). Empty: public addresses only."""
+    secret_key: str | None = None
+    """Fernet key that encrypts the signing secrets; None: the home's generated key file."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allow_hosts", tuple(self.allow_hosts))
+        self.allow_list()  # a bad entry fails at start, naming it
 
     @classmethod
     def from_settings(cls, settings: Any) -> WebhookConfig:
@@ -151,7 +182,12 @@ class WebhookConfig:
             for name in cls.__dataclass_fields__
             if getattr(settings, f"webhook_{name}", None) is not None
         }
+        if "secret_key" in values and hasattr(values["secret_key"], "get_secret_value"):
+            values["secret_key"] = values["secret_key"].get_secret_value()
         return cls(**values)
+
+    def allow_list(self) -> AllowList:
+        return AllowList.parse(self.allow_hosts)
 
     def backoff(self, attempts: int) -> timedelta:
         """Wait before the next attempt after ``attempts`` failed ones (1, 2, …)."""
@@ -161,7 +197,7 @@ class WebhookConfig:
 
 @dataclass(frozen=True)
 class Webhook:
-    """A registration, without its secret."""
+    """A registration, without its secret (and its URL without credentials)."""
 
     webhook_id: str
     url: str
@@ -215,6 +251,8 @@ class DeliveryRound:
     attempted: int = 0
     delivered: int = 0
     failed: int = 0
+    refused: int = 0
+    """Sends refused by the receiver check (counted in ``failed`` too)."""
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -266,13 +304,45 @@ def find_events(
 
 
 class WebhookStore:
-    """Webhooks and their deliveries in the serving store under ``home``."""
+    """Webhooks and their deliveries in the serving store under ``home``.
 
-    def __init__(self, home: Path, config: WebhookConfig | None = None) -> None:
+    ``resolve`` is how receiver hosts are resolved (``socket.getaddrinfo``); the tests of DNS
+    rebinding give one whose answer changes, since this machine's DNS cannot be told to."""
+
+    def __init__(
+        self, home: Path, config: WebhookConfig | None = None, resolve: Resolver | None = None
+    ) -> None:
         self.home = Path(home)
         self.config = config or WebhookConfig()
+        self.resolve = resolve
         self.engine = serving_engine(self.home)
         WEBHOOK_METADATA.create_all(self.engine)
+        self.box = SecretBox.for_home(self.home, self.config.secret_key)
+        self.encrypt_plain_secrets()
+
+    def encrypt_plain_secrets(self) -> int:
+        """Encrypt the secrets still stored in clear (rows from before encryption); returns how
+        many. Safe with several processes: a row is rewritten only if it still holds the clear
+        value that was read."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(WEBHOOKS.c.webhook_id, WEBHOOKS.c.secret)).all()
+        plain = [(hook_id, secret) for hook_id, secret in rows if not is_sealed(secret)]
+        with self.engine.begin() as conn:
+            for hook_id, secret in plain:
+                conn.execute(
+                    update(WEBHOOKS)
+                    .where(WEBHOOKS.c.webhook_id == hook_id, WEBHOOKS.c.secret == secret)
+                    .values(secret=self.box.seal(secret))
+                )
+        return len(plain)
+
+    def check_url(self, url: str) -> Receiver:
+        """The receiver of a URL to register: well formed, without credentials, and resolving
+        only to public addresses (or allowed ones); ``ValueError`` subclasses naming the
+        fix otherwise (``serving.egress``)."""
+        receiver = parse_receiver_url(url)
+        check_receiver(receiver, self.config.allow_list(), self.resolve)
+        return receiver
 
     # -- registrations -------------------------------------------------------------------
     def register(
@@ -288,12 +358,9 @@ class WebhookStore:
         description: str = "",
         now: datetime | None = None,
     ) -> CreatedWebhook:
-        """Register a receiver; the secret is generated when not given and returned once."""
-        if not url.lower().startswith(("http://", "https://")):
-            raise ValueError(
-                f"the webhook URL {url!r} is not an http(s) URL; give the full address, "
-                "e.g. https://example.com/otd-hook"
-            )
+        """Register a receiver; the secret is generated when not given and returned once. The URL
+        is checked first (:meth:`check_url`)."""
+        self.check_url(url)
         if not 0 <= threshold <= 1:
             raise ValueError(f"threshold {threshold} is not a risk; give a number from 0 to 1")
         webhook_id = secrets.token_hex(6)
@@ -303,7 +370,7 @@ class WebhookStore:
                 insert(WEBHOOKS).values(
                     webhook_id=webhook_id,
                     url=url,
-                    secret=secret,
+                    secret=self.box.seal(secret),
                     threshold=float(threshold),
                     risk_step=risk_step,
                     plant_id=plant_id,
@@ -374,7 +441,9 @@ class WebhookStore:
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         fields = Webhook.__dataclass_fields__
-        return [Webhook(**{k: _utc(r[k]) for k in fields}) for r in rows]
+        hooks = [Webhook(**{k: _utc(r[k]) for k in fields}) for r in rows]
+        # URLs registered before credentials were refused are shown without them.
+        return [replace(h, url=redact_url(h.url)) for h in hooks]
 
     # -- events ---------------------------------------------------------------------------
     def process_new_runs(self, now: datetime | None = None) -> int:
@@ -397,8 +466,10 @@ class WebhookStore:
         return created
 
     def enqueue_events(self, run: RunInfo, now: datetime | None = None) -> int:
-        """Persist the events of ``run`` against the run recorded before it, for every webhook
-        registered before ``run``; marks the run processed. Safe to call twice."""
+        """Persist the events of ``run`` against the run that was current before it, for every
+        webhook registered before ``run``; marks the run processed. A run that does not become
+        the current one (one recorded before it has a later as_of: ``otd-risk score --as-of``
+        back in time) gets no events. Safe to call twice."""
         now = _now(now)
         with self.engine.connect() as conn:
             hooks = (
@@ -411,14 +482,22 @@ class WebhookStore:
                 .mappings()
                 .all()
             )
-            prev_id = conn.execute(
+            # The current run just before this one was recorded, and whether a run of the same
+            # dataset recorded before it is later in time (then this one is not current).
+            prev = conn.execute(current_run_query(before=run.created_at).limit(1)).first()
+            later = conn.execute(
                 select(SCORING_RUNS.c.run_id)
-                .where(SCORING_RUNS.c.created_at < run.created_at)
-                .order_by(SCORING_RUNS.c.created_at.desc())
+                .where(
+                    SCORING_RUNS.c.created_at < run.created_at,
+                    SCORING_RUNS.c.data_source == run.data_source,
+                    SCORING_RUNS.c.as_of > run.as_of,
+                )
                 .limit(1)
-            ).scalar()
+            ).first()
+        prev_id = None if prev is None else prev.run_id
+        back_dated = later is not None
         values: list[dict] = []
-        if hooks:  # no reader of this run: do not load its rows
+        if hooks and not back_dated:  # no reader of this run: do not load its rows
             current = load_run_rows(self.home, run.run_id)
             previous = load_run_rows(self.home, prev_id) if prev_id else None
             for hook in hooks:
@@ -473,13 +552,21 @@ class WebhookStore:
             return DeliveryRound()
         own_client = client is None
         client = client or httpx.Client(timeout=self.config.timeout_seconds)
-        delivered = failed = attempted = 0
+        delivered = failed = attempted = refused = 0
+        targets: dict[str, _Target] = {}  # each receiver checked once per round
         try:
             for row in due:
                 if not self._claim(row["delivery_id"], now, lease):
                     continue  # another process took it
                 attempted += 1
-                code, error = _post(client, row)
+                hook_id = row["webhook_id"]
+                target = targets.get(hook_id) or targets.setdefault(hook_id, self._target(row))
+                if target.refused is not None:
+                    self._refused(row, now, target.refused)
+                    refused += 1
+                    failed += 1
+                    continue
+                code, error = (None, target.error) if target.error else _post(client, row, target)
                 if error is None:
                     self._succeeded(row, now, code)
                     delivered += 1
@@ -489,7 +576,61 @@ class WebhookStore:
         finally:
             if own_client:
                 client.close()
-        return DeliveryRound(attempted=attempted, delivered=delivered, failed=failed)
+        return DeliveryRound(
+            attempted=attempted, delivered=delivered, failed=failed, refused=refused
+        )
+
+    def _target(self, row) -> _Target:
+        """Where and how to send a webhook's deliveries now: its receiver checked again (DNS
+        may answer differently than at registration) and pinned to the address checked."""
+        try:
+            # Credentials are refused at registration; rows from before are still sent.
+            receiver = parse_receiver_url(row["url"], allow_credentials=True)
+            addresses = check_receiver(receiver, self.config.allow_list(), self.resolve)
+        except (InvalidReceiverURL, ReceiverRefused) as exc:
+            return _Target(refused=f"refused, not sent: {exc}")
+        except ReceiverUnresolvable as exc:
+            return _Target(error=str(exc))  # DNS may be down for a while: retried
+        try:
+            secret = self.box.open(row["secret"])
+        except SecretUnreadable as exc:
+            return _Target(error=str(exc))
+        url, headers, extensions = receiver.pinned(addresses[0])
+        return _Target(url=url, headers=headers, extensions=extensions, secret=secret)
+
+    def _refused(self, row, now: datetime, reason: str) -> None:
+        """A send the receiver check refused: final for the delivery (``refused``, never
+        retried), and the webhook is marked ``failing`` at once with the reason."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(DELIVERIES)
+                .where(DELIVERIES.c.delivery_id == row["delivery_id"])
+                .values(
+                    status="refused",
+                    attempts=DELIVERIES.c.attempts + 1,
+                    last_attempt_at=now,
+                    last_status_code=None,
+                    last_error=reason[:500],
+                    lease_until=None,
+                )
+            )
+            conn.execute(
+                update(WEBHOOKS)
+                .where(WEBHOOKS.c.webhook_id == row["webhook_id"])
+                .values(
+                    consecutive_failures=WEBHOOKS.c.consecutive_failures + 1,
+                    last_error=reason[:500],
+                )
+            )
+            conn.execute(
+                update(WEBHOOKS)
+                .where(
+                    WEBHOOKS.c.webhook_id == row["webhook_id"],
+                    WEBHOOKS.c.deleted_at.is_(None),
+                    WEBHOOKS.c.status == "active",
+                )
+                .values(status="failing", failing_since=now)
+            )
 
     def _claim(self, delivery_id: int, now: datetime, lease: datetime) -> bool:
         with self.engine.begin() as conn:
@@ -666,19 +807,35 @@ def _delivery_rows(hook, run: RunInfo, events: pd.DataFrame, now: datetime) -> l
     return out
 
 
-def _post(client: httpx.Client, row) -> tuple[int | None, str | None]:
+@dataclass(frozen=True)
+class _Target:
+    """A receiver as checked for one round of sends: where to send (``url`` names the checked
+    address), or why not (``refused``: final; ``error``: a failed attempt, retried)."""
+
+    url: str = ""
+    headers: dict[str, str] | None = None
+    extensions: dict[str, str] | None = None
+    secret: str = ""
+    refused: str | None = None
+    error: str | None = None
+
+
+def _post(client: httpx.Client, row, target: _Target) -> tuple[int | None, str | None]:
     body = row["body"].encode("utf-8")
     headers = {
         "Content-Type": "application/json; charset=utf-8",
-        SIGNATURE_HEADER: sign(row["secret"], body),
+        SIGNATURE_HEADER: sign(target.secret, body),
         IDEMPOTENCY_HEADER: row["idempotency_key"],
         EVENT_HEADER: row["event"],
         "User-Agent": "otd-risk-webhooks/1",
+        **(target.headers or {}),
     }
     try:
-        response = client.post(row["url"], content=body, headers=headers)
+        response = client.post(
+            target.url, content=body, headers=headers, extensions=target.extensions or None
+        )
     except httpx.HTTPError as exc:
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, redact_secrets(f"{type(exc).__name__}: {exc}")
     if 200 <= response.status_code < 300:
         return response.status_code, None
     return response.status_code, f"HTTP {response.status_code}: {response.text[:200]}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from serving.deps import AdminDep, ModelDep, ReaderDep, StateDep
+from serving.deps import ADMIN, READER, ModelDep, StateDep
 from serving.schemas import ErrorResponse, ModelInfo, ReloadOut
 
 router = APIRouter(
@@ -14,8 +14,14 @@ router = APIRouter(
 )
 
 
-@router.get("", response_model=ModelInfo, summary="The served model version and its metrics")
-def model_info(model: ModelDep, _key: ReaderDep) -> ModelInfo:
+@router.get(
+    "",
+    response_model=ModelInfo,
+    summary="The served model version and its metrics",
+    dependencies=READER,
+    responses={503: {"model": ErrorResponse}},
+)
+def model_info(model: ModelDep) -> ModelInfo:
     rm = model.risk_model
     return ModelInfo(
         model_version=model.version,
@@ -29,8 +35,14 @@ def model_info(model: ModelDep, _key: ReaderDep) -> ModelInfo:
     )
 
 
-@router.post("/reload", response_model=ReloadOut, summary="Load the current champion now (admin)")
-def reload_model(state: StateDep, request: Request, _key: AdminDep) -> ReloadOut:
+@router.post(
+    "/reload",
+    response_model=ReloadOut,
+    summary="Load the current champion now (admin)",
+    dependencies=ADMIN,
+    responses={503: {"model": ErrorResponse}},
+)
+def reload_model(state: StateDep, request: Request) -> ReloadOut:
     from serving.errors import ApiError
     from serving.state import ModelLoadError
 

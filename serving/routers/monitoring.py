@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from serving.deps import ReaderDep, StateDep
+from serving.deps import READER, StateDep
 from serving.errors import ApiError
 from serving.schemas import ErrorResponse
 
@@ -19,6 +19,7 @@ package writes it; the API only reads the file, so the server never imports Evid
 router = APIRouter(
     prefix="/v1/monitoring",
     tags=["monitoring"],
+    dependencies=READER,
     responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
 )
 
@@ -42,7 +43,7 @@ class MonitoringSummary(BaseModel):
     summary="The latest monitoring summary: status, drift, realised accuracy",
     responses={404: {"model": ErrorResponse}},
 )
-def latest_summary(state: StateDep, _key: ReaderDep) -> MonitoringSummary:
+def latest_summary(state: StateDep) -> MonitoringSummary:
     path = state.settings.home.resolve() / LATEST_SUMMARY
     if not path.exists():
         raise ApiError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 
 import numpy as np
@@ -12,12 +12,13 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from data.contract import EXPLANATION_STAGES
 from serving.columns import STAGE_COLUMNS, reasons_in
-from serving.deps import ModelDep, ReaderDep, RunDep, StateDep
+from serving.deps import READER, ModelDep, RunDep, StateDep
 from serving.errors import ApiError
 from serving.explain import explanations_from, feature_contributions
 from serving.i18n import LangDep
-from serving.lookup import rows_for_ids
+from serving.lookup import find_orders
 from serving.schemas import (
+    AsOf,
     AtRiskOrder,
     AtRiskPage,
     ErrorResponse,
@@ -31,6 +32,7 @@ from serving.schemas import (
 router = APIRouter(
     prefix="/v1/orders",
     tags=["orders"],
+    dependencies=READER,
     responses={
         401: {"model": ErrorResponse},
         403: {"model": ErrorResponse},
@@ -120,7 +122,6 @@ FilterDep = Annotated[AtRiskFilter, Depends(at_risk_filter)]
 )
 def at_risk(
     run: RunDep,
-    _key: ReaderDep,
     lang: LangDep,
     filters: FilterDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -180,14 +181,18 @@ def _text(value) -> str | None:
     "/{order_id}/risk",
     response_model=OrderExplanation,
     summary="One order's full explanation (every feature's contribution)",
+    description="An order delivered or cancelled at or before `as_of`: its `status` and "
+    "`closed_at`, no risk and no explanation (as in `POST /v1/risk`).",
+    responses={409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
 )
 def order_risk(
     order_id: str,
     model: ModelDep,
     state: StateDep,
-    _key: ReaderDep,
     lang: LangDep,
-    as_of: Annotated[datetime | None, Query(description="Default: the dataset's snapshot.")] = None,
+    as_of: Annotated[
+        AsOf | None, Query(description="Default: the dataset's snapshot; 1900-01-01 to 2199-12-31.")
+    ] = None,
 ) -> Response:
     data = state.data
     if data is None:
@@ -198,7 +203,35 @@ def order_risk(
             "restart); the latest run's row is at GET /v1/orders/at-risk",
         )
     rm = model.risk_model
-    rows, t = rows_for_ids(data, rm, [order_id], as_of)
+    found = find_orders(data, rm, [order_id], as_of)
+    t = found.as_of
+    meta = data.dataset.orders.iloc[data.order_ids[order_id]]
+    today = pd.Timestamp(t).tz_convert(data.dataset.tz).tz_localize(None).normalize()
+    about = {
+        "model_version": model.version,
+        "order_id": order_id,
+        "as_of": t,
+        "plant_id": _text(meta["plant_id"]),
+        "customer_id": _text(meta["customer_id"]),
+        "due_date": meta["due_date"].date(),
+        "days_to_due": int((meta["due_date"] - today).days),
+    }
+    if found.rows is None:  # delivered or cancelled by then: its status, nothing scored
+        closed = found.closed[0]
+        return json_response(
+            OrderExplanation(
+                **about,
+                risk=None,
+                top_stage=None,
+                stage_contributions={},
+                base_value=None,
+                reasons=[],
+                features=[],
+                status=closed.status,
+                closed_at=closed.at.to_pydatetime(),
+            )
+        )
+    rows = found.rows
     contrib = feature_contributions(rm, rows, num_threads=1)
     explained = explanations_from(rm, rows, contrib, lang=lang, expected_slips=data.expected_slips)
     specs = {s["name"]: s for s in rm.feature_specs}
@@ -214,12 +247,8 @@ def order_risk(
         )
         for j in order
     ]
-    meta = data.dataset.orders.iloc[data.order_ids[order_id]]
-    today = pd.Timestamp(t).tz_convert(data.dataset.tz).tz_localize(None).normalize()
     body = OrderExplanation(
-        model_version=model.version,
-        order_id=order_id,
-        as_of=t,
+        **about,
         risk=float(explained.risk[0]),
         top_stage=explained.top_stage[0],
         stage_contributions={
@@ -228,10 +257,6 @@ def order_risk(
         base_value=float(contrib.base[0]),
         reasons=list(explained.reasons[lang][0]),
         features=feats,
-        plant_id=_text(meta["plant_id"]),
-        customer_id=_text(meta["customer_id"]),
-        due_date=meta["due_date"].date(),
-        days_to_due=int((meta["due_date"] - today).days),
     )
     return json_response(body)
 

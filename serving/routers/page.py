@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 
 from data.contract import EXPLANATION_STAGES
 from serving.columns import TRANSLATED_REASON_COLUMNS, reasons_in
-from serving.deps import ReaderDep, RunDep
+from serving.deps import READER, RunDep
 from serving.export import EXPORT_FORMATS, export_bytes
 from serving.i18n import LangDep, catalogue, stage_name
 from serving.routers.orders import DUE_WINDOW, FilterDep
@@ -53,6 +53,7 @@ def messages(lang: LangDep) -> dict:
     summary="The current view of the ranked list as a CSV or Excel file",
     description="The rows `GET /v1/orders/at-risk` would list with the same filters (all "
     "pages); reasons and stage names in the request's language. " + DUE_WINDOW,
+    dependencies=READER,
     responses={
         200: {"content": {m.split(";")[0]: {} for m in EXPORT_FORMATS.values()}},
         401: {"model": ErrorResponse},
@@ -61,7 +62,6 @@ def messages(lang: LangDep) -> dict:
 )
 def export_at_risk(
     run: RunDep,
-    _key: ReaderDep,
     lang: LangDep,
     filters: FilterDep,
     format: Annotated[Literal["csv", "xlsx"], Query(description="csv or xlsx")] = "csv",

@@ -1,16 +1,25 @@
-"""``POST /v1/risk``: score and explain 1 to 10,000 orders, by id or by feature values."""
+"""``POST /v1/risk``: score and explain 1 to 10,000 orders, by id or by feature values.
+
+Orders by id that are delivered or cancelled at the as_of are answered with their status, not
+scored (``serving.lookup``). Orders by feature values: a numeric feature must be a number (or a
+number as text, e.g. ``"12.5"``; empty text and null are unknown) else 422 naming the order and
+the feature; a category the model never saw is scored as unknown and said in ``warnings``.
+"""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Request, Response
 
 from data.contract import EXPLANATION_STAGES
-from serving.deps import ModelDep, ReaderDep, StateDep, get_data
+from serving.deps import READER, ModelDep, StateDep, get_data
 from serving.errors import ApiError
 from serving.explain import Explanations, explain_rows
-from serving.lookup import features_for_ids, rows_for_ids
+from serving.lookup import Closed, find_orders
 from serving.rows import Rows
 from serving.schemas import (
     MAX_BATCH,
@@ -24,6 +33,7 @@ from serving.schemas import (
 router = APIRouter(
     prefix="/v1",
     tags=["risk"],
+    dependencies=READER,
     responses={
         401: {"model": ErrorResponse},
         403: {"model": ErrorResponse},
@@ -39,56 +49,90 @@ router = APIRouter(
     summary="Risk, top stage, stage contributions and reasons for 1 to 10,000 orders",
     description=f"Each order is given by `order_id` (looked up in the configured dataset as of "
     f"`as_of`, default its snapshot time) or by its `features`. More than {MAX_BATCH:,} orders: "
-    "422. An unknown id: 404 naming it.",
+    "422. An unknown id: 404 naming it. An order delivered or cancelled by the as_of: its "
+    "`status` and `closed_at`, no risk. A feature value that is not a number where the model "
+    "expects one: 422 naming the order and the feature; an unseen category: scored as unknown, "
+    "said in the order's `warnings`.",
 )
-def score_orders(
-    body: RiskRequest, model: ModelDep, state: StateDep, request: Request, _key: ReaderDep
-) -> Response:
+def score_orders(body: RiskRequest, model: ModelDep, state: StateDep, request: Request) -> Response:
     rm = model.risk_model
     lang = body.lang or state.settings.default_lang
-    rows, order_ids, as_of = _rows(body, state, rm)
-    data = state.data
-    explained = explain_rows(
-        rm,
-        rows,
-        lang=lang,
-        num_threads=1 if rows.n < 256 else 2,
-        expected_slips=None if data is None else data.expected_slips,
-    )
-    request.app.state.metrics.orders_scored.inc(rows.n)
-    return json_response(
-        RiskResponse(
-            model_version=model.version, as_of=as_of, results=_results(order_ids, explained, lang)
+    batch = _batch(body, state, rm)
+    results: list[RiskResult | None] = [None] * len(body.orders)
+    if batch.rows is not None:
+        data = state.data
+        explained = explain_rows(
+            rm,
+            batch.rows,
+            lang=lang,
+            num_threads=1 if batch.rows.n < 256 else 2,
+            expected_slips=None if data is None else data.expected_slips,
         )
+        request.app.state.metrics.orders_scored.inc(batch.rows.n)
+        for pos, result in zip(batch.scored, _results(batch, explained, lang), strict=True):
+            results[pos] = result
+    for pos, (order_id, closed) in batch.closed.items():
+        results[pos] = _closed_result(order_id, closed)
+    return json_response(
+        RiskResponse(model_version=model.version, as_of=batch.as_of, results=results)
     )
 
 
-def _rows(body: RiskRequest, state, rm) -> tuple[Rows, list, pd.Timestamp | None]:
-    """The orders' feature rows in request order, their ids, and the as_of of those looked up."""
+@dataclass
+class _Batch:
+    """A request's orders ready to score: the rows of those scored (``scored``: their positions
+    in the request, ascending), the orders closed at the as_of, and warnings by position."""
+
+    rows: Rows | None
+    scored: list[int]
+    ids: list
+    closed: dict[int, tuple[str, Closed]] = field(default_factory=dict)
+    warnings: dict[int, list[str]] = field(default_factory=dict)
+    as_of: pd.Timestamp | None = None
+
+
+def _batch(body: RiskRequest, state, rm) -> _Batch:
     by_id = [i for i, o in enumerate(body.orders) if o.features is None]
     by_value = [i for i, o in enumerate(body.orders) if o.features is not None]
     if not by_value:
         # The common call (orders by id, open at the snapshot): no frame is built.
         ids = [o.order_id for o in body.orders]
-        rows, as_of = rows_for_ids(get_data(state), rm, ids, body.as_of)
-        return rows, ids, as_of
+        found = find_orders(get_data(state), rm, ids, body.as_of)
+        closed = {k: (ids[k], c) for k, c in found.closed.items()}
+        open_ids = [ids[k] for k in found.open_at]
+        return _Batch(found.rows, found.open_at, open_ids, closed, as_of=found.as_of)
+    given, warnings = _columns_from_values(rm, [body.orders[i] for i in by_value], by_value)
     if not by_id:
         # Orders sent with their feature values: their columns are the rows, no frame built.
-        given = _columns_from_values(rm, body.orders, by_value)
-        return Rows.from_columns(given), given["order_id"].tolist(), None
+        rows = Rows.from_columns(given)
+        return _Batch(rows, by_value, given["order_id"].tolist(), warnings=warnings)
     ids = [body.orders[i].order_id for i in by_id]
-    features, as_of = features_for_ids(get_data(state), rm, ids, body.as_of)
-    given = _columns_from_values(rm, [body.orders[i] for i in by_value], by_value)
-    frame = pd.concat([features.reset_index(), pd.DataFrame(given)], ignore_index=True)
+    found = find_orders(get_data(state), rm, ids, body.as_of)
+    closed = {by_id[k]: (ids[k], c) for k, c in found.closed.items()}
+    open_by_id = [by_id[k] for k in found.open_at]
+    parts = [pd.DataFrame(given)]
+    if found.rows is not None:
+        looked_up = found.rows.to_frame().rename_axis("order_id").reset_index()
+        parts.insert(0, looked_up)
+    frame = pd.concat(parts, ignore_index=True)
     # Results come back in request order whichever way each order was given.
-    order = np.argsort(np.asarray(by_id + by_value), kind="stable")
+    positions = np.asarray(open_by_id + by_value)
+    order = np.argsort(positions, kind="stable")
     frame = frame.iloc[order].reset_index(drop=True)
-    return Rows(frame), frame["order_id"].tolist(), as_of
+    return _Batch(
+        Rows(frame),
+        positions[order].tolist(),
+        frame["order_id"].tolist(),
+        closed,
+        warnings,
+        found.as_of,
+    )
 
 
-def _columns_from_values(rm, orders, positions) -> dict[str, np.ndarray]:
-    """The orders' values as columns, as a frame of them would hold them: numbers as float64
-    (text that is not a number -> NaN), categories and context as pandas infers them."""
+def _columns_from_values(rm, orders, positions) -> tuple[dict[str, np.ndarray], dict]:
+    """The orders' values as columns, as a frame of them would hold them (numbers as float64,
+    categories as text, context as sent), and the warnings per request position. A value that
+    is not a number for a numeric feature: 422 naming the order and the feature."""
     known = set(rm.feature_names)
     for pos, order in zip(positions, orders, strict=True):
         unknown = sorted(set(order.features) - known)
@@ -110,23 +154,75 @@ def _columns_from_values(rm, orders, positions) -> dict[str, np.ndarray]:
                 "(send null for an unknown value)",
             )
     columns = {"order_id": pd.Series([o.order_id for o in orders], dtype=object).to_numpy()}
+    warnings: dict[int, list[str]] = {}
+    problems: list[str] = []
     for name in rm.feature_names:
         values = [o.features[name] for o in orders]
-        if name in rm.categorical_levels:
-            columns[name] = pd.Series(values).to_numpy()
+        levels = rm.categorical_levels.get(name)
+        if levels is not None:
+            columns[name] = _categories(name, values, levels, positions, warnings)
         elif all(v is None or type(v) is float for v in values):
             # The request's numbers are floats already (pydantic): no per-value parsing.
             columns[name] = np.array([np.nan if v is None else v for v in values], np.float64)
         else:
-            columns[name] = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
-            columns[name] = columns[name].to_numpy(dtype=np.float64)
+            columns[name] = _numbers(name, values, orders, positions, problems)
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ApiError(
+            422,
+            "invalid_request",
+            "; ".join(problems[:5]) + more + '. Send a number, a number as text ("12.5"), '
+            "or null for an unknown value",
+        )
     context = sorted({k for o in orders for k in o.context})
     for key in context:
         columns[key] = pd.Series([o.context.get(key) for o in orders]).to_numpy()
-    return columns
+    return columns, warnings
 
 
-def _results(order_ids: list, explained: Explanations, lang: str) -> list[RiskResult]:
+def _numbers(name, values, orders, positions, problems: list[str]) -> np.ndarray:
+    """A numeric feature's values as float64: numbers, numbers as text, null or empty text
+    (unknown); anything else is a problem for the caller (named in ``problems``)."""
+    out = np.empty(len(values), np.float64)
+    for k, value in enumerate(values):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            out[k] = np.nan
+            continue
+        try:
+            out[k] = float(value)
+        except ValueError:
+            label = f" (order {orders[k].order_id!r})" if orders[k].order_id else ""
+            problems.append(
+                f"body.orders.{positions[k]}.features.{name}: {value!r} is not a number{label}"
+            )
+    return out
+
+
+def _categories(name, values, levels, positions, warnings: dict[int, list[str]]) -> np.ndarray:
+    """A categorical feature's values as text (a number as its text: 12 -> "12"); a category
+    the model never saw is scored as unknown and said in the order's warnings."""
+    known = set(levels)
+    out = np.empty(len(values), dtype=object)
+    for k, value in enumerate(values):
+        if isinstance(value, float):
+            value = None if math.isnan(value) else _number_text(value)
+        elif isinstance(value, str) and not value.strip():
+            value = None
+        out[k] = value
+        if value is not None and value not in known:
+            shown = ", ".join(repr(v) for v in levels[:5]) + (", ..." if len(levels) > 5 else "")
+            warnings.setdefault(positions[k], []).append(
+                f"{name}: {value!r} is a category the model has not seen (it knows {shown}); "
+                "scored as an unknown one"
+            )
+    return out
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def _results(batch: _Batch, explained: Explanations, lang: str) -> list[RiskResult]:
     return [
         RiskResult(
             order_id=oid,
@@ -134,9 +230,11 @@ def _results(order_ids: list, explained: Explanations, lang: str) -> list[RiskRe
             top_stage=top,
             stage_contributions=dict(zip(EXPLANATION_STAGES, map(float, row), strict=True)),
             reasons=reasons,
+            warnings=batch.warnings.get(pos, []),
         )
-        for oid, risk, top, row, reasons in zip(
-            order_ids,
+        for pos, oid, risk, top, row, reasons in zip(
+            batch.scored,
+            batch.ids,
             explained.risk,
             explained.top_stage,
             explained.stages,
@@ -144,3 +242,15 @@ def _results(order_ids: list, explained: Explanations, lang: str) -> list[RiskRe
             strict=True,
         )
     ]
+
+
+def _closed_result(order_id: str, closed: Closed) -> RiskResult:
+    return RiskResult(
+        order_id=order_id,
+        risk=None,
+        top_stage=None,
+        stage_contributions={},
+        reasons=[],
+        status=closed.status,
+        closed_at=closed.at.to_pydatetime(),
+    )

@@ -1,6 +1,8 @@
 """``/v1/webhooks``: register, list and delete early-warning receivers; see their deliveries.
 
-Admin only. The secret is returned once, by the POST that creates it.
+Admin only. The secret is returned once, by the POST that creates it. Receivers must be public
+addresses unless ``OTD_RISK_WEBHOOK_ALLOW_HOSTS`` names them (``serving.egress``): anything else
+is refused with 422.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from serving.deps import require
+from serving.deps import ADMIN
+from serving.egress import InvalidReceiverURL, parse_receiver_url
 from serving.errors import ApiError
 from serving.i18n import LangDep, t
 from serving.schemas import ErrorResponse
@@ -44,11 +47,12 @@ WebhookId = Annotated[str, Path(description="The id returned when the webhook wa
 router = APIRouter(
     prefix="/v1/webhooks",
     tags=["webhooks"],
-    dependencies=[Depends(require("admin"))],
+    dependencies=ADMIN,
     responses={
         401: {"model": ErrorResponse},
         403: {"model": ErrorResponse},
         404: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
     },
 )
 
@@ -58,7 +62,12 @@ class WebhookCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(description="Where events are POSTed (http or https).", max_length=2000)
+    url: str = Field(
+        description="Where events are POSTed: an http(s) URL without user or password. Its host "
+        "must resolve to public addresses only, unless the server's "
+        "OTD_RISK_WEBHOOK_ALLOW_HOSTS names it (checked again before every send).",
+        max_length=2000,
+    )
     threshold: float = Field(ge=0, le=1, description="Risk (0-1) that triggers threshold_crossed.")
     risk_step: float | None = Field(
         default=None,
@@ -81,8 +90,10 @@ class WebhookCreate(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.lower().startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL, e.g. https://example.com/otd-hook")
+        try:
+            parse_receiver_url(value)
+        except InvalidReceiverURL as exc:
+            raise ValueError(str(exc)) from None
         return value
 
 
@@ -116,7 +127,10 @@ class DeliveryOut(BaseModel):
     event: str
     run_id: str
     order_id: str
-    status: str = Field(description="pending, delivered or cancelled.")
+    status: str = Field(
+        description="pending, delivered, cancelled, or refused (the receiver check refused the "
+        "send: not retried; `last_error` says why)."
+    )
     attempts: int
     created_at: datetime
     next_attempt_at: datetime | None
@@ -140,8 +154,13 @@ def _get_or_404(store: WebhookStore, webhook_id: str, lang: str) -> Webhook:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated)
 def create_webhook(body: WebhookCreate, store: StoreDep) -> WebhookCreated:
-    """Register a receiver. Events: ``threshold_crossed`` and ``risk_rose``, one per POST."""
-    created = store.register(**body.model_dump())
+    """Register a receiver. Events: ``threshold_crossed`` and ``risk_rose``, one per POST. A
+    receiver that is not a public address (loopback, private, link-local, multicast, reserved,
+    unspecified, after DNS resolution), or whose host does not resolve: 422."""
+    try:
+        created = store.register(**body.model_dump())
+    except ValueError as exc:
+        raise ApiError(422, "webhook_url_refused", f"body.url: {exc}") from None
     return WebhookCreated(**created.webhook.__dict__, secret=created.secret)
 
 
@@ -166,7 +185,7 @@ def list_deliveries(
     store: StoreDep,
     lang: LangDep,
     delivery_status: Annotated[
-        Literal["pending", "delivered", "cancelled"] | None,
+        Literal["pending", "delivered", "cancelled", "refused"] | None,
         Query(alias="status", description="Only deliveries in this state."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -24,6 +24,21 @@ from otd_risk.settings import Settings
 OTD_RISK = Path(sys.executable).with_name("otd-risk")
 
 
+def webhook_helpers():
+    """``tests/webhooks/webhook_helpers.py`` (its real receiver on 127.0.0.1), importable from
+    here whichever test directories pytest put on the path."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "webhooks" / "webhook_helpers.py"
+    spec = importlib.util.spec_from_file_location("webhook_helpers", path)
+    module = sys.modules.get("webhook_helpers")
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["webhook_helpers"] = module
+        spec.loader.exec_module(module)
+    return module
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -4,15 +4,27 @@ reader key and with an admin key. No response is a 5xx, every error is in the do
 ``{"error": {"code", "message"}}``, and successful responses match their schema. Bounded
 (``MAX_EXAMPLES`` per operation and mode) so that it runs in CI in about a minute.
 
-(schemathesis' own pytest loader, ``schemathesis.pytest.from_fixture``, breaks on pytest 9: it sets
+(Dates and times are drawn from the whole range Python has (years 1 to 9999, with and without
+an offset) plus the values past pandas' nanosecond range that once made 500s (9999-12-31,
+2262-05-01, 0001-01-01 ...): ``schemathesis.openapi.format`` replaces the ``date`` and
+``date-time`` strategies. Random order ids are 404s before any date is used, so
+``test_fuzz_dates_out_of_range`` also sends schema-valid requests for orders that exist with each
+date set out of range (numbers such as 99999999999999 too). Without a key, nothing but a body that
+is not JSON at all may be answered otherwise than 401 (FastAPI reads the body before any
+dependency runs).
+
+schemathesis' own pytest loader, ``schemathesis.pytest.from_fixture``, breaks on pytest 9: it sets
 ``node._nodeid``. The operations' Hypothesis strategies are used directly instead.)"""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from reliability_helpers import copy_home, running_server
 from schemathesis.checks import not_a_server_error
@@ -26,6 +38,38 @@ pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/v1/messages"}
+
+OUT_OF_RANGE_TIMES = (
+    "9999-12-31T23:59:59",
+    "9999-12-31T23:59:59+14:00",
+    "2262-05-01T00:00:00",
+    "2262-04-11T23:47:17Z",
+    "1677-09-21T00:12:43Z",
+    "0001-01-01T00:00:00",
+    "0001-01-01T00:00:00-12:00",
+)
+OUT_OF_RANGE_DAYS = ("9999-12-31", "2262-04-12", "1677-09-21", "0001-01-01")
+DATE_TIMES = st.one_of(
+    st.sampled_from(OUT_OF_RANGE_TIMES),
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=8))]),
+    ).map(datetime.isoformat),
+)
+DATES = st.one_of(
+    st.sampled_from(OUT_OF_RANGE_DAYS),
+    st.dates().map(lambda d: d.isoformat()),
+)
+schemathesis.openapi.format("date-time", DATE_TIMES)
+schemathesis.openapi.format("date", DATES)
+DATE_OPERATIONS = {
+    "POST /v1/risk": "as_of",
+    "GET /v1/orders/{order_id}/risk": "as_of",
+    "GET /v1/orders/at-risk": "due",
+    "GET /v1/orders/at-risk/export": "due",
+}
+"""The operations that take a time (as_of) or a date (the due window)."""
 
 
 def documented_operations() -> list[str]:
@@ -118,9 +162,11 @@ def test_fuzz_operation(label, mode, live_operations, trained_home, http_session
                     response, checks=[not_a_server_error, response_schema_conformance]
                 )
             if who == "no key" and case.path not in OPEN_PATHS:
-                # 400/422 only for a body that cannot be parsed at all: FastAPI parses it before
-                # it runs any dependency (the key check included). Nothing is served without a key.
-                assert response.status_code in (400, 401, 422), (case.path, response.status_code)
+                # 422 only for a body that is not JSON at all: FastAPI reads it before it runs
+                # any dependency. Anything else (an invalid field, a bad query) is 401 first.
+                if response.status_code != 401:
+                    assert response.status_code in (400, 422), (case.path, response.status_code)
+                    assert _not_json(response), (case.as_curl_command(), response.text)
 
     try:
         check()
@@ -129,3 +175,61 @@ def test_fuzz_operation(label, mode, live_operations, trained_home, http_session
             pytest.skip(f"{label} takes no input that could be made invalid")
         raise
     assert sum(statuses.values()) >= 3
+
+
+def _known_ids(case, order_ids: list[str]) -> None:
+    """Ask for orders the dataset has, by id (path or body): a random id is a 404 before any
+    date is used, which is how the out-of-range as_of of issue 15 went unnoticed."""
+    if "order_id" in (case.path_parameters or {}):
+        case.path_parameters["order_id"] = order_ids[0]
+    if isinstance(case.body, dict) and isinstance(case.body.get("orders"), list):
+        case.body["orders"] = [
+            {"order_id": order_ids[i % len(order_ids)]} for i in range(len(case.body["orders"]))
+        ]
+
+
+@pytest.mark.parametrize("label", sorted(DATE_OPERATIONS))
+def test_fuzz_dates_out_of_range(label, live_operations, trained_home, http_session):
+    """Schema-valid requests to every operation that takes a date, with orders that exist and
+    each date or time set to a value past pandas' range (1677-2262) or Python's edges: none is
+    a 5xx, errors keep the shape. (Issue 15: 9999-12-31T23:59:59 and 99999999999999 as as_of
+    were a plain-text 500 and a reset connection.)"""
+    operation = live_operations[label]
+    admin = {"Authorization": f"Bearer {trained_home.admin_key}"}
+    statuses: dict[int, int] = {}
+
+    @given(
+        case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+        moment=st.sampled_from([*OUT_OF_RANGE_TIMES, 99999999999999, -99999999999999]),
+        day=st.sampled_from(OUT_OF_RANGE_DAYS),
+    )
+    @settings(
+        max_examples=20,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
+    def check(case, moment, day) -> None:
+        _known_ids(case, trained_home.order_ids)
+        if DATE_OPERATIONS[label] == "as_of":
+            if isinstance(case.body, dict):
+                case.body["as_of"] = moment
+            else:
+                case.query = {**(case.query or {}), "as_of": moment}
+        else:
+            case.query = {**(case.query or {}), "due_after": day, "due_before": day}
+        response = case.call(headers=admin, session=http_session, timeout=60)
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        assert response.status_code < 500, (case.as_curl_command(), response.text)
+        assert_error_shape(response)
+
+    check()
+    assert sum(statuses.values()) >= 10
+    print(f"\n{label} with dates out of range: {statuses}")
+
+
+def _not_json(response) -> bool:
+    """A 4xx that says the body could not be read at all."""
+    errors = response.json()["error"].get("details") or []
+    return response.status_code == 400 or any(e.get("type") == "json_invalid" for e in errors)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from otd_risk.cli import app
 from otd_risk.settings import get_settings
 from serving.columns import RANKED_COLUMNS
-from serving.runs import latest_run
+from serving.runs import latest_run, list_runs
 
 
 @pytest.fixture
@@ -61,7 +61,12 @@ def test_score_as_of_and_format(served, cli_env, tmp_path):
     assert result.exit_code == 0, result.output
     frame = pd.read_json(out)
     assert list(frame.columns) == list(RANKED_COLUMNS)
-    assert latest_run(cli_env).as_of == pd.Timestamp(t).to_pydatetime()
+    recorded = list_runs(cli_env, limit=1)[0]
+    assert recorded.as_of == pd.Timestamp(t).to_pydatetime()
+    # Scored back in time: recorded, but the planners' current list is still the snapshot's run.
+    current = latest_run(cli_env)
+    assert current.run_id != recorded.run_id
+    assert current.as_of == served.dataset.snapshot_time().to_pydatetime()
 
 
 def test_score_refuses_an_unknown_format(served, cli_env, tmp_path):

@@ -16,7 +16,11 @@ from webhook_helpers import Receiver, record
 from serving.webhooks import WebhookConfig, WebhookStore, WebhookWorker
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
-FAST = WebhookConfig(backoff_base_seconds=1, backoff_cap_seconds=8, max_failures=3)
+LOCAL = ("127.0.0.1",)
+"""The receivers of these tests listen on 127.0.0.1: allowed explicitly (refused by default)."""
+FAST = WebhookConfig(
+    backoff_base_seconds=1, backoff_cap_seconds=8, max_failures=3, allow_hosts=LOCAL
+)
 PAYLOAD_FIELDS = {
     "event",
     "idempotency_key",
@@ -140,7 +144,7 @@ def test_restart_mid_retry_loses_nothing(tmp_path):
         receiver.down = False
         # "Restart": a new store and a real background worker over the same database.
         config = WebhookConfig(
-            backoff_base_seconds=0.05, backoff_cap_seconds=0.2, poll_seconds=0.05
+            backoff_base_seconds=0.05, backoff_cap_seconds=0.2, poll_seconds=0.05, allow_hosts=LOCAL
         )
         fresh = WebhookStore(tmp_path, config)
         worker = WebhookWorker(fresh).start()

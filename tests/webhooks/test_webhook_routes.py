@@ -22,6 +22,7 @@ class FastSettings(Settings):
     webhook_poll_seconds: float = 0.05
     webhook_backoff_base_seconds: float = 0.05
     webhook_backoff_cap_seconds: float = 0.2
+    webhook_allow_hosts: list[str] = ["127.0.0.1"]  # the receivers here listen on 127.0.0.1
 
 
 @pytest.fixture
