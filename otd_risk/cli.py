@@ -43,6 +43,10 @@ def _quiet_libraries() -> None:
     # Read by MLflow when it is first imported (the commands import it lazily, after this).
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    from data.urls import install_log_redaction
+
+    # Passwords in URLs (a tracking store's, a database's) never reach a terminal or a log.
+    install_log_redaction()
 
 
 def _settings_first(command: Callable) -> Callable:

@@ -20,6 +20,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from data.urls import redact_url
 from otd_risk.settings import Settings
 from training.evaluate import LOWER_IS_BETTER, better, classification_metrics
 from training.model import RiskModel
@@ -215,7 +216,7 @@ def load_champion(settings: Settings) -> LoadedModel:
     if current is None:
         raise LookupError(
             f"no model has the alias @{settings.champion_alias} of {settings.model_name!r} at "
-            f"{settings.tracking_uri}; train one with `otd-risk train --data DIR` "
+            f"{redact_url(settings.tracking_uri)}; train one with `otd-risk train --data DIR` "
             "(or `otd-risk demo`)"
         )
     uri = f"models:/{settings.model_name}@{settings.champion_alias}"

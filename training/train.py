@@ -22,6 +22,7 @@ import pandas as pd
 
 from data.contract import CONTRACT_VERSION
 from data.dataset import Dataset
+from data.urls import redact_url
 from features.build import build_features_at, history_feature_frame
 from features.registry import feature_specs, rate_key_columns
 from features.training_set import build_training_set
@@ -403,7 +404,7 @@ def _log_and_register(
 
     from training.registry import use_tracking
 
-    step(f"logging to MLflow at {settings.tracking_uri}")
+    step(f"logging to MLflow at {redact_url(settings.tracking_uri)}")
     use_tracking(settings, experiment)
     split = data.split
     with mlflow.start_run(run_name=f"train-{split.cutoff:%Y%m%d-%H%M}") as run:

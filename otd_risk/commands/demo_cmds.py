@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from data.urls import redact_url
 from otd_risk.commands.common import console, quiet_mlflow_registry, step_printer, user_errors
 
 
@@ -88,7 +89,8 @@ def next_steps(settings, result) -> str:
     return (
         f"- the ranked list: {shown(result.scores_path)}\n"
         f"- the simulated export: {world} (try `otd-risk validate --data {world}`)\n"
-        f"- MLflow runs and the registry: `mlflow ui --backend-store-uri {settings.tracking_uri}`\n"
+        f"- MLflow runs and the registry: `mlflow ui --backend-store-uri "
+        f"{redact_url(settings.tracking_uri)}`\n"
         f"- the API and the planner page over the demo's world, {where}:\n"
         f"    otd-risk serve --data {world}\n"
         "  then open http://127.0.0.1:8000/ (it asks for a key), or, in another terminal, ask "

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from data.urls import redact_url
 from otd_risk.commands.common import (
     UserError,
     console,
@@ -94,7 +95,7 @@ def train(
         console.print(line)
     colour = "green" if result.promoted else "yellow"
     console.print(f"[bold {colour}]{result.decision}[/]")
-    console.print(f"MLflow run {result.run_id} at {settings.tracking_uri}")
+    console.print(f"MLflow run {result.run_id} at {redact_url(settings.tracking_uri)}")
 
 
 def model_lines(result) -> list[str]:
