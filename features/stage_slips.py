@@ -52,6 +52,19 @@ def observed_state(columns: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
     - ``plan_offset``: the last planned end minus the end of the due date, in days (the plan's
       own lateness; NaN when the plan does not say);
     - ``known``: the row can be split into stages (stage data, a current stage, a plan)."""
+    if any(c not in columns for c in NEEDED_COLUMNS):  # no stage data: nothing to split
+        n = len(np.asarray(columns["slack_days"]))
+        none = np.zeros((n, len(STAGES)), dtype=bool)
+        return {
+            "present": none,
+            "done": none,
+            "pending": none,
+            "added": np.full((n, len(STAGES)), np.nan),
+            "slip_so_far": np.zeros(n),
+            "plan_offset": np.full(n, np.nan),
+            "position": np.full(n, -1, dtype=np.int64),
+            "known": np.zeros(n, dtype=bool),
+        }
     behind = np.column_stack([np.asarray(columns[c], dtype=np.float64) for c in BEHIND_COLUMNS])
     position = stage_positions(columns["current_stage"])
     present = ~np.isnan(behind)
@@ -65,14 +78,23 @@ def observed_state(columns: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
         added[d, i] = end_slip[d, i] - previous[d]
         previous = np.where(d, end_slip[:, i], previous)
     margin = np.asarray(columns["plan_margin_days"], dtype=np.float64)
-    known = (position >= 0) & present.any(axis=1) & ~np.isnan(margin)
+    # The plan's last end against the due date. plan_margin_days counts the planned time left
+    # from as_of (never below 0), so when the last stage is already past its planned end that
+    # overrun, its days_behind so far, is what the margin does not show.
+    last = np.where(present.any(axis=1), len(STAGES) - 1 - present[:, ::-1].argmax(axis=1), 0)
+    rows = np.arange(len(behind))
+    last_pending = present[rows, last] & ~done[rows, last]
+    overrun = np.where(last_pending, np.nan_to_num(behind[rows, last]), 0.0)
+    # All stages completed but not delivered: the plan's end is not in the features any more;
+    # such rows are forecast directly.
+    known = (position >= 0) & (position < len(STAGES)) & present.any(axis=1) & ~np.isnan(margin)
     return {
         "present": present,
         "done": done,
         "pending": present & ~done,
         "added": added,
         "slip_so_far": previous,
-        "plan_offset": -margin,
+        "plan_offset": -margin - overrun,
         "position": position,
         "known": known,
     }

@@ -59,7 +59,8 @@ MIN_ROWS = 50
 LEVELS: tuple[float, ...] = (0.025, 0.1, 0.9, 0.975)
 """Residual quantiles kept: the 80% interval (0.1..0.9) and the 95% interval (0.025..0.975)."""
 MIN_BUCKET = 50
-"""A (stage, past due) bucket with fewer calibration residuals borrows its stage's, then all."""
+"""A (stage, past due) bucket with fewer calibration residuals borrows those of every stage's
+past-due orders (when it is a past-due bucket), then its stage's, then everyone's."""
 RESIDUAL_SAMPLE = 1000
 """Residuals kept per bucket for the forecast's probability of lateness."""
 DIRECT = "direct"
@@ -221,6 +222,9 @@ class DelayForecast:
         pooled = residual[np.isfinite(residual)]
         for b in range(2 * (len(STAGES) + 2)):
             own = residual[bucket == b]
+            if len(own) < MIN_BUCKET and b % 2:
+                # Past due is the rarer and wider half: pool it over the stages first.
+                own = residual[bucket % 2 == 1]
             if len(own) < MIN_BUCKET:
                 own = residual[bucket // 2 == b // 2]
             if len(own) < MIN_BUCKET:
@@ -332,6 +336,8 @@ def _state(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 def _behind_current(columns: Mapping[str, Any], position: np.ndarray) -> np.ndarray:
     """Days the current stage is past its planned end so far (0 while ahead, NaN unknown)."""
+    if any(f"{s}_days_behind" not in columns for s in STAGES):
+        return np.full(len(position), np.nan)
     behind = np.column_stack(
         [np.asarray(columns[f"{s}_days_behind"], dtype=np.float64) for s in STAGES]
     )

@@ -26,10 +26,12 @@ import pandas as pd
 from scipy.special import expit
 
 from data.contract import EXPLANATION_STAGES
+from training.forecast import DelayForecast, Forecast
 
 BOOSTER_FILE = "booster.txt"
 CALIBRATOR_FILE = "calibrator.joblib"
 META_FILE = "risk_model.json"
+FORECAST_DIR = "forecast"
 ARTIFACT_KEY = "risk_model"
 STAGE_PREFIX = "stage_"
 
@@ -67,8 +69,11 @@ class RiskModel:
         stage_map: Mapping[str, str],
         feature_specs: Sequence[Mapping[str, Any]] = (),
         meta: Mapping[str, Any] | None = None,
+        forecast: DelayForecast | None = None,
     ) -> None:
         self.booster = booster
+        self.forecast = forecast
+        """The delivery forecast (days late by stage, intervals), on the same encoding."""
         self.feature_names = list(feature_names)
         self.categorical_levels = {k: [str(v) for v in lv] for k, lv in categorical_levels.items()}
         self.calibrator = calibrator
@@ -187,6 +192,12 @@ class RiskModel:
         out.insert(0, "risk", risk)
         return out
 
+    def forecast_of(self, X: pd.DataFrame) -> Forecast | None:
+        """The delivery forecast of each row of ``X`` (None when the model has none)."""
+        if self.forecast is None:
+            return None
+        return self.forecast.predict(self.encode(X), X)
+
     @property
     def categorical_features(self) -> list[str]:
         return list(self._categorical)
@@ -221,6 +232,8 @@ class RiskModel:
             "meta": self.meta,
         }
         (path / META_FILE).write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
+        if self.forecast is not None:
+            self.forecast.save(path / FORECAST_DIR)
         return path
 
     @classmethod
@@ -235,6 +248,9 @@ class RiskModel:
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
         booster = lgb.Booster(model_file=str(path / BOOSTER_FILE))
         calibrator = joblib.load(path / CALIBRATOR_FILE)
+        forecast = None
+        if (path / FORECAST_DIR / "forecast.json").exists():
+            forecast = DelayForecast.load(path / FORECAST_DIR)
         return cls(
             booster,
             meta["feature_names"],
@@ -243,6 +259,7 @@ class RiskModel:
             meta["stage_map"],
             meta.get("feature_specs", []),
             meta.get("meta", {}),
+            forecast,
         )
 
 

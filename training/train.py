@@ -20,21 +20,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.contract import CONTRACT_VERSION
+from data.contract import CONTRACT_VERSION, STAGES
 from data.dataset import Dataset
 from data.urls import redact_url
 from features.build import build_features_at, history_feature_frame
 from features.registry import feature_specs, rate_key_columns
-from features.training_set import build_training_set
+from features.training_set import TARGET_PREFIX, build_forecast_set, build_training_set
 from otd_risk.settings import Settings
 from training.baselines import CellRate, LogisticBaseline, PlannerRule, TypicalDurations
 from training.evaluate import (
+    classification_metrics,
     expected_calibration_error,
     flat_metrics,
+    forecast_metrics_by_horizon,
     metrics_by_horizon,
     paired_gain,
+    paired_mae_gain,
 )
-from training.fit import DEFAULT_LGBM_PARAMS, Split, fit_risk_model, time_split
+from training.fit import (
+    DEFAULT_LGBM_PARAMS,
+    SMALL_DATA_ROWS,
+    Split,
+    fit_risk_model,
+    order_blocks,
+    time_split,
+)
+from training.forecast import DelayForecast
 from training.groups import best_pairs, rank_groups
 from training.model import RiskModel
 from training.reference import open_order_reference
@@ -101,6 +112,14 @@ class TrainResult:
     """Features empty or constant on the training window, left out."""
     beaten_by: list[str] = field(default_factory=list)
     """Baselines that scored at least as well as otd-risk on the gate's metric."""
+    forecast_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Delivery forecast metrics on the validation window, by forecaster (``forecast``,
+    ``on_plan``, ``typical_durations``): MAE, pinball losses, interval coverage and width."""
+    forecast_gains: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per forecast baseline: days of MAE the forecast saves over it, with a 95% interval."""
+    forecast_agreement: dict[str, float] = field(default_factory=dict)
+    """The risk against the forecast's own probability of lateness on the risk's validation
+    examples (PR AUC and ECE of each)."""
 
 
 @dataclass
@@ -136,6 +155,23 @@ class Evaluation:
     gains: dict[str, dict[str, float]]
     recent_ece: dict[str, float]
     notes: dict[str, str]
+    forecast: ForecastEvaluation | None = None
+
+
+@dataclass
+class ForecastEvaluation:
+    """The delivery forecast against its baselines on the validation window."""
+
+    metrics: dict[str, dict[str, float]]
+    by_horizon: dict[str, pd.DataFrame]
+    gains: dict[str, dict[str, float]]
+    agreement: dict[str, float]
+    counts: dict[str, int]
+
+
+FORECAST_KEYS = ("forecast", "on_plan", "typical_durations")
+"""The forecasters compared: otd-risk's, "on plan" (0 days late, or now when already past due)
+and typical remaining durations (``TypicalDurations``: as_of + median remaining stage times)."""
 
 
 def train_model(
@@ -205,13 +241,19 @@ def train_model(
         },
     )
     lap("fit")
+    cut = dataset.cut(t)
+    step("fitting the delivery forecast (what each remaining stage will add, intervals)")
+    forecast_data = prepare_forecast_data(cut, data, settings, extra)
+    model.forecast = fit_forecast(model, forecast_data.train, settings)
+    lap("forecast")
     step(
         "scoring otd-risk and the baselines on the validation window (typical durations, "
-        "cell rate, logistic regression, planner's rule)"
+        "cell rate, logistic regression, planner's rule; the forecast against on-plan and "
+        "typical durations)"
     )
-    evaluation = evaluate_on_validation(model, data, dataset.cut(t), settings)
+    evaluation = evaluate_on_validation(model, data, cut, settings)
+    evaluation.forecast = evaluate_forecast(model, forecast_data, data, cut, settings)
     lap("baselines_and_metrics")
-    cut = dataset.cut(t)
     result = _log_and_register(
         model,
         data,
@@ -375,6 +417,117 @@ def evaluate_on_validation(
     return Evaluation(y, scores, probs, by_horizon, overall, gains, recent_ece, notes)
 
 
+@dataclass
+class ForecastData:
+    """Forecast examples split like the risk model's: ``train`` (orders delivered before the
+    validation cut) and ``valid`` (the validation orders, seen from the cut on)."""
+
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    counts: dict[str, int]
+
+
+def prepare_forecast_data(
+    cut: Dataset, data: TrainingData, settings: Settings, extra: Sequence[str]
+) -> ForecastData:
+    """The forecast's examples (``features.training_set.build_forecast_set``) on the risk
+    model's split: training orders whose final lateness was known before the validation cut
+    (delivered by then: a target known only later would leak the window), validation orders
+    seen from the cut on."""
+    frame = build_forecast_set(
+        cut,
+        data.split.cutoff,
+        data.frame,
+        every_days=settings.snapshot_every_days,
+        extra_order_columns=extra,
+        rate_pairs=data.rate_pairs,
+    )
+    cut_v = data.split.validation_cut
+    in_train = frame["order_id"].isin(set(data.train["order_id"])).to_numpy()
+    in_valid = frame["order_id"].isin(set(data.valid["order_id"])).to_numpy()
+    early = (frame["delivered_at"] < cut_v).to_numpy()
+    counts = dict(frame.attrs.get("counts", {}))
+    counts["forecast_train_orders_delivered_after_cut_excluded"] = int(
+        frame.loc[in_train & ~early, "order_id"].nunique()
+    )
+    return ForecastData(
+        train=frame[in_train & early].reset_index(drop=True),
+        valid=frame[in_valid & (frame["as_of"] >= cut_v).to_numpy()].reset_index(drop=True),
+        counts=counts,
+    )
+
+
+def _targets(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    out = {
+        "days_late": frame[f"{TARGET_PREFIX}days_late"].to_numpy(dtype=float),
+        "tail": frame[f"{TARGET_PREFIX}tail"].to_numpy(dtype=float),
+    }
+    for stage in STAGES:
+        out[f"added_{stage}"] = frame[f"{TARGET_PREFIX}added_{stage}"].to_numpy(dtype=float)
+    return out
+
+
+def fit_forecast(model: RiskModel, train: pd.DataFrame, settings: Settings) -> DelayForecast:
+    """The delivery forecast on the risk model's encoding, calibrated on the most recent block
+    of its training orders."""
+    X = model.encode(train)
+    cat = [i for i, f in enumerate(model.feature_names) if f in model.categorical_levels]
+    threads = 1 if len(train) < SMALL_DATA_ROWS else 2
+    return DelayForecast(model.feature_names, settings.late_grace_days, settings.seed).fit(
+        X, train, _targets(train), order_blocks(train), categorical=cat, threads=threads
+    )
+
+
+def evaluate_forecast(
+    model: RiskModel,
+    fdata: ForecastData,
+    data: TrainingData,
+    cut: Dataset,
+    settings: Settings,
+) -> ForecastEvaluation:
+    """The forecast, "on plan" and typical durations on the validation orders (MAE overall
+    and of truly late orders, pinball losses, coverage and width of the intervals, by
+    horizon; MAE saved over each baseline with its bootstrap interval), and the risk against
+    the forecast's own probability of lateness on the risk's validation examples."""
+    valid = fdata.valid
+    y = valid[f"{TARGET_PREFIX}days_late"].to_numpy(dtype=float)
+    grace = settings.late_grace_days
+    fc = model.forecast_of(valid)
+    assert fc is not None
+    slack = valid["slack_days"].to_numpy(dtype=float)
+    typical = TypicalDurations().fit(cut, data.split.validation_cut)
+    points = {
+        "forecast": fc.days_late,
+        "on_plan": np.maximum(0.0, -slack),
+        "typical_durations": typical.score(cut, valid[["order_id", "as_of"]]),
+    }
+    bounds = {"p10": fc.p10, "p90": fc.p90, "p025": fc.p025, "p975": fc.p975}
+    days = valid["days_to_due"].to_numpy(dtype=float)
+    by_horizon = {
+        k: forecast_metrics_by_horizon(y, p, days, bounds if k == "forecast" else None, grace)
+        for k, p in points.items()
+    }
+    metrics = {k: {m: float(v) for m, v in f.loc["all"].items()} for k, f in by_horizon.items()}
+    orders = valid["order_id"].to_numpy()
+    gains = {
+        k: paired_mae_gain(y, points["forecast"], points[k], orders, seed=settings.seed)
+        for k in FORECAST_KEYS[1:]
+    }
+    # Does the risk agree with the forecast? Both judged on the risk's own validation examples.
+    risk_valid = data.valid
+    y_risk = risk_valid["late"].to_numpy(dtype=float)
+    p_forecast = model.forecast_of(risk_valid).p_late
+    risk = model.predict_risk(risk_valid)
+    agreement = {
+        "risk_pr_auc": classification_metrics(y_risk, risk)["pr_auc"],
+        "forecast_p_late_pr_auc": classification_metrics(y_risk, p_forecast)["pr_auc"],
+        "risk_ece": expected_calibration_error(y_risk, risk),
+        "forecast_p_late_ece": expected_calibration_error(y_risk, p_forecast),
+        "correlation": float(np.corrcoef(risk, p_forecast)[0, 1]) if len(risk) > 1 else np.nan,
+    }
+    return ForecastEvaluation(metrics, by_horizon, gains, agreement, fdata.counts)
+
+
 def _order_rows(cut: Dataset, train: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """One row per training order: its key columns, ``late`` and ``outcome_known_at``."""
     per_order = train.groupby("order_id", sort=True).agg(
@@ -436,7 +589,15 @@ def _log_and_register(
         rate_pairs=list(data.rate_pairs),
         dropped_features=list(data.dropped),
         beaten_by=list(gate.beaten_by),
+        forecast_metrics=evaluation.forecast.metrics if evaluation.forecast else {},
+        forecast_gains=evaluation.forecast.gains if evaluation.forecast else {},
+        forecast_agreement=evaluation.forecast.agreement if evaluation.forecast else {},
     )
+
+
+def _metric_key(horizon: str) -> str:
+    # MLflow metric names allow letters, digits, _-./ and spaces; "15+" needs renaming.
+    return str(horizon).replace("+", "plus")
 
 
 def _n_examples(model: RiskModel, data: TrainingData) -> dict[str, int]:
@@ -512,6 +673,32 @@ def _log_training(
             if not np.isnan(c["held_out_pr_auc"])
         }
     )
+    if evaluation.forecast is not None:
+        fe = evaluation.forecast
+        mlflow.log_metrics(
+            {
+                f"days_late.{model_key}.{_metric_key(h)}.{m}": float(v)
+                for model_key, frame in fe.by_horizon.items()
+                for h, row in frame.iterrows()
+                for m, v in row.items()
+                if pd.notna(v)
+            }
+        )
+        mlflow.log_metrics(
+            {
+                f"forecast_mae_gain_vs_{base}{'' if part == 'gain' else '.' + part}": value
+                for base, figures in fe.gains.items()
+                for part, value in figures.items()
+                if not np.isnan(value)
+            }
+        )
+        mlflow.log_metrics(
+            {f"agreement.{k}": v for k, v in fe.agreement.items() if not np.isnan(v)}
+        )
+        mlflow.log_params({f"counts.{k}": v for k, v in fe.counts.items()})
+        forecast = model.forecast
+        if forecast is not None:
+            mlflow.log_params({f"forecast.trees.{k}": v for k, v in forecast.stage_trees_.items()})
     mlflow.log_metrics(
         {
             f"gain_vs_{base}.pr_auc{'' if part == 'gain' else '.' + part}": value
