@@ -70,6 +70,11 @@ class MonitorResult:
                 "brier": self.realised.brier,
                 "reference_pr_auc": self.reference_pr_auc,
                 "calibration_by_decile": self.realised.calibration,
+                # The delivery forecast beside the risk: error and interval coverage.
+                "n_delivered": self.realised.n_delivered,
+                "mae_days": self.realised.mae_days,
+                "coverage_80": self.realised.coverage_80,
+                "coverage_95": self.realised.coverage_95,
             },
         }
 
@@ -213,6 +218,9 @@ def _log_to_mlflow(
             "realised_roc_auc": result.realised.roc_auc,
             "realised_pr_auc": result.realised.pr_auc,
             "realised_brier": result.realised.brier,
+            "realised_mae_days": result.realised.mae_days,
+            "realised_coverage_80": result.realised.coverage_80,
+            "realised_coverage_95": result.realised.coverage_95,
         }
         mlflow.log_metrics({k: float(v) for k, v in figures.items() if v is not None})
         mlflow.log_dict(summary, "summary.json")

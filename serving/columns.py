@@ -5,11 +5,30 @@ from __future__ import annotations
 
 import pandas as pd
 
-from data.contract import EXPLANATION_STAGES
+from data.contract import EXPLANATION_STAGES, STAGES
 
 STAGE_COLUMNS: tuple[str, ...] = tuple(f"stage_{s}" for s in EXPLANATION_STAGES)
 """One contribution column per stage: the stage's share of the risk in log-odds of lateness
 (SHAP values of its features, summed). Positive pushes towards late."""
+
+STAGE_DAYS_COLUMNS: tuple[str, ...] = tuple(f"stage_days_{s}" for s in STAGES)
+"""Days each process stage adds beyond its plan: observed for completed stages, forecast for the
+others, empty where the order has no such stage (``training.forecast``)."""
+
+FORECAST_COLUMNS: tuple[str, ...] = (
+    "predicted_days_late",
+    "days_late_p10",
+    "days_late_p90",
+    "days_late_p025",
+    "days_late_p975",
+    "predicted_delivery_date",
+    "past_due_days",
+    *STAGE_DAYS_COLUMNS,
+)
+"""The delivery forecast of each order: days late (delivery minus the end of the due date, in
+days; negative = early) with its 80% (p10..p90) and 95% (p025..p975) intervals, the delivery
+date that means, how many days the due date is already behind (0 when not past due) and what
+each stage adds. Empty for models trained without a forecast."""
 
 RANKED_COLUMNS: tuple[str, ...] = (
     "order_id",
@@ -22,8 +41,10 @@ RANKED_COLUMNS: tuple[str, ...] = (
     "customer_id",
     "due_date",
     "days_to_due",
+    *FORECAST_COLUMNS,
 )
-"""The columns of a scoring run's ranked list, in order."""
+"""The columns of a scoring run's ranked list, in order (the forecast's appended, so files
+read by name or by position before it keep their meaning)."""
 
 
 REASON_LANGS: tuple[str, ...] = ("en", "zh")

@@ -37,11 +37,14 @@ import pandas as pd
 
 from data.contract import EXPLANATION_STAGES, STAGES
 from serving.cause import likely_cause_stages
-from serving.columns import STAGE_COLUMNS
+from serving.columns import STAGE_COLUMNS, STAGE_DAYS_COLUMNS
+from serving.i18n import stage_name, t
 from serving.rows import Rows
+from training.forecast import Forecast
 from training.model import RiskModel
 
 EXPLANATION_COLUMNS: tuple[str, ...] = ("risk", *STAGE_COLUMNS, "top_stage", "reasons")
+"""The explanation proper; :func:`explain`'s frame carries ``FORECAST_COLUMNS`` too."""
 N_REASONS = 3
 
 SMALL_ROWS = 64
@@ -59,11 +62,13 @@ _MODEL_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 @dataclass(frozen=True)
 class Contributions:
-    """Per-feature TreeSHAP values (rows x features, log-odds) and the base value per row."""
+    """Per-feature TreeSHAP values (rows x features, log-odds) and the base value per row;
+    ``encoded``: the rows as the model encoded them (the forecast reads the same matrix)."""
 
     values: np.ndarray
     base: np.ndarray
     feature_names: list[str]
+    encoded: np.ndarray | None = None
 
     @property
     def margin(self) -> np.ndarray:
@@ -73,13 +78,17 @@ class Contributions:
 
 @dataclass(frozen=True)
 class Explanations:
-    """What :func:`explain` says of each row, as arrays: ``risk`` (calibrated), ``stages`` (rows x
-    ``EXPLANATION_STAGES``, log-odds), ``top_stage`` and ``reasons`` per language."""
+    """What :func:`explain` says of each row, as arrays: ``risk`` (calibrated; 1 once the due
+    date plus the grace days is over), ``stages`` (rows x ``EXPLANATION_STAGES``, log-odds),
+    ``top_stage`` and ``reasons`` per language; ``forecast`` (``training.forecast.Forecast``,
+    None for a model without one) and ``past_due_days`` (0 when not past due)."""
 
     risk: np.ndarray
     stages: np.ndarray
     top_stage: np.ndarray
     reasons: dict[str, list[list[str]]]
+    forecast: Forecast | None = None
+    past_due_days: np.ndarray | None = None
 
 
 def prepare_fast_shap(model: RiskModel) -> None:
@@ -101,7 +110,7 @@ def feature_contributions(
     from serving.treeshap import shap_values
 
     raw = shap_values(_flat_trees(model), encoded, num_threads=num_threads or 2)
-    return Contributions(raw[:, :k], raw[:, k], list(model.feature_names))
+    return Contributions(raw[:, :k], raw[:, k], list(model.feature_names), encoded)
 
 
 def encode_small(model: RiskModel, features: pd.DataFrame | Rows) -> np.ndarray:
@@ -207,7 +216,44 @@ def explain_from(
     columns["reasons"] = said.reasons[lang]
     for other in reason_langs:
         columns[f"reasons_{other}"] = said.reasons[other]
+    columns.update(forecast_columns(said, Rows(features)))
     return pd.DataFrame(columns, index=features.index)
+
+
+def forecast_columns(said: Explanations, rows: Rows) -> dict[str, np.ndarray]:
+    """The ``FORECAST_COLUMNS`` of explained rows (NaN without a forecast; the delivery date
+    needs the rows' ``ctx_due_date``)."""
+    n = len(said.risk)
+    fc = said.forecast
+    nan = np.full(n, np.nan)
+    out: dict[str, np.ndarray] = {
+        "predicted_days_late": nan if fc is None else fc.days_late,
+        "days_late_p10": nan if fc is None else fc.p10,
+        "days_late_p90": nan if fc is None else fc.p90,
+        "days_late_p025": nan if fc is None else fc.p025,
+        "days_late_p975": nan if fc is None else fc.p975,
+        "predicted_delivery_date": delivery_dates(
+            rows["ctx_due_date"] if "ctx_due_date" in rows else np.full(n, None, dtype=object),
+            nan if fc is None else fc.days_late,
+        ),
+        "past_due_days": nan if said.past_due_days is None else said.past_due_days,
+    }
+    for i, column in enumerate(STAGE_DAYS_COLUMNS):
+        out[column] = nan if fc is None else fc.stage_days[:, i]
+    return out
+
+
+def delivery_dates(due_dates: np.ndarray, days_late: np.ndarray) -> np.ndarray:
+    """The calendar date (``YYYY-MM-DD``) ``days_late`` days after the end of each due date;
+    None where either is unknown. Days late count from the end of the due date, so a
+    delivery 0.4 days "late" lands on the day after it."""
+    out = np.full(len(days_late), None, dtype=object)
+    ok = pd.notna(due_dates) & np.isfinite(days_late)
+    if ok.any():
+        end = pd.to_datetime(pd.Series(due_dates[ok], dtype=object)) + pd.Timedelta(days=1)
+        when = end + pd.to_timedelta(days_late[ok], unit="D")
+        out[ok] = when.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
+    return out
 
 
 def explain_rows(
@@ -250,20 +296,81 @@ def explanations_from(
         empty = np.empty(0, dtype=object)
         return Explanations(np.zeros(0), stages, empty, {x: [] for x in (lang, *reason_langs)})
     risk = model.calibrate(contrib.margin)
+    # Past the due date plus the grace days, an open order is late whatever it scores.
+    slack = np.asarray(rows["slack_days"], dtype=np.float64)
+    grace = float(model.meta.get("late_grace_days", 0))
+    past_due = np.where(slack < 0, -slack, 0.0)
+    risk = np.where(slack < -grace, 1.0, risk)
     top = _STAGE_NAMES[stages.argmax(axis=1)]
-    if expected_slips:
+    fc = None
+    if model.forecast is not None:
+        encoded = contrib.encoded if contrib.encoded is not None else model.encode(rows.to_frame())
+        fc = model.forecast.predict(encoded, rows)
+        cause = forecast_cause(fc.stage_days)
+        top = np.where(pd.notna(cause), cause, top)
+    elif expected_slips:
         cause = likely_cause_stages(rows, expected_slips, stage_shap=stages[:, _PROCESS_STAGES])
         if cause is not None:
             top = np.where(pd.notna(cause), cause, top)
-    said = {lang: reasons(model, rows, contrib.values, lang=lang, n_reasons=n_reasons, lead=top)}
-    # The same contributions in other languages: only the sentences are made again (string
-    # work, ~1-2 µs a row), never the TreeSHAP values.
-    for other in reason_langs:
-        if other not in said:
-            said[other] = reasons(
-                model, rows, contrib.values, lang=other, n_reasons=n_reasons, lead=top
+    said: dict[str, list[list[str]]] = {}
+    for code in (lang, *reason_langs):
+        if code in said:
+            continue
+        # The same contributions in every language: only the sentences are made again
+        # (string work, ~1-2 µs a row), never the TreeSHAP values.
+        shap_said = reasons(model, rows, contrib.values, lang=code, n_reasons=n_reasons, lead=top)
+        if fc is not None:
+            first = forecast_reasons(fc, top, past_due, code)
+            shap_said = [
+                ([lead] + rest)[:n_reasons] if lead else rest
+                for lead, rest in zip(first, shap_said, strict=True)
+            ]
+        said[code] = shap_said
+    return Explanations(risk, stages, top, said, fc, past_due)
+
+
+def forecast_cause(stage_days: np.ndarray) -> np.ndarray:
+    """Per row, the stage expected to add the most days beyond its plan (what it added so far
+    when completed, its forecast otherwise); None where no stage adds any."""
+    filled = np.where(np.isfinite(stage_days), stage_days, -np.inf)
+    best = filled.argmax(axis=1)
+    most = filled[np.arange(len(filled)), best]
+    return np.where(most > 0, np.asarray(STAGES, dtype=object)[best], None)
+
+
+def forecast_reasons(
+    fc: Forecast, top: np.ndarray, past_due: np.ndarray, lang: str
+) -> list[str | None]:
+    """The first reason each row's forecast gives: for an order past its due date, how long
+    ago and when it is expected (with its 80% interval); else the days its top stage adds
+    (None when it adds less than half a day)."""
+    out: list[str | None] = []
+    index = {s: i for i, s in enumerate(STAGES)}
+    for r in range(len(top)):
+        if past_due[r] > 0:
+            more = max(0.0, fc.days_late[r] - past_due[r])
+            low = max(0.0, fc.p10[r] - past_due[r])
+            high = max(low, fc.p90[r] - past_due[r])
+            out.append(
+                t(
+                    "reason.past_due",
+                    lang,
+                    days=f"{past_due[r]:.1f}",
+                    more=f"{more:.1f}",
+                    low=f"{low:.1f}",
+                    high=f"{high:.1f}",
+                )
             )
-    return Explanations(risk, stages, top, said)
+            continue
+        i = index.get(top[r])
+        days = fc.stage_days[r, i] if i is not None else np.nan
+        if not np.isfinite(days) or days < 0.5:
+            out.append(None)
+            continue
+        name = stage_name(top[r], lang)
+        key = "reason.stage_adds" if fc.pending[r, i] else "reason.stage_added"
+        out.append(t(key, lang, stage=name.lower() if lang == "en" else name, days=f"{days:.1f}"))
+    return out
 
 
 def reasons(

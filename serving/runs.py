@@ -35,7 +35,12 @@ from sqlalchemy import (
     select,
 )
 
-from serving.columns import RANKED_COLUMNS, STAGE_COLUMNS, TRANSLATED_REASON_COLUMNS
+from serving.columns import (
+    FORECAST_COLUMNS,
+    RANKED_COLUMNS,
+    STAGE_COLUMNS,
+    TRANSLATED_REASON_COLUMNS,
+)
 from serving.db import METADATA, serving_engine
 
 SCORING_RUNS = Table(
@@ -73,6 +78,11 @@ SCORED_ORDERS = Table(
     Column("customer_id", String(200), nullable=True),
     Column("due_date", String(10), nullable=True),
     Column("days_to_due", Integer, nullable=True),
+    # The delivery forecast (NULL for models without one and runs recorded before it).
+    *(
+        Column(c, String(10) if c == "predicted_delivery_date" else Float, nullable=True)
+        for c in FORECAST_COLUMNS
+    ),
     Index("ix_scored_orders_run_order", "run_id", "order_id"),
 )
 
@@ -153,12 +163,16 @@ def record_run(
 
 def add_missing_columns(engine: Engine) -> None:
     """Bring a serving store made by an older version up to date: ``create_all`` makes missing
-    tables but never adds columns to an existing one (the per-language reasons)."""
+    tables but never adds columns to an existing one (the per-language reasons, the
+    forecast)."""
+    kinds = {c: "TEXT" for c in TRANSLATED_REASON_COLUMNS}
+    kinds.update({c: "REAL" for c in FORECAST_COLUMNS})
+    kinds["predicted_delivery_date"] = "TEXT"
     with engine.begin() as conn:
         have = {row[1] for row in conn.exec_driver_sql("PRAGMA table_info(scored_orders)")}
-        for column in TRANSLATED_REASON_COLUMNS:
+        for column, kind in kinds.items():
             if have and column not in have:
-                conn.exec_driver_sql(f'ALTER TABLE scored_orders ADD COLUMN "{column}" TEXT')
+                conn.exec_driver_sql(f'ALTER TABLE scored_orders ADD COLUMN "{column}" {kind}')
 
 
 def latest_run(home: Path) -> RunInfo | None:

@@ -25,6 +25,15 @@ from serving.explain import explain
 from serving.runs import RunInfo, record_run
 from training.model import RiskModel
 
+LOGGED_FORECAST = (
+    "predicted_days_late",
+    "days_late_p10",
+    "days_late_p90",
+    "days_late_p025",
+    "days_late_p975",
+)
+"""Forecast columns the scoring log keeps for realised coverage."""
+
 OutputFormat = Literal["csv", "parquet", "xlsx", "json"]
 OUTPUT_FORMATS: tuple[str, ...] = ("csv", "parquet", "xlsx", "json")
 
@@ -90,7 +99,10 @@ def score_with_features(
         features,
         lang=lang,
         num_threads=num_threads,
-        expected_slips=expected_stage_slips(dataset, t),
+        # The forecast names the cause; only a model without one needs history's slips.
+        expected_slips=None
+        if risk_model.forecast is not None
+        else expected_stage_slips(dataset, t),
         reason_langs=reason_langs,
     )
     info = orders.set_index("order_id").loc[features.index, ["plant_id", "customer_id", "due_date"]]
@@ -98,12 +110,24 @@ def score_with_features(
     ranked = explained.join(info)
     ranked["days_to_due"] = (ranked["due_date"] - today).dt.days.astype("int64")
     ranked = ranked.rename_axis("order_id").reset_index()
-    # Ties (equal risk) are broken by the nearer due date, then the id, so a rank is stable.
-    ranked = ranked.sort_values(
-        ["risk", "due_date", "order_id"], ascending=[False, True, True], kind="stable"
-    ).reset_index(drop=True)
-    ranked["rank"] = np.arange(1, len(ranked) + 1)
+    ranked = rank_orders(ranked, grace_days=int(risk_model.meta.get("late_grace_days", 0)))
     return ranked[columns], features[risk_model.feature_names]
+
+
+def rank_orders(ranked: pd.DataFrame, grace_days: int = 0) -> pd.DataFrame:
+    """Sorted and ``rank`` set: orders past their due date plus the grace days first (certain
+    to be late), the latest expected first; then by risk. Ties are broken by the nearer due
+    date, then the id, so a rank is stable."""
+    certain = (ranked["past_due_days"].fillna(0) > grace_days).to_numpy()
+    later = np.where(certain, ranked["predicted_days_late"].fillna(np.inf), -np.inf)
+    keyed = ranked.assign(_certain=certain, _later=later)
+    keyed = keyed.sort_values(
+        ["_certain", "_later", "risk", "due_date", "order_id"],
+        ascending=[False, False, False, True, True],
+        kind="stable",
+    ).reset_index(drop=True)
+    keyed["rank"] = np.arange(1, len(keyed) + 1)
+    return keyed.drop(columns=["_certain", "_later"])
 
 
 def record_scoring_run(
@@ -154,7 +178,9 @@ def log_scoring_inputs(
     atomic: a failure leaves no half-written run. Returns the log's run id."""
     from data.scoring_log import RunMeta, ScoringLog
 
-    said = scores.set_index("order_id")[["risk", "top_stage"]]
+    # What monitoring judges later: the risk, the top stage and the forecast with its intervals.
+    kept = ["risk", "top_stage", *(c for c in LOGGED_FORECAST if c in scores.columns)]
+    said = scores.set_index("order_id")[kept]
     frame = features.join(said, how="inner").rename_axis("order_id").reset_index()
     log = ScoringLog(settings.scoring_log)
     meta = RunMeta(

@@ -80,6 +80,8 @@ class Forecast:
     p975: np.ndarray
     stage_days: np.ndarray
     p_late: np.ndarray
+    pending: np.ndarray
+    """rows x ``STAGES``: the stage is still ahead (its ``stage_days`` is a forecast)."""
 
 
 def buckets(position: np.ndarray, known: np.ndarray, slack_days: np.ndarray) -> np.ndarray:
@@ -291,7 +293,9 @@ class DelayForecast:
             r = np.asarray(self.residuals_[int(b)])
             above = np.searchsorted(r, self.grace_days - point[rows], side="right")
             p_late[rows] = 1.0 - above / len(r)
-        return Forecast(point, bounds[1], bounds[2], bounds[0], bounds[3], stage_days, p_late)
+        return Forecast(
+            point, bounds[1], bounds[2], bounds[0], bounds[3], stage_days, p_late, state["pending"]
+        )
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, directory: Path) -> None:

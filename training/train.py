@@ -235,6 +235,7 @@ def train_model(
             "validation_cut": data.split.validation_cut.isoformat(),
             "contract_version": CONTRACT_VERSION,
             "rate_pairs": [list(p) for p in data.rate_pairs],
+            "late_grace_days": settings.late_grace_days,
             "dataset_fingerprint": dataset.fingerprint(),
             "dataset_source": dataset.source,
             "dataset_tz": dataset.tz,

@@ -64,15 +64,26 @@ def monitor(
     for reason in result.reasons:
         console.print(f"  - {reason}")
     realised = summary["realised"]
-    table = Table(title="Realised accuracy on matured orders")
-    for col in ("n_matured", "roc_auc", "pr_auc", "brier", "reference_pr_auc"):
+    columns = (
+        "n_matured",
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "reference_pr_auc",
+        "n_delivered",
+        "mae_days",
+        "coverage_80",
+        "coverage_95",
+    )
+    table = Table(title="Realised accuracy on matured orders (risk, then the delivery forecast)")
+    for col in columns:
         table.add_column(col, justify="right")
     table.add_row(
         *(
             "–"
-            if realised[c] is None
-            else (f"{realised[c]:,}" if c == "n_matured" else f"{realised[c]:.3f}")
-            for c in ("n_matured", "roc_auc", "pr_auc", "brier", "reference_pr_auc")
+            if realised.get(c) is None
+            else (f"{realised[c]:,}" if c.startswith("n_") else f"{realised[c]:.3f}")
+            for c in columns
         )
     )
     console.print(table)
