@@ -132,7 +132,8 @@ def record_run(
     n_open: int | None = None,
 ) -> RunInfo:
     """Store a ranked list and its provenance in one transaction and return the run."""
-    missing = [c for c in RANKED_COLUMNS if c not in ranked.columns]
+    # The forecast's columns may be absent (a model trained without one): stored empty.
+    missing = [c for c in RANKED_COLUMNS if c not in ranked.columns and c not in FORECAST_COLUMNS]
     if missing:
         raise ValueError(
             f"the ranked list lacks columns {missing}; build it with "
@@ -249,7 +250,7 @@ _JSON = json.JSONEncoder(ensure_ascii=False).encode
 
 def _rows_for_db(ranked: pd.DataFrame, run_id: str) -> tuple[list[str], list[tuple]]:
     translated = [c for c in TRANSLATED_REASON_COLUMNS if c in ranked.columns]
-    frame = ranked[[*RANKED_COLUMNS, *translated]].copy()
+    frame = ranked.reindex(columns=[*RANKED_COLUMNS, *translated])
     own = frame["reasons"].tolist()
     frame["reasons"] = [_JSON(list(r)) for r in own]
     for column in translated:

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from data.contract import EXPLANATION_STAGES
+from data.contract import STAGES
 from data.dataset import open_orders
 from features.build import open_order_features
-from serving.columns import RANKED_COLUMNS, STAGE_COLUMNS
+from serving.columns import FORECAST_COLUMNS, RANKED_COLUMNS, STAGE_COLUMNS, STAGE_DAYS_COLUMNS
 from serving.explain import EXPLANATION_COLUMNS, explain, feature_contributions
 from serving.runs import latest_run, load_run_rows, record_run
 from serving.scoring import score_open_orders, write_ranked
@@ -26,7 +26,7 @@ def features(served):
 def test_explain_contract(served, features):
     rm = served.loaded.risk_model
     out = explain(rm, features)
-    assert list(out.columns) == list(EXPLANATION_COLUMNS)
+    assert list(out.columns) == [*EXPLANATION_COLUMNS, *FORECAST_COLUMNS]
     assert out.index.equals(features.index)
     # Stage sums are the per-feature SHAP values grouped by the registry's stages ...
     contrib = feature_contributions(rm, features)
@@ -36,9 +36,49 @@ def test_explain_contract(served, features):
     np.testing.assert_allclose(
         stages.sum(axis=1) + contrib.base, rm.raw_margin(features), atol=1e-6
     )
-    np.testing.assert_allclose(out["risk"], rm.predict_risk(features), atol=1e-9)
-    top = np.asarray(EXPLANATION_STAGES)[stages.argmax(axis=1)]
-    assert (out["top_stage"].to_numpy() == top).all()
+    # The risk is the calibrated score, except past the due date (plus grace): certain.
+    past_due = (features["slack_days"] < 0).to_numpy()
+    assert past_due.any() and (~past_due).any()
+    np.testing.assert_allclose(out["risk"][~past_due], rm.predict_risk(features)[~past_due])
+    assert (out["risk"][past_due] == 1.0).all()
+    np.testing.assert_allclose(out["past_due_days"][past_due], -features["slack_days"][past_due])
+    assert (out["past_due_days"][~past_due] == 0).all()
+    # top_stage: the stage the forecast expects to add the most days beyond its plan.
+    days = out[list(STAGE_DAYS_COLUMNS)].to_numpy()
+    adds = np.nanmax(np.where(np.isfinite(days), days, -np.inf), axis=1) > 0
+    assert adds.mean() > 0.9
+    expected = np.asarray(STAGES, dtype=object)[
+        np.nanargmax(np.where(np.isfinite(days), days, -np.inf), axis=1)
+    ]
+    assert (out["top_stage"].to_numpy()[adds] == expected[adds]).all()
+    # The forecast: a point inside its intervals, never before as_of.
+    fc = out["predicted_days_late"]
+    assert (out["days_late_p025"] <= out["days_late_p10"] + 1e-9).all()
+    assert ((out["days_late_p10"] <= fc + 1e-9) & (fc <= out["days_late_p90"] + 1e-9)).all()
+    assert (out["days_late_p90"] <= out["days_late_p975"] + 1e-9).all()
+    assert (fc >= -features["slack_days"] - 1e-9).all()
+
+
+def _shap_reasons(rm, features, out, i):
+    """The SHAP sentences row ``i`` should say after the forecast's: the top stage's feature
+    raising the risk most, then the largest other positive contribution."""
+    contrib = feature_contributions(rm, features).values
+    specs = {s["name"]: s for s in rm.feature_specs}
+    row = features.iloc[i]
+    ctx = {k: v for k, v in row.items() if str(k).startswith("ctx_")}
+    in_top = np.array([rm.stage_map[f] == out["top_stage"].iloc[i] for f in rm.feature_names])
+    assert (contrib[i][in_top] > 0).any()
+    lead = int(np.argmax(np.where(in_top, contrib[i], -np.inf)))
+    rest = int(np.argmax(np.where(np.arange(len(in_top)) == lead, -np.inf, contrib[i])))
+
+    def said(j: int) -> str:
+        name = rm.feature_names[j]
+        spec, value = specs[name], row[name]
+        if spec.get("template_negative") and value < 0:
+            return spec["template_negative"].format(value=-value, **ctx)
+        return spec["template"].format(value=value, **ctx)
+
+    return [said(lead), said(rest)]
 
 
 def test_reasons_are_filled_sentences_of_positive_contributions(served, features):
@@ -48,52 +88,30 @@ def test_reasons_are_filled_sentences_of_positive_contributions(served, features
     assert out["reasons"].map(len).mean() > 2  # at-risk orders nearly always have three
     flat = [s for r in out["reasons"] for s in r]
     assert not any("{" in s or "nan" in s.split() for s in flat)
-    # The first reason is the top stage's feature with the largest positive contribution, the
-    # second the largest positive contribution of the others (values known in this row).
-    contrib = feature_contributions(rm, features).values
-    specs = {s["name"]: s for s in rm.feature_specs}
-    i = int(np.argmax(out["risk"].to_numpy()))
-    row = features.iloc[i]
-    ctx = {k: v for k, v in row.items() if str(k).startswith("ctx_")}
-    in_top = np.array([rm.stage_map[f] == out["top_stage"].iloc[i] for f in rm.feature_names])
-    assert (contrib[i][in_top] > 0).any()
-    lead = int(np.argmax(np.where(in_top, contrib[i], -np.inf)))
-    rest = int(np.argmax(np.where(np.arange(len(in_top)) == lead, -np.inf, contrib[i])))
-
-    def said(j: int) -> str:
-        return specs[rm.feature_names[j]]["template"].format(value=row[rm.feature_names[j]], **ctx)
-
-    assert out["reasons"].iloc[i][:2] == [said(lead), said(rest)]
+    # Not past due: the first reason is the days the top stage adds (when it adds half a day
+    # or more), then the top stage's feature with the largest positive contribution, then the
+    # largest positive contribution of the others (values known in this row).
+    not_due = (features["slack_days"] >= 0).to_numpy()
+    i = int(np.flatnonzero(not_due)[np.argmax(out["risk"].to_numpy()[not_due])])
+    stage = out["top_stage"].iloc[i]
+    days = out[f"stage_days_{stage}"].iloc[i]
+    assert days >= 0.5
+    first = out["reasons"].iloc[i][0]
+    assert first.startswith(f"the {stage} stage") and f"{days:.1f} days beyond its plan" in first
+    assert out["reasons"].iloc[i][1:] == _shap_reasons(rm, features, out, i)
 
 
-def test_reasons_start_with_the_stage_the_delay_comes_from(served, features):
-    """With slips learned from history, top_stage is often not the largest SHAP stage (a
-    procurement slip carried by the quality stage); the first reason then speaks of top_stage
-    whenever one of its features raises the risk, not of the stage carrying the slip."""
-    from serving.cause import expected_stage_slips
-
+def test_past_due_orders_say_so_first_with_the_expected_delivery(served, features):
     rm = served.loaded.risk_model
-    slips = expected_stage_slips(served.dataset, served.dataset.snapshot_time())
-    out = explain(rm, features, expected_slips=slips)
-    contrib = feature_contributions(rm, features).values
-    stage_of = np.array([rm.stage_map[f] for f in rm.feature_names], dtype=object)
-    shap_top = np.asarray(EXPLANATION_STAGES)[out[list(STAGE_COLUMNS)].to_numpy().argmax(axis=1)]
-    moved = np.flatnonzero(out["top_stage"].to_numpy() != shap_top)
-    assert len(moved) > 20  # the case this is about is common
-    checked = 0
-    for i in moved:
-        in_top = stage_of == out["top_stage"].iloc[i]
-        if not (contrib[i][in_top] > 0).any() or not out["reasons"].iloc[i]:
-            continue
-        lead = rm.feature_names[int(np.argmax(np.where(in_top, contrib[i], -np.inf)))]
-        if features.iloc[i][[lead]].isna().any():
-            continue  # its sentence cannot be said; the next best of the stage may be
-        spec = next(s for s in rm.feature_specs if s["name"] == lead)
-        # Signed features have a sentence for negative values too ("usually needs 2 more days").
-        starts = [spec[k].split("{")[0] for k in ("template", "template_negative") if spec.get(k)]
-        assert out["reasons"].iloc[i][0].startswith(tuple(starts))
-        checked += 1
-    assert checked > 10
+    out = explain(rm, features)
+    past_due = out[out["past_due_days"] > 0]
+    assert len(past_due) > 5
+    for _, row in past_due.iterrows():
+        more = max(0.0, row["predicted_days_late"] - row["past_due_days"])
+        assert row["reasons"][0].startswith(
+            f"the due date passed {row['past_due_days']:.1f} days ago; expected in {more:.1f}"
+        )
+        assert row["risk"] == 1.0
 
 
 def test_reasons_in_chinese(served, features):
