@@ -1,5 +1,8 @@
 """How fast is a scoring run? Prints `otd-risk score` for 100,000 open orders end to end,
-explanations included (target < 30 s), with where the time goes.
+explanations and the delivery forecast included (target < 30 s), with where the time goes, and
+what the forecast costs: the same scoring in the same run with the champion's forecast taken
+away (as before the forecast existed: top_stage from slips learned from history), and the
+ratio (target: at most 1.3).
 
 Setup (not timed): a champion trained by `train_model` on a 20,000-order simulated world in a
 temporary project home, and a busy 30-day world in which --open orders are open at once, written
@@ -12,6 +15,7 @@ The machine has 2 cores shared with other work: figures vary with the load.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import subprocess
 import sys
@@ -74,7 +78,6 @@ def time_steps(world_dir: Path, home: Path) -> None:
     from data.load import load_dataset
     from features.build import build_features
     from otd_risk.settings import Settings
-    from serving.cause import expected_stage_slips
     from serving.columns import REASON_LANGS
     from serving.explain import explain, prepare_fast_shap
     from serving.scoring import record_scoring_run, score_open_orders, write_ranked
@@ -95,16 +98,30 @@ def time_steps(world_dir: Path, home: Path) -> None:
     lap("load the champion + tabulate TreeSHAP", t0)
     t = dataset.snapshot_time()
     t0 = time.perf_counter()
-    feats = build_features(dataset, open_orders(dataset.orders, t), t)
+    options = model.risk_model.feature_options(dataset.orders.columns)
+    feats = build_features(dataset, open_orders(dataset.orders, t), t, **options)
     lap(f"features of {len(feats):,} open orders", t0)
     t0 = time.perf_counter()
-    expected = expected_stage_slips(dataset, t)
-    explained = explain(model.risk_model, feats, num_threads=2, expected_slips=expected)
-    lap(f"explain {len(explained):,} orders (TreeSHAP, stages, cause, reasons)", t0)
-    t0 = time.perf_counter()
-    # As `otd-risk score` does: reasons in every language for the run store.
-    scores = score_open_orders(dataset, t, model, reason_langs=REASON_LANGS)
-    lap("score_open_orders (features + explain + rank, en+zh reasons)", t0)
+    explained = explain(model.risk_model, feats, num_threads=2)
+    lap(f"explain {len(explained):,} orders (TreeSHAP, stages, forecast, reasons)", t0)
+    # As `otd-risk score` does: reasons in every language for the run store. With and without
+    # the forecast (what scoring did before it), alternately, twice each: the faster of each
+    # pair, so that warm-up and the machine's other work fall on neither side.
+    from dataclasses import replace
+
+    bare = copy.copy(model.risk_model)
+    bare.forecast = None
+    timed: dict[str, list[float]] = {"with": [], "without": []}
+    for _ in range(2):
+        for key, m in (("with", model), ("without", replace(model, risk_model=bare))):
+            t0 = time.perf_counter()
+            scored = score_open_orders(dataset, t, m, reason_langs=REASON_LANGS)
+            timed[key].append(time.perf_counter() - t0)
+            if key == "with":
+                scores = scored
+    with_forecast, without = min(timed["with"]), min(timed["without"])
+    laps.append(("score_open_orders (features + explain + rank, en+zh reasons)", with_forecast))
+    laps.append(("score_open_orders without the forecast (slips from history)", without))
     t0 = time.perf_counter()
     write_ranked(scores, home / "scores_step.parquet")
     lap("write parquet", t0)
@@ -112,7 +129,11 @@ def time_steps(world_dir: Path, home: Path) -> None:
     record_scoring_run(settings, scores, model=model, as_of=t, dataset=dataset)
     lap("record the run (SQLite, one transaction)", t0)
     for name, seconds in laps:
-        print(f"  {name:<58} {seconds:6.2f} s")
+        print(f"  {name:<70} {seconds:6.2f} s")
+    print(
+        f"  the forecast's cost: {with_forecast:.2f} s with it / {without:.2f} s without = "
+        f"{with_forecast / without:.2f} (target <= 1.30)"
+    )
     rm = model.risk_model
     print(f"  model: {rm.booster.num_trees()} trees, {len(rm.feature_names)} features")
 

@@ -104,3 +104,23 @@ def test_an_order_delivered_tomorrow_changes_nothing_today(today_and_open):
     before = build_features(known, ids, t)
     after = build_features(_planted(known, t, orders=orders), ids, t)
     assert_same_features(before, after)
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(fraction=st.floats(min_value=0.05, max_value=0.95))
+def test_history_pairs_are_point_in_time_too(sim_world, fraction):
+    """Pairs chosen by training (their rates, recent rates, days late and counts) follow the
+    same rule: the full history and the history cut at T agree exactly."""
+    full = sim_world.full
+    start, end = full.orders["created_at"].min(), full.orders["created_at"].max()
+    t = start + (end - start) * fraction
+    ids = open_orders(full.orders, t)["order_id"]
+    pairs = [("plant_id", "priority"), ("customer_id", "product_family")]
+    from_full = build_features(full, ids, t, rate_pairs=pairs)
+    from_cut = build_features(full.cut(t), ids, t, rate_pairs=pairs)
+    assert {"late_rate_plant_id__priority", "settled_customer_id__product_family"} <= set(
+        from_full.columns
+    )
+    assert_same_features(from_full, from_cut)
