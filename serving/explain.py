@@ -434,14 +434,24 @@ def _feature_stages(model: RiskModel) -> np.ndarray:
     return cached["feature_stages"]
 
 
+PLACEHOLDERS = frozenset({"", "unknown", "nan", "none", "null", "n/a", "na", "-", "?", "tbd"})
+"""Text that stands for "we do not know": never named as a cause ("customer unknown's orders")."""
+
+
 def _known(rows: Rows, name: str, n: int) -> np.ndarray:
-    """Whether each row's ``name`` is known (``notna``; a column the rows lack is unknown)."""
+    """Whether each row's ``name`` is known (``notna``, and text that is not a placeholder such
+    as an empty id or ``unknown``; a column the rows lack is unknown)."""
     if name not in rows:
         return np.zeros(n, dtype=bool)
     values = rows[name]
     if values.dtype == np.float64:
         return ~np.isnan(values)  # pd.notna's answer, without its dispatch (single orders)
-    return pd.notna(values)
+    known = pd.notna(values)
+    for i in np.flatnonzero(known):
+        v = values[i]
+        if isinstance(v, str) and v.strip().lower() in PLACEHOLDERS:
+            known[i] = False
+    return known
 
 
 def _templates(model: RiskModel, lang: str) -> list[tuple[str, tuple[str, ...]]]:

@@ -69,14 +69,28 @@ class LogisticBaseline:
     scaling for numbers, one-hot (most frequent level for missing) for categories."""
 
     def __init__(
-        self, numeric: Sequence[str], categorical: Sequence[str], C: float = 1.0, seed: int = 42
+        self,
+        numeric: Sequence[str],
+        categorical: Sequence[str],
+        C: float = 1.0,
+        seed: int = 42,
+        max_rows: int = 200_000,
     ) -> None:
         self.numeric = list(numeric)
         self.categorical = list(categorical)
         self.C = C
         self.seed = seed
+        self.max_rows = max_rows
+        """A linear model on more examples than this learns nothing more: a random sample of
+        them (bounds its fitting time on large histories)."""
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> LogisticBaseline:
+        y = np.asarray(y)
+        if len(X) > self.max_rows:
+            keep = np.sort(
+                np.random.default_rng(self.seed).choice(len(X), self.max_rows, replace=False)
+            )
+            X, y = X.iloc[keep], y[keep]
         parts = []
         numeric = [c for c in self.numeric if X[c].notna().any()]
         if numeric:

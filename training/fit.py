@@ -147,6 +147,8 @@ def fit_calibrator(
 
 CALIBRATION_HALF_LIFE_DAYS: float | None = None
 """The calibrator weighs each training example by ``0.5 ** (age / this)`` (None: equally)."""
+SEARCH_MAX_ROWS = 120_000
+"""The tree shapes are compared on at most about this many training examples."""
 DEFAULT_CAPACITY = "medium"
 """The tree shape kept unless another one is clearly better on the held-out end."""
 CAPACITY_MIN_GAIN = 0.005
@@ -266,14 +268,25 @@ def fit_risk_model(
         X[cal_pos], y[cal_pos], reference=fit_set, params={"feature_pre_filter": False}
     )
     candidates = capacity_candidates(len(fit_pos)) if search else [{"name": "given"}]
+    # On a large history the shapes are compared on a sample of it (whole orders), and only
+    # the chosen one is fitted on all of it: the comparison needs far fewer rows than the fit.
+    sampled = len(candidates) > 1 and len(fit_pos) > SEARCH_MAX_ROWS
+    if sampled:
+        s_fit, s_cal = _sample_rows(train, fit_pos, seed), _sample_rows(train, cal_pos, seed)
+        search_fit = fit_set.subset(np.searchsorted(fit_pos, s_fit).tolist())
+        search_cal = lgb.Dataset(
+            X[s_cal], y[s_cal], reference=search_fit, params={"feature_pre_filter": False}
+        )
+    else:
+        s_cal, search_fit, search_cal = cal_pos, fit_set, cal_set
     fitted = []
     for candidate in candidates:
         shape = {k: v for k, v in candidate.items() if k != "name"}
         cand_params = {**base, **shape, **(params or {}), "seed": seed}
         rounds = int(cand_params.pop("num_boost_round", num_boost_round))
-        booster, best = _early_stopped(cand_params, fit_set, cal_set, rounds, min_rounds)
-        score = _average_precision(y[cal_pos], booster.predict(X[cal_pos], raw_score=True))
-        fitted.append((candidate["name"], score, cand_params, booster, best))
+        booster, best = _early_stopped(cand_params, search_fit, search_cal, rounds, min_rounds)
+        score = _average_precision(y[s_cal], booster.predict(X[s_cal], raw_score=True))
+        fitted.append((candidate["name"], score, cand_params, booster, best, rounds))
     tried = [{"name": f[0], "held_out_pr_auc": f[1], "trees": f[4]} for f in fitted]
     # The default shape stands unless another beats it on the held-out end by more than the
     # noise of a held-out PR AUC (NaN: one class in the held-out end, the default stands).
@@ -281,7 +294,9 @@ def fit_risk_model(
     challenger = max(fitted, key=lambda f: -np.inf if np.isnan(f[1]) else f[1])
     if challenger[1] > chosen[1] + CAPACITY_MIN_GAIN:
         chosen = challenger
-    capacity, _, params_used, booster, best = chosen
+    capacity, _, params_used, booster, best, rounds = chosen
+    if sampled:
+        booster, best = _early_stopped(params_used, fit_set, cal_set, rounds, min_rounds)
     margin = booster.predict(X[cal_pos], raw_score=True)
     if refit:
         # The held-out end is the most recent history: the served trees learn from it too.
@@ -327,6 +342,18 @@ def fit_risk_model(
     return RiskModel(
         booster, shell.feature_names, levels, calibrator, stage_map, feature_specs, info
     )
+
+
+def _sample_rows(train: pd.DataFrame, positions: np.ndarray, seed: int) -> np.ndarray:
+    """At most about ``SEARCH_MAX_ROWS`` of ``positions`` (sorted), whole orders at a time."""
+    if len(positions) <= SEARCH_MAX_ROWS:
+        return positions
+    orders = train["order_id"].to_numpy()[positions]
+    unique = np.unique(orders)
+    share = SEARCH_MAX_ROWS / len(positions)
+    rng = np.random.default_rng(seed)
+    keep = rng.choice(unique, max(1, int(len(unique) * share)), replace=False)
+    return positions[np.isin(orders, keep)]
 
 
 def _early_stopped(

@@ -13,11 +13,12 @@ before as_of, and a stage already running late cannot finish before now: the for
 both.
 
 Intervals. Split conformal on a calibration window in time: the models are fitted on the earlier
-training orders, their residuals on the most recent fifth (never the validation window) give the
-interval's quantiles, separately for orders at each stage and for orders past their due date
-(Mondrian conformal: the uncertainty of an order in confirmation is not that of one in shipping).
-Then the models are refitted on all training orders with the same number of trees, as the risk
-model is. The same residuals give the forecast's own probability of being late.
+training orders (early-stopped on the most recent fifth), and their residuals on that most recent
+fifth (never the validation window) give the interval's quantiles, separately for orders at each
+stage and for orders past their due date (Mondrian conformal: the uncertainty of an order in
+confirmation is not that of one in shipping). Those models serve as they are: refitting them on
+the calibration window would leave the intervals without a calibration. The same residuals give
+the forecast's own probability of being late.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ FORECAST_PARAMS: dict[str, Any] = {
 """One shape for every stage: the mean of what a stage adds (means add up, medians do not)."""
 NUM_ROUNDS = 300
 EARLY_STOPPING_ROUNDS = 30
-MAX_ROWS = 150_000
+MAX_ROWS = 100_000
 """Each regression learns from at most this many examples (orders sampled whole): bounds the
 training time on large histories; beyond it the mean of a stage's delay hardly moves."""
 MIN_ROWS = 50
@@ -131,41 +132,29 @@ class DelayForecast:
         self.stage_trees_: dict[str, int] = {}
         self.stage_means_: dict[str, float] = {}
         early_models: dict[str, lgb.Booster | None] = {}
-        rows_of: dict[str, np.ndarray] = {}
         for i, stage in enumerate(STAGES):
             target = np.asarray(targets[f"added_{stage}"], dtype=np.float64)
             rows = np.flatnonzero(state["pending"][:, i] & np.isfinite(target))
-            rows_of[stage] = rows
             self.stage_means_[stage] = float(target[rows].mean()) if len(rows) else 0.0
             early_models[stage] = self._fit_one(
                 X, target, rows, early, calib, params, categorical, rng, stage
             )
         direct_rows = np.flatnonzero(np.isfinite(y))
-        rows_of[DIRECT] = direct_rows
         early_models[DIRECT] = self._fit_one(
             X, y, direct_rows, early, calib, params, categorical, rng, DIRECT
         )
         self.direct_mean_ = float(y[direct_rows].mean()) if len(direct_rows) else 0.0
 
-        # Residuals of the early models on the calibration window give the intervals.
+        # Residuals on the calibration window give the intervals. The models that made them
+        # serve: refitting them on the window too would make the intervals a guess (and
+        # double the forecast's training time on large histories).
         self._models = early_models
         cal = np.flatnonzero(calib & np.isfinite(y))
         point, _ = self._point(X[cal], _take(state, cal), slack[cal])
         residual = y[cal] - point
         bucket = buckets(state["position"][cal], state["known"][cal], slack[cal])
         self._set_quantiles(residual, bucket)
-
-        # Served models learn from every training order, with the trees found above.
-        self._models = {
-            name: None
-            if model is None
-            else self._refit(X, targets, y, rows_of[name], params, categorical, rng, name)
-            for name, model in early_models.items()
-        }
         return self
-
-    def _target(self, targets: Mapping[str, np.ndarray], y: np.ndarray, name: str) -> np.ndarray:
-        return y if name == DIRECT else np.asarray(targets[f"added_{name}"], dtype=np.float64)
 
     def _sample(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if len(rows) <= MAX_ROWS:
@@ -204,17 +193,6 @@ class DelayForecast:
             trees = booster.current_iteration()
         self.stage_trees_[name] = int(trees)
         return lgb.Booster(model_str=booster.model_to_string(num_iteration=trees))
-
-    def _refit(self, X, targets, y, rows, params, categorical, rng, name):
-        target = self._target(targets, y, name)
-        fit_rows = self._sample(rows, rng)
-        train_set = lgb.Dataset(
-            X[fit_rows],
-            target[fit_rows],
-            categorical_feature=list(categorical),
-            params={"feature_pre_filter": False},
-        )
-        return lgb.train(params, train_set, num_boost_round=self.stage_trees_[name])
 
     def _set_quantiles(self, residual: np.ndarray, bucket: np.ndarray) -> None:
         """Per bucket, the conformal quantiles (with the finite-sample correction) and a sample

@@ -211,3 +211,21 @@ def test_small_encoding_equals_the_models(served, features):
     odd = features.head(3).copy()
     odd[rm.categorical_features[0]] = ["never-seen", None, np.nan]
     np.testing.assert_array_equal(encode_small(rm, odd), rm.encode(odd))
+
+
+def test_placeholder_values_are_never_named_as_a_cause(served, features):
+    """An empty id or "unknown" in the export is not a reason ("past orders of customer unknown
+    were late 40% of the time"): the sentence naming it is skipped, the next one said."""
+    from serving.explain import reasons
+
+    rm = served.loaded.risk_model
+    some = features.head(5).copy()
+    some["ctx_customer_id"] = ["C0042", "unknown", " ", "N/A", "-"]
+    # The customer's late rate raises every row's risk most.
+    contrib = np.zeros((5, len(rm.feature_names)))
+    contrib[:, rm.feature_names.index("late_rate_customer_id")] = 2.0
+    contrib[:, rm.feature_names.index("slack_days")] = 1.0
+    said = reasons(rm, some, contrib, n_reasons=2)
+    assert said[0][0].startswith("past orders of customer C0042 were late")
+    for row in said[1:]:
+        assert len(row) == 1 and row[0].startswith("the due date"), row
