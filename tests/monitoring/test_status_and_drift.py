@@ -110,3 +110,45 @@ def test_a_prediction_matures_when_its_due_date_is_over_whatever_the_outcome():
     # delivered a day late is on time.
     graced = known_outcomes(Dataset(orders=orders), pd.Timestamp("2024-03-10 12:00", tz="UTC"), 3)
     assert dict(zip(graced["order_id"], graced["late"], strict=True)) == {"late": 0, "on_time": 0}
+
+
+def test_realised_forecast_error_and_coverage_on_delivered_matured_orders():
+    """Beside realised accuracy: the forecast's MAE and how often the days late fell inside its
+    intervals, on matured orders already delivered (an overdue undelivered order has no final
+    lateness yet)."""
+    from data.dataset import Dataset
+    from monitoring.realised import known_outcomes, realised_performance
+
+    utc = lambda *v: pd.to_datetime(list(v), utc=True)  # noqa: E731
+    orders = pd.DataFrame(
+        {
+            "order_id": ["a", "b", "c", "d"],
+            "created_at": utc(*["2024-03-01 08:00"] * 4),
+            "due_date": pd.to_datetime(["2024-03-05"] * 4),
+            # Days late counted from the end of the due date: +1.5, -0.5, +4.0, undelivered.
+            "delivered_at": utc("2024-03-07 12:00", "2024-03-05 12:00", "2024-03-10 00:00", None),
+        }
+    )
+    outcomes = known_outcomes(Dataset(orders=orders), pd.Timestamp("2024-03-12", tz="UTC"))
+    np.testing.assert_allclose(
+        outcomes.set_index("order_id")["days_late"].loc[["a", "b", "c"]], [1.5, -0.5, 4.0]
+    )
+    scored = pd.DataFrame(
+        {
+            "order_id": ["a", "b", "c", "d"],
+            "risk": [0.9, 0.2, 0.7, 0.8],
+            "predicted_days_late": [1.0, 0.0, 1.0, 2.0],
+            "days_late_p10": [0.0, -1.0, 0.0, 1.0],
+            "days_late_p90": [2.0, 1.0, 2.0, 3.0],  # c's 4.0 falls outside
+            "days_late_p025": [-1.0, -2.0, -1.0, 0.0],
+            "days_late_p975": [3.0, 2.0, 5.0, 4.0],
+        }
+    )
+    realised = realised_performance(scored, outcomes)
+    assert realised.n_matured == 4 and realised.n_delivered == 3
+    assert realised.mae_days == pytest.approx((0.5 + 0.5 + 3.0) / 3)
+    assert realised.coverage_80 == pytest.approx(2 / 3)
+    assert realised.coverage_95 == pytest.approx(1.0)
+    # A run scored by a model without a forecast says nothing about it.
+    plain = realised_performance(scored[["order_id", "risk"]], outcomes)
+    assert plain.coverage_80 is None and plain.n_delivered == 0
