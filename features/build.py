@@ -14,7 +14,11 @@ import pandas as pd
 
 from data.dataset import Dataset, open_orders
 from features.capacity_features import capacity_features
-from features.duration_features import lead_time_features, stage_duration_features
+from features.duration_features import (
+    last_season_features,
+    lead_time_features,
+    stage_duration_features,
+)
 from features.history_features import category_history_features
 from features.order_features import order_features
 from features.procurement_features import procurement_features
@@ -58,6 +62,7 @@ def build_features_at(
         staged = stage_features(dataset, q, grid, values["slack_days"])
         values.update(staged)
         values.update(stage_duration_features(dataset, q, grid, values["slack_days"]))
+        values.update(last_season_features(dataset, q, grid))
         values.update(delay_rate_features(dataset, q))
         context["ctx_current_stage"] = staged["current_stage"]
     if dataset.has("purchase_orders"):

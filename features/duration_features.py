@@ -202,3 +202,57 @@ def lead_time_features(
         "typical_lead_days": typical,
         "lead_days_past_due": np.maximum(typical - age, 0.0) - slack_days,
     }
+
+
+SEASON_LAG_DAYS = 364
+"""A year back, to the weekday: the same weeks of last season."""
+SEASON_WINDOW_DAYS = 28
+"""Last season's weeks compared: stages completed in the 28 days ending a year before this
+order's planned end of the stage."""
+SEASON_PRIOR_WEIGHT = 10.0
+"""A group's mean counts this many pseudo-stages at the stage's mean over all groups."""
+SEASON_GROUP = {"shipping": "customer", "warehouse": "customer"}
+"""Shipping and warehouse delays follow the customer's region (weather, carriers); the other
+stages the plant."""
+
+
+def last_season_features(dataset: Dataset, q: Queries, grid: StageGrid) -> dict[str, np.ndarray]:
+    """``<stage>_added_last_season``: what the stage added beyond its plan, on average, for the
+    orders of the order's plant (shipping and warehouse: its customer group) whose stage
+    completed in the same weeks a year before this order's planned end of it. Peaks, holidays
+    and winters come back every year, and a 90-day history only learns of them when they are
+    here. Point in time: only completions at or before as_of count (a window reaching past
+    as_of is cut there); NaN without a year of history or without the stage."""
+    from features.stage_slips import final_additions
+
+    orders = dataset.orders
+    added = final_additions(dataset)["added"]
+    plant = _text(orders["plant_id"].to_numpy(dtype=object))
+    customer = _text(orders[group_column(orders, CUSTOMER_GROUP_COLUMNS, "customer_id")].to_numpy())
+    q_plant = _text(q.rows["plant_id"].to_numpy(dtype=object))
+    q_customer = _text(q.customer_group)
+    lag, window = SEASON_LAG_DAYS * DAY_NS, SEASON_WINDOW_DAYS * DAY_NS
+    out: dict[str, np.ndarray] = {}
+    for i, stage in enumerate(STAGES):
+        rows = np.flatnonzero(np.isfinite(added[:, i]) & (grid.completed[:, i] != NOT_YET))
+        times = grid.completed[rows, i]
+        values = added[rows, i]
+        planned = grid.planned[q.pos, i]
+        has = planned != NOT_YET
+        end = np.minimum(np.where(has, planned, 0) - lag, q.t)
+        by_customer = SEASON_GROUP.get(stage) == "customer"
+        keys = (customer if by_customer else plant)[rows]
+        q_keys = q_customer if by_customer else q_plant
+        sums = {"n": np.ones(len(rows)), "v": values}
+        everyone = Timeline(np.zeros(len(rows), dtype=np.int64), times).sums_at(
+            sums, np.zeros(len(q), dtype=np.int64), end, windows_ns=(window,)
+        )
+        own = Timeline(keys, times).sums_at(sums, q_keys, end, windows_ns=(window,))
+        n_all, v_all = everyone[f"n@{window}"], everyone[f"v@{window}"]
+        n, v = own[f"n@{window}"], own[f"v@{window}"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prior = np.where(n_all > 0, v_all / n_all, np.nan)
+        m = SEASON_PRIOR_WEIGHT
+        value = (v + m * prior) / (n + m)
+        out[f"{stage}_added_last_season"] = np.where(has, value, np.nan)
+    return out

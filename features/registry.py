@@ -277,6 +277,24 @@ _OVER_TYPICAL = [
     )
     for s in STAGES
 ]
+_LAST_SEASON = [
+    _spec(
+        f"{s}_added_last_season",
+        s,
+        "order_stages",
+        f"Mean days the {s} stage added beyond its plan for the orders of the order's "
+        + ("customer region" if s in ("shipping", "warehouse") else "plant")
+        + " whose stage completed in the 28 days ending a year before this order's planned end "
+        "of it (last season's same weeks; completions known at as_of only).",
+        f"last year in the same weeks the {s} stage added {{value:.1f}} days beyond its plan",
+        f"去年同期{_STAGE_NAMES_ZH[s]}阶段比计划多用 {{value:.1f}} 天",
+        direction="higher",
+        template_negative=f"last year in the same weeks the {s} stage finished {{value:.1f}} "
+        "days ahead of its plan",
+        template_negative_zh=f"去年同期{_STAGE_NAMES_ZH[s]}阶段比计划提前 {{value:.1f}} 天完成",
+    )
+    for s in STAGES
+]
 _TYPICAL = [
     _spec(
         "typical_remaining_days",
@@ -480,6 +498,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
     *_TYPICAL,
     *_BEHIND,
     *_OVER_TYPICAL,
+    *_LAST_SEASON,
     *_PROCUREMENT,
     *_CAPACITY,
     *_DELAYS,

@@ -67,6 +67,9 @@ PROBABILITY_BASELINES = ("cell_rate", "logistic")
 RECENT_SHARE = 0.25
 """ECE is also reported on the most recent quarter of the validation window (by as_of)."""
 
+MAX_TRAIN_EXAMPLES = 250_000
+"""The risk model learns from at most about this many training examples (whole orders sampled
+at random beyond it): bounds the training time of large histories."""
 REFERENCE_ROWS = 5000
 PLOT_ROWS = 2000
 
@@ -312,6 +315,12 @@ def prepare_training_data(
     valid = frame.iloc[split.valid]
     if train_fraction < 1.0:
         train = _sample_orders(train, train_fraction, settings.seed)
+    counts = dict(counts)
+    if len(train) > MAX_TRAIN_EXAMPLES:
+        # Whole orders at random: 60% of a 200,000-order world's examples gave the same
+        # validation PR AUC as all of them (0.694 against 0.695) in about half the time.
+        counts["train_examples_before_sampling"] = int(len(train))
+        train = _sample_orders(train, MAX_TRAIN_EXAMPLES / len(train), settings.seed)
     _check_split(train, valid, split, settings)
 
     # Which columns sort orders into cells with different late rates: decided on the training
@@ -331,7 +340,7 @@ def prepare_training_data(
         step(f"adding the history of {', '.join(' x '.join(p) for p in pairs)}")
         history = history_feature_frame(cut, frame[["order_id", "as_of"]], pairs)
         frame = pd.concat([frame, history.set_axis(frame.index)], axis=1)
-        train = frame.iloc[split.train] if train_fraction >= 1.0 else frame.loc[train.index]
+        train = frame.loc[train.index]
         valid = frame.iloc[split.valid]
 
     specs = without_excluded(feature_specs(cut, extra, pairs), settings)
