@@ -354,3 +354,48 @@ def test_past_due_and_min_days_late_filters(served, browser):
     high = day_after_due(first["due_date"], first["days_late_p90"])
     assert shown[0]["interval"] == f"80% 区间：{low} 至 {high}"
     browser.find_element(By.ID, "lang-en").click()
+
+
+def test_a_run_without_a_forecast_shows_its_signals(served, browser, tmp_path):
+    """A run recorded before the forecast (its columns empty): the page still lists it, says
+    there is no forecast, draws the model's signals as the bar and labels them so; the past-due
+    filter still answers (from the due dates)."""
+    import shutil
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from otd_risk.settings import Settings
+    from serving.columns import FORECAST_COLUMNS
+    from serving.runs import latest_run, record_run
+
+    home = tmp_path / "home"
+    shutil.copytree(served.settings.home, home)
+    current = latest_run(home)
+    record_run(
+        home,
+        served.scores.drop(columns=list(FORECAST_COLUMNS)),
+        model_version=current.model_version,
+        model_run_id=current.model_run_id,
+        as_of=current.as_of,
+        data_fingerprint=current.data_fingerprint,
+        data_source=current.data_source,
+    )
+    with Server(Settings(home=home)) as server:
+        browser.get(server.url + "/")
+        browser.execute_script(f"sessionStorage.setItem('otd-risk.key', '{served.key}')")
+        browser.refresh()
+        wait_for(lambda: len(rows(browser)) == len(served.scores), what="the ranked rows")
+        shown = forecasts(browser)
+        assert {r["date"] for r in shown} == {None} and {r["badge"] for r in shown} == {None}
+        cells = browser.find_elements(By.CSS_SELECTOR, "tr.order-row td.delivery")
+        assert {c.text for c in cells} == {"no forecast"}
+        assert browser.find_element(By.ID, "col-bar").text == "Signals (log-odds)"
+        assert "no delivery forecast" in browser.find_element(By.ID, "legend").text
+        signals = browser.find_elements(By.CSS_SELECTOR, "tr.order-row .bar.signals .seg")
+        assert len(signals) > len(served.scores)
+        Select(browser.find_element(By.ID, "f-past-due")).select_by_value("true")
+        browser.find_element(By.ID, "apply").click()
+        scores = served.scores
+        past = scores[scores["days_to_due"] < 0]["order_id"].tolist()
+        wait_for(lambda: [r["order_id"] for r in rows(browser)] == past, what="past due")
