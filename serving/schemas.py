@@ -116,22 +116,25 @@ def forecast_records(columns: Mapping[str, Any], n: int) -> list[dict[str, Any]]
     null, a stage without days is left out of ``stage_days``."""
     if n == 0:
         return []
-    numbers = {c: _floats(columns.get(c), n) for c in _FORECAST_NUMBERS}
     dates = columns.get("predicted_delivery_date")
     dates = [None] * n if dates is None else np.asarray(dates, dtype=object).tolist()
-    stage_days = [numbers.pop(c) for c in STAGE_DAYS_COLUMNS]
+    # In ForecastOut's order (a webhook's body is a dict): the scalars, then stage_days.
+    scalars = {
+        c: [d if isinstance(d, str) else None for d in dates]
+        if c == "predicted_delivery_date"
+        else _floats(columns.get(c), n)
+        for c in FORECAST_COLUMNS
+        if c not in STAGE_DAYS_COLUMNS
+    }
+    stage_days = [_floats(columns.get(c), n) for c in STAGE_DAYS_COLUMNS]
     out = []
     for i in range(n):
-        row = {c: v[i] for c, v in numbers.items()}
-        row["predicted_delivery_date"] = dates[i] if isinstance(dates[i], str) else None
+        row = {c: v[i] for c, v in scalars.items()}
         row["stage_days"] = {
             s: d[i] for s, d in zip(STAGES, stage_days, strict=True) if d[i] is not None
         }
         out.append(row)
     return out
-
-
-_FORECAST_NUMBERS = tuple(c for c in FORECAST_COLUMNS if c != "predicted_delivery_date")
 
 
 def _floats(column: Any, n: int) -> list[float | None]:

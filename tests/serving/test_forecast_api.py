@@ -372,3 +372,27 @@ def test_without_a_forecast_the_filters_still_answer(without_forecast, reader):
     r = client.get("/v1/orders/at-risk/export", params={"past_due": "true"}, headers=reader)
     csv = pd.read_csv(io.BytesIO(r.content), encoding="utf-8-sig", dtype={"order_id": str})
     assert csv["order_id"].tolist() == want and csv["predicted_days_late"].isna().all()
+
+
+def test_the_answers_fields_are_the_runs_forecast_columns():
+    """``ForecastOut`` is the run's ``FORECAST_COLUMNS`` (the stage days as one object), and
+    ``forecast_records`` fills it in that order: NaN and absent columns null, stages without
+    days left out."""
+    from serving.schemas import ForecastOut, forecast_records
+
+    scalars = [c for c in FORECAST_COLUMNS if c not in STAGE_DAYS_COLUMNS]
+    assert list(ForecastOut.model_fields) == [*scalars, "stage_days"]
+    columns = {
+        "predicted_days_late": np.array([2.5, np.nan]),
+        "days_late_p10": np.array([1.0, np.nan]),
+        "predicted_delivery_date": np.array(["2025-01-04", None], dtype=object),
+        "stage_days_procurement": np.array([2.0, np.nan]),
+        "stage_days_shipping": np.array([-0.5, np.nan]),
+    }
+    first, second = forecast_records(columns, 2)
+    assert list(first) == list(ForecastOut.model_fields)
+    assert first["predicted_days_late"] == 2.5 and first["days_late_p90"] is None
+    assert first["predicted_delivery_date"] == "2025-01-04"
+    assert first["stage_days"] == {"procurement": 2.0, "shipping": -0.5}
+    assert second == {**{c: None for c in scalars}, "stage_days": {}}
+    assert forecast_records(columns, 0) == []
