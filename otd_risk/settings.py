@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     webhook_risk_step: float = Field(default=0.2, gt=0, le=1)
     """Webhooks: default rise in risk between two runs that makes a risk_rose event."""
 
+    webhook_forecast_step_days: float = Field(default=3.0, gt=0)
+    """Webhooks: days an order's predicted delivery must move (later or earlier) between two
+    scoring runs to make a forecast_moved event."""
+
     webhook_poll_seconds: float = Field(default=5.0, gt=0)
     """Webhooks: how often the server's worker looks for new runs and due deliveries."""
 

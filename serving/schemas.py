@@ -1,18 +1,22 @@
 """Request and response bodies of the API (separate models for what comes in and goes out).
 
-Stage contributions are in log-odds of lateness (see ``serving.explain``); every response
-carries the ``model_version`` that produced it.
+Stage contributions are in log-odds of lateness (see ``serving.explain``); the delivery forecast
+(``ForecastOut``) is in days; every response carries the ``model_version`` that produced it.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import numpy as np
 from fastapi import Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from data.contract import EXPLANATION_STAGES
+from data.contract import EXPLANATION_STAGES, STAGES
+from serving.columns import FORECAST_COLUMNS, STAGE_DAYS_COLUMNS
 
 MAX_BATCH = 10_000
 """Most orders one ``POST /v1/risk`` may carry."""
@@ -43,10 +47,101 @@ def _time_in_range(value: datetime) -> datetime:
 AsOf = Annotated[datetime, AfterValidator(_time_in_range)]
 """A point in time the API accepts (ISO 8601; 1900-01-01 to 2199-12-31), else 422."""
 
+
+def date_in_range(value: date) -> date:
+    """``value`` if it lies from ``EARLIEST`` to ``LATEST``, else ``ValueError`` saying so."""
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError(f"{value.isoformat()} is out of range: give a date {TIME_RANGE}")
+    return value
+
+
+DueDate = Annotated[date, AfterValidator(date_in_range)]
+"""A due date the API computes with (YYYY-MM-DD; 1900-01-01 to 2199-12-31), else 422: the
+delivery date is reckoned on nanosecond timestamps, like ``AsOf``."""
+
 STAGE_UNIT = (
     "Each stage's share of the model's raw score in log-odds of lateness (TreeSHAP values of "
     "the stage's features, summed); positive pushes towards late."
 )
+
+
+DAYS_LATE_UNIT = "in days after the end of the due date (> 0: late, < 0: early)"
+
+
+class ForecastOut(BaseModel):
+    """The delivery forecast of one open order (``training.forecast``; the run's
+    ``FORECAST_COLUMNS``). Null, and ``stage_days`` empty, for a model trained without a forecast
+    and for an order that is not open."""
+
+    predicted_days_late: float | None = Field(
+        default=None,
+        description=f"Predicted delivery {DAYS_LATE_UNIT}: delivery minus the end of the due date.",
+    )
+    days_late_p10: float | None = Field(
+        default=None, description=f"Low end of the 80% interval of the days late, {DAYS_LATE_UNIT}."
+    )
+    days_late_p90: float | None = Field(
+        default=None,
+        description=f"High end of the 80% interval of the days late, {DAYS_LATE_UNIT}.",
+    )
+    days_late_p025: float | None = Field(
+        default=None, description=f"Low end of the 95% interval of the days late, {DAYS_LATE_UNIT}."
+    )
+    days_late_p975: float | None = Field(
+        default=None,
+        description=f"High end of the 95% interval of the days late, {DAYS_LATE_UNIT}.",
+    )
+    predicted_delivery_date: date | None = Field(
+        default=None,
+        description="The calendar date `predicted_days_late` days after the end of the due date "
+        "(YYYY-MM-DD); null where the due date is unknown (an order sent by `features` without "
+        "`due_date`).",
+    )
+    past_due_days: float | None = Field(
+        default=None,
+        description="Days since the due date ended (0 when it has not). An order past its due "
+        "date plus the grace days is late whatever it scores: its `risk` is 1.",
+    )
+    stage_days: dict[str, float] = Field(
+        default_factory=dict,
+        description="Days each process stage adds beyond its plan, by stage (observed for "
+        "completed stages, forecast for the others; negative = ahead of plan); only the stages "
+        "the order has.",
+    )
+
+
+def forecast_records(columns: Mapping[str, Any], n: int) -> list[dict[str, Any]]:
+    """Per row, the ``ForecastOut`` fields from the ``FORECAST_COLUMNS`` of ``n`` rows (a run's
+    frame, or ``serving.explain.forecast_columns``'s arrays): a column that is absent or NaN is
+    null, a stage without days is left out of ``stage_days``."""
+    if n == 0:
+        return []
+    dates = columns.get("predicted_delivery_date")
+    dates = [None] * n if dates is None else np.asarray(dates, dtype=object).tolist()
+    # In ForecastOut's order (a webhook's body is a dict): the scalars, then stage_days.
+    scalars = {
+        c: [d if isinstance(d, str) else None for d in dates]
+        if c == "predicted_delivery_date"
+        else _floats(columns.get(c), n)
+        for c in FORECAST_COLUMNS
+        if c not in STAGE_DAYS_COLUMNS
+    }
+    stage_days = [_floats(columns.get(c), n) for c in STAGE_DAYS_COLUMNS]
+    out = []
+    for i in range(n):
+        row = {c: v[i] for c, v in scalars.items()}
+        row["stage_days"] = {
+            s: d[i] for s, d in zip(STAGES, stage_days, strict=True) if d[i] is not None
+        }
+        out.append(row)
+    return out
+
+
+def _floats(column: Any, n: int) -> list[float | None]:
+    """A column's values as floats, NaN (and None) as None."""
+    if column is None:
+        return [None] * n
+    return [None if math.isnan(v) else v for v in np.asarray(column, dtype=np.float64).tolist()]
 
 
 class ErrorBody(BaseModel):
@@ -91,11 +186,22 @@ class RiskOrderIn(BaseModel):
         default_factory=dict,
         description="Context for the reason sentences, e.g. `ctx_plant_id`, `ctx_supplier_id`.",
     )
+    due_date: DueDate | None = Field(
+        default=None,
+        description="With `features`: the order's due date (YYYY-MM-DD, 1900-01-01 to "
+        "2199-12-31), from whose end `predicted_delivery_date` is counted (else "
+        "`context.ctx_due_date`, else null). An order looked up by id has its dataset's.",
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> RiskOrderIn:
         if self.order_id is None and self.features is None:
             raise ValueError("give `order_id` (looked up in the dataset) or `features`")
+        if self.due_date is not None and self.features is None:
+            raise ValueError(
+                "`due_date` goes with `features`: an order looked up by `order_id` has the "
+                "dataset's due date; drop `due_date` or send the order's `features`"
+            )
         return self
 
 
@@ -115,7 +221,7 @@ class RiskRequest(BaseModel):
     lang: Lang | None = Field(default=None, description="Language of the reasons.")
 
 
-class RiskResult(BaseModel):
+class _RiskResultFields(BaseModel):
     order_id: str | None
     risk: float | None = Field(
         description="Calibrated probability that the order is delivered late (null for an order "
@@ -141,10 +247,14 @@ class RiskResult(BaseModel):
     )
 
 
+class RiskResult(ForecastOut, _RiskResultFields):
+    """One order's answer: its risk and explanation, then its delivery forecast."""
+
+
 class RiskResponse(BaseModel):
     """One result per order, in request order. An order delivered or cancelled at or before the
-    as_of is not scored: `status` says which, `closed_at` when, and `risk`, `top_stage` are
-    null, `stage_contributions` and `reasons` empty."""
+    as_of is not scored: `status` says which, `closed_at` when, and `risk`, `top_stage` and the
+    forecast are null, `stage_contributions`, `reasons` and `stage_days` empty."""
 
     model_version: str
     as_of: datetime | None = Field(description="When orders looked up by id were seen.")
@@ -152,7 +262,7 @@ class RiskResponse(BaseModel):
 
 
 # -- GET /v1/orders/at-risk ------------------------------------------------------------------
-class AtRiskOrder(BaseModel):
+class _AtRiskOrderFields(BaseModel):
     order_id: str
     rank: int
     risk: float
@@ -163,6 +273,10 @@ class AtRiskOrder(BaseModel):
     customer_id: str | None
     due_date: date | None
     days_to_due: int | None
+
+
+class AtRiskOrder(ForecastOut, _AtRiskOrderFields):
+    """One row of the ranked list: its risk and explanation, then its delivery forecast."""
 
 
 class RunOut(BaseModel):
@@ -192,11 +306,7 @@ class FeatureContribution(BaseModel):
     description: str = ""
 
 
-class OrderExplanation(BaseModel):
-    """One order's explanation. An order delivered or cancelled at or before the as_of is not
-    scored: `status` says which, `closed_at` when, and `risk`, `top_stage`, `base_value` are
-    null, `stage_contributions`, `reasons` and `features` empty."""
-
+class _OrderExplanationFields(BaseModel):
     model_version: str
     order_id: str
     as_of: datetime
@@ -221,6 +331,13 @@ class OrderExplanation(BaseModel):
     closed_at: datetime | None = Field(
         default=None, description="When a `delivered` or `cancelled` order was closed."
     )
+
+
+class OrderExplanation(ForecastOut, _OrderExplanationFields):
+    """One order's explanation and delivery forecast. An order delivered or cancelled at or
+    before the as_of is not scored: `status` says which, `closed_at` when, and `risk`,
+    `top_stage`, `base_value` and the forecast are null, `stage_contributions`, `reasons`,
+    `features` and `stage_days` empty."""
 
 
 # -- /v1/model -------------------------------------------------------------------------------

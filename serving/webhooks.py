@@ -7,12 +7,15 @@ How it works, and why:
 - For each new run, each webhook registered before the run gets one event per order that
   newly crosses its threshold (``threshold_crossed``: at or above now, below it or absent in the
   previous current run) and, separately, per order whose risk rose by more than its step
-  (``risk_rose``). Only a run that becomes the current one (``serving.runs.current_run_query``:
-  no run of its dataset recorded before it has a later as_of) has events; a back-dated run has
-  none. The events
-  of a run are inserted in the same transaction that marks the run processed: deliveries are
-  persisted before anything is sent, and a crash cannot lose or double them (the idempotency
-  key is unique).
+  (``risk_rose``), whose predicted delivery moved past its due date (``forecast_late``:
+  ``predicted_days_late`` at most 0 in the previous current run, above 0 now) or by at least
+  ``forecast_step_days`` either way (``forecast_moved``). Runs without a forecast (models trained
+  before it) have no forecast events, nor does an order the previous run had no forecast of.
+  Every event's body carries the order's forecast. Only a run that becomes the current one
+  (``serving.runs.current_run_query``: no run of its dataset recorded before it has a later
+  as_of) has events; a back-dated run has none. The events of a run are inserted in the same
+  transaction that marks the run processed: deliveries are persisted before anything is sent,
+  and a crash cannot lose or double them (the idempotency key is unique).
 - One event per POST, body signed ``X-OTD-Signature: sha256=<hex HMAC-SHA256(secret, body)>``,
   header ``Idempotency-Key``. The body sent is the body stored, byte for byte, so every retry
   carries the same signature and key.
@@ -67,7 +70,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from data.urls import redact_secrets, redact_url
-from serving.columns import reasons_column
+from serving.columns import FORECAST_COLUMNS, reasons_column
 from serving.db import serving_engine
 from serving.egress import (
     AllowList,
@@ -80,11 +83,12 @@ from serving.egress import (
     parse_receiver_url,
 )
 from serving.runs import SCORING_RUNS, RunInfo, current_run_query, load_run_rows
+from serving.schemas import forecast_records
 from serving.secretbox import SecretBox, SecretUnreadable, is_sealed
 
 log = logging.getLogger(__name__)
 
-EVENTS: tuple[str, ...] = ("threshold_crossed", "risk_rose")
+EVENTS: tuple[str, ...] = ("threshold_crossed", "risk_rose", "forecast_late", "forecast_moved")
 SIGNATURE_HEADER = "X-OTD-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 EVENT_HEADER = "X-OTD-Event"
@@ -159,6 +163,9 @@ class WebhookConfig:
     """Consecutive failed attempts after which a webhook is marked ``failing``."""
     risk_step: float = 0.2
     """Default rise in risk (absolute, 0-1) between two runs that makes a ``risk_rose`` event."""
+    forecast_step_days: float = 3.0
+    """Days an order's predicted delivery must move (later or earlier) between two runs to make a
+    ``forecast_moved`` event."""
     poll_seconds: float = 5.0
     """How often the background worker looks for new runs and due deliveries."""
     timeout_seconds: float = 10.0
@@ -277,30 +284,67 @@ def find_events(
     *,
     threshold: float,
     risk_step: float,
+    forecast_step_days: float = WebhookConfig.forecast_step_days,
     plant_id: str | None = None,
     customer_id: str | None = None,
 ) -> pd.DataFrame:
-    """Events between two runs' ranked rows: the current rows plus ``event`` and
-    ``previous_risk``, one row per (order, event); an order can have both events."""
+    """Events between two runs' ranked rows: the current rows plus ``event``, ``previous_risk``,
+    ``previous_predicted_days_late`` and ``previous_predicted_delivery_date``, one row per
+    (order, event); an order can have several events. Forecast events need a forecast in both
+    runs: a run without one (NaN ``predicted_days_late``) has none."""
     rows = current
     if plant_id is not None:
         rows = rows[rows["plant_id"] == plant_id]
     if customer_id is not None:
         rows = rows[rows["customer_id"] == customer_id]
-    if previous is not None and len(previous):
-        prev = previous.drop_duplicates("order_id").set_index("order_id")["risk"]
-        prev_risk = rows["order_id"].map(prev)
-    else:
-        prev_risk = pd.Series(np.nan, index=rows.index)
+    before = _previous(rows, previous)
     risk = rows["risk"]
-    crossed = (risk >= threshold) & (prev_risk.isna() | (prev_risk < threshold))
-    rose = prev_risk.notna() & ((risk - prev_risk) > risk_step)
+    prev_risk = before["risk"]
+    late_now = _column(rows, "predicted_days_late")
+    late_before = before["predicted_days_late"]
+    moved = (_delivery_day(rows) - _delivery_day(before)).abs()
+    events = {
+        "threshold_crossed": (risk >= threshold) & (prev_risk.isna() | (prev_risk < threshold)),
+        "risk_rose": prev_risk.notna() & ((risk - prev_risk) > risk_step),
+        # NaN compares false: without a forecast in either run, no forecast event.
+        "forecast_late": (late_now > 0) & (late_before <= 0),
+        "forecast_moved": moved >= forecast_step_days,
+    }
     parts = []
-    for name, mask in (("threshold_crossed", crossed), ("risk_rose", rose)):
-        part = rows.loc[mask].assign(event=name, previous_risk=prev_risk[mask])
+    for name, mask in events.items():
+        part = rows.loc[mask].assign(
+            event=name,
+            previous_risk=prev_risk[mask],
+            previous_predicted_days_late=late_before[mask],
+            previous_predicted_delivery_date=before["predicted_delivery_date"][mask],
+        )
         parts.append(part)
     out = pd.concat(parts, ignore_index=True)
     return out.sort_values(["risk", "event"], ascending=[False, True], kind="stable")
+
+
+def _previous(rows: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """The previous run's risk, forecast and due date of each of ``rows``' orders (NaN where the
+    previous run did not have the order), indexed like ``rows``."""
+    names = ["risk", "predicted_days_late", "predicted_delivery_date", "due_date"]
+    if previous is None or not len(previous):
+        return pd.DataFrame({c: np.nan for c in names}, index=rows.index)
+    prev = previous.drop_duplicates("order_id").set_index("order_id")
+    ids = rows["order_id"]
+    return pd.DataFrame({c: ids.map(_column(prev, c)) for c in names}, index=rows.index)
+
+
+def _column(rows: pd.DataFrame, name: str) -> pd.Series:
+    """``rows[name]``, or NaN throughout for rows recorded without it."""
+    return rows[name] if name in rows.columns else pd.Series(np.nan, index=rows.index)
+
+
+def _delivery_day(rows: pd.DataFrame) -> pd.Series:
+    """When each order is predicted to be delivered, in days since 1970 (the end of its due date
+    plus its days late): the forecast's movement counts a moved due date too."""
+    due = pd.to_datetime(rows["due_date"])
+    days = (due - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
+    return days + 1 + pd.to_numeric(_column(rows, "predicted_days_late"))
 
 
 class WebhookStore:
@@ -507,10 +551,11 @@ class WebhookStore:
                     previous,
                     threshold=hook["threshold"],
                     risk_step=self.config.risk_step if step is None else step,
+                    forecast_step_days=self.config.forecast_step_days,
                     plant_id=hook["plant_id"],
                     customer_id=hook["customer_id"],
                 )
-                values.extend(_delivery_rows(hook, run, events, now))
+                values.extend(_delivery_rows(hook, run, events, now, self.config))
         with self.engine.begin() as conn:
             if values:
                 conn.execute(
@@ -752,14 +797,24 @@ class WebhookWorker:
         return self._thread is not None and self._thread.is_alive()
 
 
-def event_payload(hook: dict | Any, run: RunInfo, row: dict, key: str) -> dict:
+def event_payload(
+    hook: dict | Any,
+    run: RunInfo,
+    row: dict,
+    key: str,
+    config: WebhookConfig | None = None,
+) -> dict:
     """The JSON body of one event (field names in English; the stage name and the reasons in
-    the webhook's language, the reasons as the run recorded them in it)."""
+    the webhook's language, the reasons as the run recorded them in it), with the order's
+    delivery forecast as the API gives it (null for a run without one) and the previous run's
+    days late and delivery date."""
     from serving.i18n import stage_name
 
     due = row.get("due_date")
     # A run recorded before reasons were stored per language has only its own ``reasons``.
     said = row.get(reasons_column(hook["lang"]))
+    forecast = forecast_records({c: [row.get(c)] for c in FORECAST_COLUMNS}, 1)[0]
+    before = row.get("previous_predicted_delivery_date")
     return {
         "event": row["event"],
         "idempotency_key": key,
@@ -776,6 +831,10 @@ def event_payload(hook: dict | Any, run: RunInfo, row: dict, key: str) -> dict:
         "plant_id": _text(row.get("plant_id")),
         "customer_id": _text(row.get("customer_id")),
         "due_date": None if pd.isna(due) else pd.Timestamp(due).strftime("%Y-%m-%d"),
+        **forecast,
+        "previous_predicted_days_late": _number(row.get("previous_predicted_days_late")),
+        "previous_predicted_delivery_date": before if isinstance(before, str) else None,
+        "forecast_step_days": (config or WebhookConfig()).forecast_step_days,
         "model_version": run.model_version,
         "run_id": run.run_id,
         "scored_at": run.created_at.astimezone(UTC).isoformat(),
@@ -783,12 +842,17 @@ def event_payload(hook: dict | Any, run: RunInfo, row: dict, key: str) -> dict:
     }
 
 
-def _delivery_rows(hook, run: RunInfo, events: pd.DataFrame, now: datetime) -> list[dict]:
+def _delivery_rows(
+    hook, run: RunInfo, events: pd.DataFrame, now: datetime, config: WebhookConfig
+) -> list[dict]:
     out = []
     for row in events.to_dict("records"):
         key = idempotency_key(hook["webhook_id"], run.run_id, str(row["order_id"]), row["event"])
         body = json.dumps(
-            event_payload(hook, run, row, key), ensure_ascii=False, separators=(",", ":")
+            event_payload(hook, run, row, key, config),
+            ensure_ascii=False,
+            separators=(",", ":"),
+            allow_nan=False,  # a NaN would be invalid JSON for the receiver: a bug, not a body
         )
         out.append(
             {
@@ -851,6 +915,10 @@ def _delivery(row) -> Delivery:
 
 def _text(value: object) -> str | None:
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def _number(value: object) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
 
 
 def _now(now: datetime | None) -> datetime:

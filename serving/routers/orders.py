@@ -1,4 +1,5 @@
-"""The ranked list of the latest scoring run, and one order's full explanation."""
+"""The ranked list of the latest scoring run, and one order's full explanation, each with the
+delivery forecast."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from data.contract import EXPLANATION_STAGES
 from serving.columns import STAGE_COLUMNS, reasons_in
 from serving.deps import READER, ModelDep, RunDep, StateDep
 from serving.errors import ApiError
-from serving.explain import explanations_from, feature_contributions
+from serving.explain import explanations_from, feature_contributions, forecast_columns
 from serving.i18n import LangDep
 from serving.lookup import find_orders
 from serving.schemas import (
@@ -26,6 +27,7 @@ from serving.schemas import (
     OrderExplanation,
     RunOut,
     Stage,
+    forecast_records,
     json_response,
 )
 
@@ -50,10 +52,15 @@ def filter_ranked(
     due_before: date | None = None,
     min_risk: float | None = None,
     stage: str | None = None,
+    past_due: bool | None = None,
+    min_days_late: float | None = None,
 ) -> pd.DataFrame:
     """The ranked rows matching every given filter, still in rank order. The due window is
     half-open, ``due_after <= due_date < due_before``, so consecutive windows (a week, then the
-    next) never share an order; an order without a due date is outside any window."""
+    next) never share an order; an order without a due date is outside any window. ``past_due``:
+    only the orders whose due date is over (True) or only the others (False); ``min_days_late``:
+    a predicted delivery at least that many days after the end of the due date (an order
+    without a forecast never matches)."""
     mask = np.ones(len(rows), dtype=bool)
     if plant is not None:
         mask &= (rows["plant_id"] == plant).to_numpy()
@@ -67,8 +74,21 @@ def filter_ranked(
         mask &= (rows["risk"] >= min_risk).to_numpy()
     if stage is not None:
         mask &= (rows["top_stage"] == stage).to_numpy()
+    if past_due is not None:
+        mask &= is_past_due(rows) == past_due
+    if min_days_late is not None:
+        mask &= (rows["predicted_days_late"] >= min_days_late).to_numpy()
     # No filter: no copy of the whole run (100,000 rows) for one page.
     return rows if mask.all() else rows[mask]
+
+
+def is_past_due(rows: pd.DataFrame) -> np.ndarray:
+    """Whether each ranked row's due date is over at the run's as_of: ``past_due_days > 0``;
+    for runs without a forecast (``past_due_days`` empty), due before the as_of's date
+    (``days_to_due < 0``, the same orders)."""
+    days = rows["past_due_days"].to_numpy(dtype=np.float64, na_value=np.nan)
+    before = (rows["days_to_due"] < 0).fillna(False).to_numpy(dtype=bool)
+    return np.where(np.isnan(days), before, days > 0)
 
 
 DUE_WINDOW = (
@@ -92,6 +112,8 @@ class AtRiskFilter:
     due_before: date | None = None
     min_risk: float | None = None
     stage: str | None = None
+    past_due: bool | None = None
+    min_days_late: float | None = None
 
     def apply(self, rows: pd.DataFrame) -> pd.DataFrame:
         return filter_ranked(rows, **asdict(self))
@@ -104,9 +126,27 @@ async def at_risk_filter(
     due_before: DueBefore = None,
     min_risk: Annotated[float | None, Query(ge=0, le=1, description="Risk at least this.")] = None,
     stage: Annotated[Stage | None, Query(description="Only orders with this top stage.")] = None,
+    past_due: Annotated[
+        bool | None,
+        Query(
+            description="true: only orders whose due date is over at the run's as_of "
+            "(`past_due_days` > 0); false: only the others."
+        ),
+    ] = None,
+    min_days_late: Annotated[
+        float | None,
+        Query(
+            allow_inf_nan=False,
+            description="Only orders predicted at least this many days late "
+            "(`predicted_days_late`, in days after the end of the due date; negative: early "
+            "by at most that much). Orders without a forecast never match.",
+        ),
+    ] = None,
 ) -> AtRiskFilter:
     # async: building the dataclass needs no thread-pool hop.
-    return AtRiskFilter(plant, customer, due_after, due_before, min_risk, stage)
+    return AtRiskFilter(
+        plant, customer, due_after, due_before, min_risk, stage, past_due, min_days_late
+    )
 
 
 FilterDep = Annotated[AtRiskFilter, Depends(at_risk_filter)]
@@ -117,8 +157,10 @@ FilterDep = Annotated[AtRiskFilter, Depends(at_risk_filter)]
     response_model=AtRiskPage,
     summary="The latest scoring run's ranked list, filtered and paginated",
     description="Every filter given must hold; rows stay in rank order (1 = most likely "
-    "late). Reasons come in the request's language (`lang`, else `Accept-Language`, else the "
-    "server's default). " + DUE_WINDOW,
+    "late: orders past their due date plus the grace days first, the latest expected first). "
+    "Reasons come in the request's language (`lang`, else `Accept-Language`, else the "
+    "server's default). Each row carries the delivery forecast (null for a run of a model "
+    "without one). " + DUE_WINDOW,
 )
 def at_risk(
     run: RunDep,
@@ -153,8 +195,9 @@ def _items(page: pd.DataFrame, lang: str) -> list[AtRiskOrder]:
     said = reasons_in(page, lang).tolist()
     keep = ["order_id", "rank", "risk", "top_stage", "plant_id", "customer_id", "due_date"]
     records = page[[*keep, "days_to_due"]].to_dict("records")
+    forecasts = forecast_records(page, len(page))
     items = []
-    for rec, row, reasons in zip(records, stages, said, strict=True):
+    for rec, row, reasons, forecast in zip(records, stages, said, forecasts, strict=True):
         due = rec["due_date"]
         items.append(
             AtRiskOrder(
@@ -168,6 +211,7 @@ def _items(page: pd.DataFrame, lang: str) -> list[AtRiskOrder]:
                 customer_id=_text(rec["customer_id"]),
                 due_date=None if pd.isna(due) else pd.Timestamp(due).date(),
                 days_to_due=None if pd.isna(rec["days_to_due"]) else int(rec["days_to_due"]),
+                **forecast,
             )
         )
     return items
@@ -180,9 +224,12 @@ def _text(value) -> str | None:
 @router.get(
     "/{order_id}/risk",
     response_model=OrderExplanation,
-    summary="One order's full explanation (every feature's contribution)",
+    summary="One order's full explanation (every feature's contribution) and delivery forecast",
     description="An order delivered or cancelled at or before `as_of`: its `status` and "
-    "`closed_at`, no risk and no explanation (as in `POST /v1/risk`).",
+    "`closed_at`, no risk, no explanation and no forecast (as in `POST /v1/risk`). The forecast "
+    "(`predicted_days_late` with its 80% and 95% intervals, in days after the end of the due "
+    "date; `predicted_delivery_date`; `past_due_days`; `stage_days`) is null for a model "
+    "trained without one.",
     responses={409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
 )
 def order_risk(
@@ -257,6 +304,7 @@ def order_risk(
         base_value=float(contrib.base[0]),
         reasons=list(explained.reasons[lang][0]),
         features=feats,
+        **forecast_records(forecast_columns(explained, rows), 1)[0],
     )
     return json_response(body)
 

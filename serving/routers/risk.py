@@ -1,15 +1,19 @@
-"""``POST /v1/risk``: score and explain 1 to 10,000 orders, by id or by feature values.
+"""``POST /v1/risk``: score and explain 1 to 10,000 orders, by id or by feature values, with
+their delivery forecast.
 
 Orders by id that are delivered or cancelled at the as_of are answered with their status, not
 scored (``serving.lookup``). Orders by feature values: a numeric feature must be a number (or a
 number as text, e.g. ``"12.5"``; empty text and null are unknown) else 422 naming the order and
-the feature; a category the model never saw is scored as unknown and said in ``warnings``.
+the feature; a category the model never saw is scored as unknown and said in ``warnings``; the
+forecast is made from the values sent, its delivery date from ``due_date`` (or
+``context.ctx_due_date``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -18,15 +22,18 @@ from fastapi import APIRouter, Request, Response
 from data.contract import EXPLANATION_STAGES
 from serving.deps import READER, ModelDep, StateDep, get_data
 from serving.errors import ApiError
-from serving.explain import Explanations, explain_rows
+from serving.explain import Explanations, explain_rows, forecast_columns
 from serving.lookup import Closed, find_orders
 from serving.rows import Rows
 from serving.schemas import (
     MAX_BATCH,
+    TIME_RANGE,
     ErrorResponse,
     RiskRequest,
     RiskResponse,
     RiskResult,
+    date_in_range,
+    forecast_records,
     json_response,
 )
 
@@ -46,13 +53,18 @@ router = APIRouter(
 @router.post(
     "/risk",
     response_model=RiskResponse,
-    summary="Risk, top stage, stage contributions and reasons for 1 to 10,000 orders",
+    summary="Risk, top stage, stage contributions, reasons and delivery forecast for 1 to 10,000 "
+    "orders",
     description=f"Each order is given by `order_id` (looked up in the configured dataset as of "
     f"`as_of`, default its snapshot time) or by its `features`. More than {MAX_BATCH:,} orders: "
     "422. An unknown id: 404 naming it. An order delivered or cancelled by the as_of: its "
-    "`status` and `closed_at`, no risk. A feature value that is not a number where the model "
-    "expects one: 422 naming the order and the feature; an unseen category: scored as unknown, "
-    "said in the order's `warnings`.",
+    "`status` and `closed_at`, no risk and no forecast. A feature value that is not a number "
+    "where the model expects one: 422 naming the order and the feature; an unseen category: "
+    "scored as unknown, said in the order's `warnings`. The forecast (`predicted_days_late` "
+    "with its 80% and 95% intervals, in days after the end of the due date; "
+    "`predicted_delivery_date`; `past_due_days`; `stage_days`) is null for a model trained "
+    "without one; for an order sent by `features` its delivery date needs `due_date` (or "
+    "`context.ctx_due_date`).",
 )
 def score_orders(body: RiskRequest, model: ModelDep, state: StateDep, request: Request) -> Response:
     rm = model.risk_model
@@ -177,7 +189,30 @@ def _columns_from_values(rm, orders, positions) -> tuple[dict[str, np.ndarray], 
     context = sorted({k for o in orders for k in o.context})
     for key in context:
         columns[key] = pd.Series([o.context.get(key) for o in orders]).to_numpy()
+    columns["ctx_due_date"] = _due_dates(orders, positions, warnings)
     return columns, warnings
+
+
+def _due_dates(orders, positions, warnings: dict[int, list[str]]) -> np.ndarray:
+    """Each order's due date as ``YYYY-MM-DD`` text (what a looked-up order's ``ctx_due_date``
+    holds), from ``due_date`` else ``context.ctx_due_date``; None when neither says. Context is
+    free text: one that is not a date is said in the order's warnings, not refused."""
+    out = np.full(len(orders), None, dtype=object)
+    for k, order in enumerate(orders):
+        if order.due_date is not None:
+            out[k] = order.due_date.isoformat()
+            continue
+        text = order.context.get("ctx_due_date")
+        if text is None or not text.strip():
+            continue
+        try:
+            out[k] = date_in_range(date.fromisoformat(text.strip())).isoformat()
+        except ValueError:
+            warnings.setdefault(positions[k], []).append(
+                f"context.ctx_due_date: {text!r} is not a date {TIME_RANGE} (YYYY-MM-DD); "
+                "predicted_delivery_date is null (send `due_date`)"
+            )
+    return out
 
 
 def _numbers(name, values, orders, positions, problems: list[str]) -> np.ndarray:
@@ -223,6 +258,7 @@ def _number_text(value: float) -> str:
 
 
 def _results(batch: _Batch, explained: Explanations, lang: str) -> list[RiskResult]:
+    forecasts = forecast_records(forecast_columns(explained, batch.rows), batch.rows.n)
     return [
         RiskResult(
             order_id=oid,
@@ -231,14 +267,16 @@ def _results(batch: _Batch, explained: Explanations, lang: str) -> list[RiskResu
             stage_contributions=dict(zip(EXPLANATION_STAGES, map(float, row), strict=True)),
             reasons=reasons,
             warnings=batch.warnings.get(pos, []),
+            **forecast,
         )
-        for pos, oid, risk, top, row, reasons in zip(
+        for pos, oid, risk, top, row, reasons, forecast in zip(
             batch.scored,
             batch.ids,
             explained.risk,
             explained.top_stage,
             explained.stages,
             explained.reasons[lang],
+            forecasts,
             strict=True,
         )
     ]

@@ -154,9 +154,11 @@ def _get_or_404(store: WebhookStore, webhook_id: str, lang: str) -> Webhook:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated)
 def create_webhook(body: WebhookCreate, store: StoreDep) -> WebhookCreated:
-    """Register a receiver. Events: ``threshold_crossed`` and ``risk_rose``, one per POST. A
-    receiver that is not a public address (loopback, private, link-local, multicast, reserved,
-    unspecified, after DNS resolution), or whose host does not resolve: 422."""
+    """Register a receiver. Events: ``threshold_crossed``, ``risk_rose``, ``forecast_late`` and
+    ``forecast_moved`` (the server's ``OTD_RISK_WEBHOOK_FORECAST_STEP_DAYS``), one per POST, each
+    with the order's delivery forecast. A receiver that is not a public address (loopback,
+    private, link-local, multicast, reserved, unspecified, after DNS resolution), or whose host
+    does not resolve: 422."""
     try:
         created = store.register(**body.model_dump())
     except ValueError as exc:

@@ -1,14 +1,20 @@
 // The planner's page: plain JS, no build step. Texts come from the server's message catalogue
 // (/v1/messages), data from /v1/orders/at-risk with the key kept in sessionStorage.
+// Per order: the predicted delivery with its 80% interval, a past-due badge, and a bar of the
+// days each process stage adds beyond its plan (the top stage is its longest part); the model's
+// signals (stage contributions, log-odds) are in the order's detail. Drawn with HTML and CSS
+// only: the page's Content-Security-Policy allows nothing from elsewhere.
 "use strict";
 
 const STAGES = ["order", "confirmation", "planning", "procurement", "production", "quality",
   "warehouse", "shipping"];
+const PROCESS_STAGES = STAGES.slice(1);  // the stages that take days (stage_days)
+const DAY_MS = 86400000;
 const PAGE_SIZE = 100;
 const KEY = "otd-risk.key";
 const LANG = "otd-risk.lang";
 
-const state = { lang: "en", msg: {}, offset: 0, total: 0 };
+const state = { lang: "en", msg: {}, offset: 0, total: 0, hasForecast: true, page: null };
 const $ = (id) => document.getElementById(id);
 
 function t(key, kw = {}) {
@@ -37,6 +43,7 @@ async function loadMessages(lang) {
     b.classList.toggle("active", b.dataset.lang === state.lang);
   });
   fillStageSelect();
+  fillPastDueSelect();
   drawLegend();
 }
 
@@ -52,10 +59,19 @@ function fillStageSelect() {
   sel.value = current;
 }
 
+function fillPastDueSelect() {
+  const sel = $("f-past-due");
+  const current = sel.value;
+  sel.replaceChildren(new Option(t("ui.filter.any"), ""),
+    new Option(t("ui.filter.past_due.yes"), "true"),
+    new Option(t("ui.filter.past_due.no"), "false"));
+  sel.value = current;
+}
+
 function drawLegend() {
   const legend = $("legend");
   legend.replaceChildren();
-  STAGES.forEach((s) => {
+  (state.hasForecast ? PROCESS_STAGES : STAGES).forEach((s) => {
     const item = document.createElement("span");
     item.className = "legend-item";
     item.innerHTML = `<i class="sw st-${s}"></i>`;
@@ -64,7 +80,7 @@ function drawLegend() {
   });
   const note = document.createElement("span");
   note.className = "legend-note";
-  note.textContent = t("ui.legend");
+  note.textContent = t(state.hasForecast ? "ui.legend" : "ui.legend.signals");
   legend.append(note);
 }
 
@@ -79,6 +95,8 @@ function filters() {
   if (val("f-due-before")) p.set("due_before", val("f-due-before"));
   if (val("f-min-risk")) p.set("min_risk", String(Number(val("f-min-risk")) / 100));
   if (val("f-stage")) p.set("stage", val("f-stage"));
+  if (val("f-past-due")) p.set("past_due", val("f-past-due"));
+  if (val("f-min-days-late")) p.set("min_days_late", val("f-min-days-late"));
   p.set("lang", state.lang);
   return p;
 }
@@ -122,9 +140,10 @@ function contributions(item) {
   return out;
 }
 
-function bar(item, scale) {
+function signalsBar(item, scale) {
+  // The model's stage contributions (log-odds): what pushed the risk score, not days.
   const wrap = document.createElement("div");
-  wrap.className = "bar";
+  wrap.className = "bar signals";
   const c = contributions(item);
   const tips = [];
   STAGES.forEach((s) => {
@@ -133,11 +152,160 @@ function bar(item, scale) {
     if (v <= 0) return;
     const seg = document.createElement("span");
     seg.className = `seg st-${s}`;
+    seg.dataset.stage = s;
     seg.style.width = `${(100 * v) / scale}%`;
     wrap.append(seg);
   });
   wrap.title = tips.join("\n");
   return wrap;
+}
+
+function signalsScale(items) {
+  return Math.max(1e-9, ...items.map((it) =>
+    Object.values(contributions(it)).reduce((a, v) => a + Math.max(v, 0), 0)));
+}
+
+function addedDays(item) {
+  // Days each stage adds beyond its plan, the stages that add some, in process order.
+  const days = item.stage_days || {};
+  return PROCESS_STAGES.filter((s) => (days[s] ?? 0) > 0).map((s) => [s, days[s]]);
+}
+
+function days(value) {
+  return Math.abs(value).toFixed(1);
+}
+
+function daysBar(item, scale) {
+  // One segment per stage that adds days, as long as the days it adds; the stage names and
+  // days under it (the largest first), every stage's days on hover.
+  const box = document.createElement("div");
+  box.className = "stage-days";
+  const wrap = document.createElement("div");
+  wrap.className = "bar days";
+  const added = addedDays(item);
+  added.forEach(([s, d]) => {
+    const seg = document.createElement("span");
+    seg.className = `seg st-${s}`;
+    seg.dataset.stage = s;
+    seg.dataset.days = d;
+    seg.style.width = `${(100 * d) / scale}%`;
+    seg.title = t("ui.stage_days.adds", { stage: stageName(s), days: days(d) });
+    wrap.append(seg);
+  });
+  const all = item.stage_days || {};
+  wrap.title = PROCESS_STAGES.filter((s) => s in all).map((s) =>
+    `${stageName(s)}: ${all[s] >= 0 ? "+" : "−"}${days(all[s])}`).join("\n");
+  box.append(wrap);
+  const caption = document.createElement("div");
+  caption.className = "bar-caption";
+  [...added].sort((a, b) => b[1] - a[1]).filter(([, d]) => d >= 0.05).slice(0, 3)
+    .forEach(([s, d], i) => {
+      const part = document.createElement("span");
+      part.dataset.stage = s;
+      part.textContent = t("ui.stage_days.adds", { stage: stageName(s), days: days(d) });
+      if (i) caption.append(" · ");
+      caption.append(part);
+    });
+  box.append(caption);
+  return box;
+}
+
+function daysScale(items) {
+  return Math.max(1e-9, ...items.map((it) => addedDays(it).reduce((a, [, d]) => a + d, 0)));
+}
+
+function dateAfterDue(due, daysLate) {
+  // The calendar date daysLate days after the end of the due date (as the server reckons
+  // predicted_delivery_date), YYYY-MM-DD.
+  const end = Date.parse(`${due}T00:00:00Z`) + DAY_MS;
+  return new Date(end + daysLate * DAY_MS).toISOString().slice(0, 10);
+}
+
+function lateness(value) {
+  if (Math.abs(value) < 0.05) return t("ui.forecast.on_time");
+  return t(value > 0 ? "ui.forecast.late" : "ui.forecast.early", { days: days(value) });
+}
+
+function forecastCell(item) {
+  const box = document.createElement("div");
+  box.className = "forecast";
+  if (item.predicted_days_late == null) {
+    box.classList.add("none");
+    box.textContent = t("ui.forecast.none");
+    return box;
+  }
+  const line = document.createElement("div");
+  const date = document.createElement("strong");
+  date.className = "fc-date";
+  date.textContent = item.predicted_delivery_date ?? "";
+  const late = document.createElement("span");
+  late.className = `fc-late ${item.predicted_days_late > 0 ? "late" : "early"}`;
+  late.textContent = lateness(item.predicted_days_late);
+  line.append(date, " ", late);
+  box.append(line);
+  if (item.due_date && item.days_late_p10 != null && item.days_late_p90 != null) {
+    const interval = document.createElement("div");
+    interval.className = "fc-interval";
+    interval.textContent = t("ui.forecast.interval", {
+      low: dateAfterDue(item.due_date, item.days_late_p10),
+      high: dateAfterDue(item.due_date, item.days_late_p90) });
+    box.append(interval);
+  }
+  if (item.past_due_days > 0) {
+    const badge = document.createElement("span");
+    badge.className = "badge past-due";
+    badge.textContent = t("ui.badge.past_due", { days: days(item.past_due_days) });
+    box.append(badge);
+  }
+  return box;
+}
+
+function detailRow(item, colspan) {
+  // The order's detail: the forecast with both intervals, every stage's days (ahead of plan
+  // too), and the model's signals (stage contributions, log-odds).
+  const tr = document.createElement("tr");
+  tr.className = "detail";
+  tr.dataset.detailOf = item.order_id;
+  const td = document.createElement("td");
+  td.colSpan = colspan;
+  if (item.predicted_days_late != null) {
+    const p = document.createElement("p");
+    p.className = "detail-forecast";
+    p.textContent = t("ui.detail.forecast", {
+      late: lateness(item.predicted_days_late),
+      p10: item.days_late_p10.toFixed(1), p90: item.days_late_p90.toFixed(1),
+      p025: item.days_late_p025.toFixed(1), p975: item.days_late_p975.toFixed(1) });
+    td.append(p);
+    const h = document.createElement("h4");
+    h.textContent = t("ui.detail.stage_days");
+    const ul = document.createElement("ul");
+    ul.className = "detail-stage-days";
+    PROCESS_STAGES.filter((s) => s in (item.stage_days || {})).forEach((s) => {
+      const li = document.createElement("li");
+      li.dataset.stage = s;
+      li.innerHTML = `<i class="sw st-${s}"></i>`;
+      const v = item.stage_days[s];
+      li.append(`${stageName(s)}: ${v >= 0 ? "+" : "−"}${days(v)}`);
+      ul.append(li);
+    });
+    td.append(h, ul);
+  }
+  const h = document.createElement("h4");
+  h.textContent = t("ui.detail.signals");
+  td.append(h, signalsBar(item, signalsScale([item])));
+  tr.append(td);
+  return tr;
+}
+
+function toggleDetail(tr, item) {
+  const next = tr.nextElementSibling;
+  if (next && next.classList.contains("detail")) {
+    next.remove();
+    tr.classList.remove("open");
+    return;
+  }
+  tr.after(detailRow(item, tr.children.length));
+  tr.classList.add("open");
 }
 
 function riskCell(risk) {
@@ -161,19 +329,32 @@ function render(page) {
   const tbody = $("orders").querySelector("tbody");
   tbody.replaceChildren();
   const items = page.items || [];
+  state.page = page;
+  // A run of a model without a forecast has no days to draw: its signals are the bar then.
+  state.hasForecast = items.length === 0 || items.some((it) => it.predicted_days_late != null);
+  $("col-bar").textContent = t(state.hasForecast ? "ui.col.stage_days" : "ui.col.signals");
+  drawLegend();
   // One scale for the page so bars compare across orders.
-  const scale = Math.max(1e-9, ...items.map((it) =>
-    Object.values(contributions(it)).reduce((a, v) => a + Math.max(v, 0), 0)));
+  const scale = state.hasForecast ? daysScale(items) : signalsScale(items);
   const plants = new Set();
   const customers = new Set();
   items.forEach((it) => {
     const tr = document.createElement("tr");
+    tr.className = "order-row";
     tr.dataset.orderId = it.order_id;
     tr.dataset.risk = it.risk;
     cell(tr, it.rank, "num rank", "ui.col.rank");
-    cell(tr, it.order_id, "order", "ui.col.order");
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "link order-open";
+    open.textContent = it.order_id;
+    open.title = t("ui.detail.show");
+    open.addEventListener("click", () => toggleDetail(tr, it));
+    cell(tr, open, "order", "ui.col.order");
     cell(tr, riskCell(it.risk), "num", "ui.col.risk");
-    cell(tr, bar(it, scale), "bars", "ui.col.stages");
+    cell(tr, forecastCell(it), "delivery", "ui.col.delivery");
+    cell(tr, state.hasForecast ? daysBar(it, scale) : signalsBar(it, scale), "bars",
+      state.hasForecast ? "ui.col.stage_days" : "ui.col.signals");
     cell(tr, stageName(it.top_stage), `top-stage st-text-${it.top_stage}`, "ui.col.top_stage");
     const ul = document.createElement("ul");
     ul.className = "reasons";
@@ -186,7 +367,7 @@ function render(page) {
     cell(tr, it.plant_id, "plant", "ui.col.plant");
     cell(tr, it.customer_id, "customer", "ui.col.customer");
     cell(tr, it.due_date, "due", "ui.col.due");
-    cell(tr, it.days_to_due, "num", "ui.col.days_to_due");
+    cell(tr, it.days_to_due, "num days-to-due", "ui.col.days_to_due");
     tbody.append(tr);
     if (it.plant_id) plants.add(it.plant_id);
     if (it.customer_id) customers.add(it.customer_id);

@@ -1,5 +1,6 @@
 """The planner's page end to end in a real headless Chromium: key, plant filter, rank order,
-Chinese, CSV export."""
+Chinese, CSV export; the delivery forecast (predicted date, 80% interval, past-due badge, the
+days-per-stage bar, the order's detail with its signals) and its filters."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
 
 def rows(driver) -> list[dict]:
     return driver.execute_script(
-        """return [...document.querySelectorAll('#orders tbody tr')].map(tr => ({
+        """return [...document.querySelectorAll('#orders tbody tr.order-row')].map(tr => ({
             order_id: tr.dataset.orderId, risk: Number(tr.dataset.risk),
             plant: tr.querySelector('td.plant').textContent,
             due: tr.querySelector('td.due').textContent,
@@ -203,6 +204,198 @@ def test_page_is_readable_on_a_tablet(served, browser):
     # Cards: no horizontal scrolling of the page.
     width = browser.execute_script("return document.documentElement.scrollWidth")
     assert width <= 800
-    first = browser.find_element(By.CSS_SELECTOR, "#orders tbody tr")
+    first = browser.find_element(By.CSS_SELECTOR, "#orders tbody tr.order-row")
     assert first.find_element(By.CSS_SELECTOR, ".bar").size["width"] > 100
     browser.save_screenshot("/tmp/otd-risk-page-tablet.png")
+
+
+def forecasts(driver) -> list[dict]:
+    """What each shown row says of its forecast: the date, the interval, the badge, the bar's
+    segments (stage, width in % of the cell, days) and its caption."""
+    return driver.execute_script(
+        """return [...document.querySelectorAll('#orders tbody tr.order-row')].map(tr => {
+            const text = (sel) => tr.querySelector(sel)?.textContent ?? null;
+            return {
+              order_id: tr.dataset.orderId,
+              date: text('td.delivery .fc-date'),
+              interval: text('td.delivery .fc-interval'),
+              badge: text('td.delivery .badge.past-due'),
+              segments: [...tr.querySelectorAll('td.bars .bar.days .seg')].map(s => ({
+                stage: s.dataset.stage, width: parseFloat(s.style.width),
+                days: Number(s.dataset.days)})),
+              caption: [...tr.querySelectorAll('td.bars .bar-caption span')].map(
+                s => s.dataset.stage),
+              top_stage: text('td.top-stage'),
+            };
+          });"""
+    )
+
+
+def open_page(served, browser) -> None:
+    browser.get(served.url + "/")
+    browser.execute_script(f"sessionStorage.setItem('otd-risk.key', '{served.key}')")
+    browser.refresh()
+    wait_for(lambda: len(rows(browser)) == min(len(served.scores), 100), what="the ranked rows")
+
+
+def day_after_due(due: pd.Timestamp, days_late: float) -> str:
+    """The calendar date ``days_late`` days after the end of the due date."""
+    return (due + pd.Timedelta(days=1) + pd.Timedelta(days=days_late)).strftime("%Y-%m-%d")
+
+
+def test_forecast_date_interval_badge_and_days_per_stage(served, browser):
+    from data.contract import STAGES
+
+    scores = served.scores.set_index("order_id")
+    open_page(served, browser)
+    shown = forecasts(browser)
+    assert [r["order_id"] for r in shown] == served.scores["order_id"].tolist()
+    ratios = []
+    for row in shown:
+        want = scores.loc[row["order_id"]]
+        assert row["date"] == want["predicted_delivery_date"], row
+        low = day_after_due(want["due_date"], want["days_late_p10"])
+        high = day_after_due(want["due_date"], want["days_late_p90"])
+        assert row["interval"] == f"80%: {low} – {high}", row
+        # The badge exactly on the orders past their due date, with the days.
+        if want["past_due_days"] > 0:
+            assert row["badge"] == f"Past due {want['past_due_days']:.1f} d", row
+        else:
+            assert row["badge"] is None, row
+        # The bar: one segment per stage adding days, in process order, as long as its days.
+        adds = [s for s in STAGES if want[f"stage_days_{s}"] > 0]
+        assert [s["stage"] for s in row["segments"]] == adds, row
+        for segment in row["segments"]:
+            assert segment["days"] == pytest.approx(want[f"stage_days_{segment['stage']}"])
+            ratios.append(segment["width"] / segment["days"])
+        # The longest segment is the top stage, named first under the bar (an order no stage
+        # adds days to has no bar; its top stage is the model's).
+        if row["segments"]:
+            longest = max(row["segments"], key=lambda s: s["days"])["stage"]
+            assert longest == want["top_stage"] == row["caption"][0], row
+            assert row["top_stage"] == longest.capitalize()
+    assert sum(bool(r["segments"]) for r in shown) >= 0.9 * len(shown)
+    # One scale for the page: width per day is the same on every row.
+    assert max(ratios) == pytest.approx(min(ratios), rel=1e-4)  # CSS keeps 6 digits
+    past_due = [r for r in shown if r["badge"]]
+    assert len(past_due) == (served.scores["past_due_days"] > 0).sum() >= 3
+    # Past-due orders come first, certain.
+    assert [r["order_id"] for r in shown[: len(past_due)]] == [r["order_id"] for r in past_due]
+    legend = browser.find_element("id", "legend").text
+    assert "days each stage adds" in legend
+    browser.save_screenshot("/tmp/otd-risk-page-forecast.png")
+
+
+def test_an_orders_detail_shows_every_stages_days_and_its_signals(served, browser):
+    from selenium.webdriver.common.by import By
+
+    from data.contract import STAGES
+
+    open_page(served, browser)
+    row = served.scores.iloc[0]
+    browser.find_element(By.CSS_SELECTOR, "tr.order-row button.order-open").click()
+    detail = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, "tr.detail"), what="the detail row"
+    )[0]
+    assert detail.get_attribute("data-detail-of") == row["order_id"]
+    listed = {
+        li.get_attribute("data-stage"): li.text
+        for li in detail.find_elements(By.CSS_SELECTOR, ".detail-stage-days li")
+    }
+    have = [s for s in STAGES if pd.notna(row[f"stage_days_{s}"])]
+    assert list(listed) == have
+    for stage in have:
+        days = row[f"stage_days_{stage}"]
+        sign = "+" if days >= 0 else "\u2212"
+        assert listed[stage].endswith(f"{sign}{abs(days):.1f}"), listed[stage]
+    text = detail.find_element(By.CSS_SELECTOR, ".detail-forecast").text
+    assert f"80% between {row['days_late_p10']:.1f} and {row['days_late_p90']:.1f}" in text
+    assert f"95% between {row['days_late_p025']:.1f} and {row['days_late_p975']:.1f}" in text
+    # The model's signals (log-odds) are here, labelled as such, not in the list's bar.
+    assert "log-odds" in detail.text
+    signals = detail.find_elements(By.CSS_SELECTOR, ".bar.signals .seg")
+    positive = [s for s in ("order", *STAGES) if row[f"stage_{s}"] > 0]
+    assert [s.get_attribute("data-stage") for s in signals] == positive
+    # A second click closes it.
+    browser.find_element(By.CSS_SELECTOR, "tr.order-row button.order-open").click()
+    wait_for(lambda: not browser.find_elements(By.CSS_SELECTOR, "tr.detail"), what="closed")
+
+
+def test_past_due_and_min_days_late_filters(served, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    scores = served.scores
+    open_page(served, browser)
+    Select(browser.find_element(By.ID, "f-past-due")).select_by_value("true")
+    browser.find_element(By.ID, "apply").click()
+    past = scores[scores["past_due_days"] > 0]["order_id"].tolist()
+    wait_for(lambda: [r["order_id"] for r in rows(browser)] == past, what="past due only")
+    assert all(r["badge"] for r in forecasts(browser))
+
+    Select(browser.find_element(By.ID, "f-past-due")).select_by_value("false")
+    browser.find_element(By.ID, "f-min-days-late").send_keys("1.5")
+    browser.find_element(By.ID, "apply").click()
+    keep = (scores["past_due_days"] == 0) & (scores["predicted_days_late"] >= 1.5)
+    want = scores[keep]["order_id"].tolist()
+    assert 0 < len(want) < len(scores)
+    wait_for(lambda: [r["order_id"] for r in rows(browser)] == want, what="the two filters")
+    assert not any(r["badge"] for r in forecasts(browser))
+
+    # In Chinese: the badge and the interval too.
+    browser.find_element(By.ID, "clear").click()
+    wait_for(lambda: len(rows(browser)) == len(scores), what="cleared")
+    browser.find_element(By.ID, "lang-zh").click()
+    wait_for(lambda: "风险" in browser.find_element(By.ID, "orders").text, what="Chinese")
+    first = scores.iloc[0]
+    shown = wait_for(lambda: [r for r in forecasts(browser) if r["badge"]], what="zh badges")
+    assert shown[0]["badge"] == f"已逾期 {first['past_due_days']:.1f} 天"
+    low = day_after_due(first["due_date"], first["days_late_p10"])
+    high = day_after_due(first["due_date"], first["days_late_p90"])
+    assert shown[0]["interval"] == f"80% 区间：{low} 至 {high}"
+    browser.find_element(By.ID, "lang-en").click()
+
+
+def test_a_run_without_a_forecast_shows_its_signals(served, browser, tmp_path):
+    """A run recorded before the forecast (its columns empty): the page still lists it, says
+    there is no forecast, draws the model's signals as the bar and labels them so; the past-due
+    filter still answers (from the due dates)."""
+    import shutil
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from otd_risk.settings import Settings
+    from serving.columns import FORECAST_COLUMNS
+    from serving.runs import latest_run, record_run
+
+    home = tmp_path / "home"
+    shutil.copytree(served.settings.home, home)
+    current = latest_run(home)
+    record_run(
+        home,
+        served.scores.drop(columns=list(FORECAST_COLUMNS)),
+        model_version=current.model_version,
+        model_run_id=current.model_run_id,
+        as_of=current.as_of,
+        data_fingerprint=current.data_fingerprint,
+        data_source=current.data_source,
+    )
+    with Server(Settings(home=home)) as server:
+        browser.get(server.url + "/")
+        browser.execute_script(f"sessionStorage.setItem('otd-risk.key', '{served.key}')")
+        browser.refresh()
+        wait_for(lambda: len(rows(browser)) == len(served.scores), what="the ranked rows")
+        shown = forecasts(browser)
+        assert {r["date"] for r in shown} == {None} and {r["badge"] for r in shown} == {None}
+        cells = browser.find_elements(By.CSS_SELECTOR, "tr.order-row td.delivery")
+        assert {c.text for c in cells} == {"no forecast"}
+        assert browser.find_element(By.ID, "col-bar").text == "Signals (log-odds)"
+        assert "no delivery forecast" in browser.find_element(By.ID, "legend").text
+        signals = browser.find_elements(By.CSS_SELECTOR, "tr.order-row .bar.signals .seg")
+        assert len(signals) > len(served.scores)
+        Select(browser.find_element(By.ID, "f-past-due")).select_by_value("true")
+        browser.find_element(By.ID, "apply").click()
+        scores = served.scores
+        past = scores[scores["days_to_due"] < 0]["order_id"].tolist()
+        wait_for(lambda: [r["order_id"] for r in rows(browser)] == past, what="past due")

@@ -95,6 +95,36 @@ def test_live_auth_and_errors(live, served, reader, admin):
         assert bad.status_code == 422 and "body.orders.0.order_id" in bad.text
 
 
+def test_live_forecast_on_every_order_answer(live, served, reader):
+    """Over HTTP: the forecast of a past-due order is the recorded run's in the list (filtered
+    by past_due and min_days_late), in POST /v1/risk and in its explanation; valid JSON (no
+    NaN) for the orders with a stage missing."""
+    base, _ = live
+    scores = served.scores
+    past_due = scores[scores["past_due_days"] > 0]
+    row = past_due.iloc[0]
+    with httpx.Client(base_url=base, timeout=30, headers=reader) as http:
+        listed = http.get("/v1/orders/at-risk", params={"past_due": True, "limit": 1000})
+        late = http.get("/v1/orders/at-risk", params={"min_days_late": 3, "limit": 1000})
+        posted = http.post("/v1/risk", json={"orders": [{"order_id": row["order_id"]}]})
+        one = http.get(f"/v1/orders/{row['order_id']}/risk")
+    for response in (listed, late, posted, one):
+        assert response.status_code == 200, response.text
+        assert "NaN" not in response.text
+    assert [i["order_id"] for i in listed.json()["items"]] == past_due["order_id"].tolist()
+    want_late = scores[scores["predicted_days_late"] >= 3]["order_id"].tolist()
+    assert [i["order_id"] for i in late.json()["items"]] == want_late
+    answers = (listed.json()["items"][0], posted.json()["results"][0], one.json())
+    for got in answers:
+        assert got["risk"] == 1.0 and got["past_due_days"] == pytest.approx(row["past_due_days"])
+        assert got["predicted_days_late"] == pytest.approx(row["predicted_days_late"], abs=1e-9)
+        assert got["days_late_p90"] == pytest.approx(row["days_late_p90"], abs=1e-9)
+        assert got["predicted_delivery_date"] == row["predicted_delivery_date"]
+        assert got["stage_days"]["procurement"] == pytest.approx(
+            row["stage_days_procurement"], abs=1e-9
+        )
+
+
 def test_new_champion_is_picked_up_mid_traffic(live, served, reader):
     from otd_risk.settings import Settings
     from training.train import train_model

@@ -9,14 +9,26 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from serving.columns import RANKED_COLUMNS, STAGE_COLUMNS
+from serving.explain import delivery_dates
 from serving.runs import RunInfo, record_run
 
+AS_OF = pd.Timestamp("2025-02-19", tz="UTC")
 
-def ranked(risks: dict[str, float], plants: dict[str, str] | None = None) -> pd.DataFrame:
-    """A ranked list with ``RANKED_COLUMNS`` for orders ``{order_id: risk}``."""
+
+def ranked(
+    risks: dict[str, float],
+    plants: dict[str, str] | None = None,
+    days_late: dict[str, float] | None = None,
+    due: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """A ranked list with ``RANKED_COLUMNS`` for orders ``{order_id: risk}``; with ``days_late``
+    (``{order_id: predicted days late}``), the forecast's columns as a model with a forecast
+    records them (intervals around the point, procurement adding most), else empty; ``due``:
+    due dates other than 2025-03-01."""
     ids = sorted(risks, key=lambda o: -risks[o])
     frame = pd.DataFrame({"order_id": ids, "risk": [risks[o] for o in ids]})
     frame["rank"] = range(1, len(ids) + 1)
@@ -26,9 +38,20 @@ def ranked(risks: dict[str, float], plants: dict[str, str] | None = None) -> pd.
     frame["reasons"] = [[f"supplier of {o} is late", "=cmd|' /C calc'!A0"] for o in ids]
     frame["plant_id"] = [(plants or {}).get(o, "P1") for o in ids]
     frame["customer_id"] = "C1"
-    frame["due_date"] = pd.Timestamp("2025-03-01")
-    frame["days_to_due"] = 10
-    # The forecast's columns empty, as a model trained without a forecast records them.
+    frame["due_date"] = pd.to_datetime([(due or {}).get(o, "2025-03-01") for o in ids])
+    frame["days_to_due"] = (frame["due_date"] - AS_OF.tz_localize(None).normalize()).dt.days
+    if days_late is not None:
+        late = np.array([days_late[o] for o in ids], dtype=np.float64)
+        frame["predicted_days_late"] = late
+        for column, offset in (("p10", -1.0), ("p90", 1.5), ("p025", -2.0), ("p975", 3.0)):
+            frame[f"days_late_{column}"] = late + offset
+        dates = frame["due_date"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
+        frame["predicted_delivery_date"] = delivery_dates(dates, late)
+        frame["past_due_days"] = 0.0
+        frame["stage_days_confirmation"] = 0.2
+        frame["stage_days_procurement"] = np.maximum(late, 0.5)
+        frame["stage_days_shipping"] = -0.3
+    # Without days_late the forecast's columns are empty, as a model without one records them.
     return frame.reindex(columns=list(RANKED_COLUMNS))
 
 
@@ -38,7 +61,7 @@ def record(home: Path, risks: dict[str, float], **kw) -> RunInfo:
         ranked(risks, **kw),
         model_version="7",
         model_run_id=None,
-        as_of=pd.Timestamp("2025-02-19", tz="UTC"),
+        as_of=AS_OF,
         data_fingerprint="f" * 16,
     )
 
