@@ -222,11 +222,12 @@ def build_forecast_set(
         base = pd.concat([base, built[base.columns]], ignore_index=True)
         base_row = np.concatenate([base_row, owner])
     added = final_additions(cut)
-    base[f"{TARGET_PREFIX}days_late"] = y[base_row]
+    targets = {f"{TARGET_PREFIX}days_late": y[base_row]}
     for i, stage in enumerate(STAGES):
-        base[f"{TARGET_PREFIX}added_{stage}"] = added["added"][base_row, i]
-    base[f"{TARGET_PREFIX}tail"] = added["tail"][base_row]
-    base["delivered_at"] = pd.to_datetime(delivered_ns[base_row], utc=True)
+        targets[f"{TARGET_PREFIX}added_{stage}"] = added["added"][base_row, i]
+    targets[f"{TARGET_PREFIX}tail"] = added["tail"][base_row]
+    targets["delivered_at"] = pd.to_datetime(delivered_ns[base_row], utc=True)
+    base = pd.concat([base, pd.DataFrame(targets, index=base.index)], axis=1)
     base.attrs["counts"] = {
         "forecast_orders": int(len(np.unique(base_row))),
         "forecast_examples": int(len(base)),

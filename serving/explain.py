@@ -319,7 +319,15 @@ def explanations_from(
             continue
         # The same contributions in every language: only the sentences are made again
         # (string work, ~1-2 µs a row), never the TreeSHAP values.
-        shap_said = reasons(model, rows, contrib.values, lang=code, n_reasons=n_reasons, lead=top)
+        shap_said = reasons(
+            model,
+            rows,
+            contrib.values,
+            lang=code,
+            n_reasons=n_reasons,
+            lead=top,
+            suppress=None if fc is None else carried_delay(model, fc),
+        )
         if fc is not None:
             first = forecast_reasons(fc, top, past_due, code)
             shap_said = [
@@ -328,6 +336,20 @@ def explanations_from(
             ]
         said[code] = shap_said
     return Explanations(risk, stages, top, said, fc, past_due)
+
+
+def carried_delay(model: RiskModel, fc: Forecast) -> np.ndarray:
+    """Rows x features, True where a ``<stage>_days_behind`` sentence would blame a stage for
+    delay it only carries: the stage itself adds less than half a day beyond its plan (the
+    days behind come from earlier stages), so "the quality stage is 4 days behind plan" is
+    not said beside a bar where quality adds nothing."""
+    out = np.zeros((len(fc.days_late), len(model.feature_names)), dtype=bool)
+    for i, stage in enumerate(STAGES):
+        name = f"{stage}_days_behind"
+        if name in model.feature_names:
+            days = fc.stage_days[:, i]
+            out[:, model.feature_names.index(name)] = ~(np.isfinite(days) & (days >= 0.5))
+    return out
 
 
 def forecast_cause(stage_days: np.ndarray) -> np.ndarray:
@@ -382,8 +404,10 @@ def reasons(
     lang: str = "en",
     n_reasons: int = N_REASONS,
     lead: np.ndarray | None = None,
+    suppress: np.ndarray | None = None,
 ) -> list[list[str]]:
-    """Per row, the sentences of the ``n_reasons`` features that raise its risk most.
+    """Per row, the sentences of the ``n_reasons`` features that raise its risk most
+    (``suppress``, rows x features: sentences not to say there).
 
     ``lead`` (per row, a stage name, e.g. ``top_stage``): that stage's feature that raises the
     risk most, if one does, is said first, so that the reasons start with the stage the planner
@@ -402,6 +426,8 @@ def reasons(
             if field not in ctx_known:
                 ctx_known[field] = _known(rows, field, n)
             usable[:, j] &= ctx_known[field]
+    if suppress is not None:
+        usable &= ~suppress
     score = np.where(usable & (contributions > 0), contributions, -np.inf)
     if lead is not None:
         stage_code = {name: i for i, name in enumerate(EXPLANATION_STAGES)}

@@ -82,7 +82,11 @@ def shap_summary_figure(model: RiskModel, X: pd.DataFrame, max_display: int = 20
 
     contrib, _ = model.contributions(X)
     encoded = pd.DataFrame(model.encode(X), columns=model.feature_names)
-    shap.summary_plot(contrib, encoded, max_display=max_display, show=False)
+    # Its own generator (the beeswarm jitters points): deterministic, and no warning about
+    # NumPy's global seed.
+    shap.summary_plot(
+        contrib, encoded, max_display=max_display, show=False, rng=np.random.default_rng(0)
+    )
     fig = plt.gcf()
     fig.tight_layout()
     return fig

@@ -62,7 +62,13 @@ def test_explain_contract(served, features):
 def _shap_reasons(rm, features, out, i):
     """The SHAP sentences row ``i`` should say after the forecast's: the top stage's feature
     raising the risk most, then the largest other positive contribution."""
-    contrib = feature_contributions(rm, features).values
+    contrib = feature_contributions(rm, features).values.copy()
+    # A stage's days behind plan are not said when it adds under half a day itself.
+    for stage in STAGES:
+        if f"{stage}_days_behind" in rm.feature_names and not (
+            out[f"stage_days_{stage}"].iloc[i] >= 0.5
+        ):
+            contrib[i, rm.feature_names.index(f"{stage}_days_behind")] = -np.inf
     specs = {s["name"]: s for s in rm.feature_specs}
     row = features.iloc[i]
     ctx = {k: v for k, v in row.items() if str(k).startswith("ctx_")}
@@ -229,3 +235,20 @@ def test_placeholder_values_are_never_named_as_a_cause(served, features):
     assert said[0][0].startswith("past orders of customer C0042 were late")
     for row in said[1:]:
         assert len(row) == 1 and row[0].startswith("the due date"), row
+
+
+def test_a_stage_is_not_said_to_be_behind_plan_when_it_only_carries_earlier_delay(
+    served, features
+):
+    """'the quality stage is 15.9 days behind plan' beside a bar where quality adds nothing
+    (its lateness came from procurement) read as a contradiction: with a forecast, a stage's
+    days behind plan are said only when the stage itself adds half a day or more."""
+    rm = served.loaded.risk_model
+    out = explain(rm, features)
+    checked = 0
+    for stage in ("confirmation", "planning", "procurement", "production", "quality"):
+        said = out["reasons"].map(lambda r, s=stage: any(f"the {s} stage is" in x for x in r))
+        adds = out[f"stage_days_{stage}"]
+        assert (adds[said] >= 0.5).all(), stage
+        checked += int(said.sum())
+    assert checked > 20
