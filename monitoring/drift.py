@@ -58,8 +58,8 @@ CATEGORICAL_METHOD = DriftMethod("jensenshannon", 0.1)
 _UNIT_PATTERNS: tuple[tuple[str, DriftMethod], ...] = (
     (r"_rate_|_trend$", RATE_METHOD),
     (r"_load_ratio", RATIO_METHOD),
-    (r"_delivered_\d+d$|^plant_open_orders$", COUNT_METHOD),
-    (r"_days|^po_promised_vs_production_start$", DAYS_METHOD),
+    (r"_delivered_\d+d$|^plant_open_orders$|^settled_", COUNT_METHOD),
+    (r"_days|_added_last_season$|^po_promised_vs_production_start$", DAYS_METHOD),
 )
 """First match wins; names from features/registry.py."""
 

@@ -237,9 +237,7 @@ def test_placeholder_values_are_never_named_as_a_cause(served, features):
         assert len(row) == 1 and row[0].startswith("the due date"), row
 
 
-def test_a_stage_is_not_said_to_be_behind_plan_when_it_only_carries_earlier_delay(
-    served, features
-):
+def test_a_stage_is_not_said_to_be_behind_plan_when_it_only_carries_earlier_delay(served, features):
     """'the quality stage is 15.9 days behind plan' beside a bar where quality adds nothing
     (its lateness came from procurement) read as a contradiction: with a forecast, a stage's
     days behind plan are said only when the stage itself adds half a day or more."""
