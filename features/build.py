@@ -79,19 +79,16 @@ def build_features_at(
         if spec.column is not None and spec.name not in values:
             values[spec.name] = _extra_values(q, spec)
 
+    # Each column cast before the frame is made: casting column by column afterwards leaves a
+    # wide frame fragmented (one block per column, and pandas' PerformanceWarning downstream).
     columns: dict[str, object] = {"order_id": q.order_id, "as_of": q.as_of.array}
     for spec in specs:
-        columns[spec.name] = values[spec.name]
+        dtype = np.float64 if spec.kind == "numeric" else object
+        columns[spec.name] = pd.Series(values[spec.name]).astype(dtype).to_numpy()
     for name in CONTEXT_COLUMNS:
         if name in context:
             columns[name] = context[name]
-    frame = pd.DataFrame(columns)
-    for spec in specs:
-        if spec.kind == "numeric":
-            frame[spec.name] = frame[spec.name].astype(np.float64)
-        else:
-            frame[spec.name] = frame[spec.name].astype(object)
-    return frame
+    return pd.DataFrame(columns)
 
 
 def history_feature_frame(

@@ -216,8 +216,10 @@ def build_forecast_set(
         # The order's labels are the same at every snapshot.
         labels = [c for c in base.columns if c not in built.columns and c != "days_to_due"]
         first = base.assign(_row=base_row).groupby("_row")[labels].first().reindex(owner)
-        for col in labels:
-            built[col] = first[col].to_numpy()
+        # All label columns joined at once (one by one fragments a wide frame).
+        built = pd.concat(
+            [built.drop(columns=labels, errors="ignore"), first.set_index(built.index)], axis=1
+        )
         built["days_to_due"] = built["slack_days"]
         base = pd.concat([base, built[base.columns]], ignore_index=True)
         base_row = np.concatenate([base_row, owner])

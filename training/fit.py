@@ -348,12 +348,14 @@ def _sample_rows(train: pd.DataFrame, positions: np.ndarray, seed: int) -> np.nd
     """At most about ``SEARCH_MAX_ROWS`` of ``positions`` (sorted), whole orders at a time."""
     if len(positions) <= SEARCH_MAX_ROWS:
         return positions
-    orders = train["order_id"].to_numpy()[positions]
-    unique = np.unique(orders)
+    # Integer codes of the ids: np.isin on object arrays of ids falls back to a pairwise
+    # comparison (52 s on 160,000 rows).
+    codes, unique = pd.factorize(train["order_id"].to_numpy()[positions], sort=True)
     share = SEARCH_MAX_ROWS / len(positions)
     rng = np.random.default_rng(seed)
-    keep = rng.choice(unique, max(1, int(len(unique) * share)), replace=False)
-    return positions[np.isin(orders, keep)]
+    keep = np.zeros(len(unique), dtype=bool)
+    keep[rng.choice(len(unique), max(1, int(len(unique) * share)), replace=False)] = True
+    return positions[keep[codes]]
 
 
 def _early_stopped(
