@@ -7,7 +7,7 @@ functions together exactly as a user would call the commands one by one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +30,8 @@ class DemoResult:
     metrics: dict[str, dict[str, float]]
     gains: dict[str, dict[str, float]]
     top: pd.DataFrame
+    forecast_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    forecast_gains: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def run_demo(
@@ -97,4 +99,6 @@ def run_demo(
         metrics=result.metrics,
         gains=result.gains,
         top=scores.head(10),
+        forecast_metrics=result.forecast_metrics,
+        forecast_gains=result.forecast_gains,
     )

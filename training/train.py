@@ -126,6 +126,8 @@ class TrainResult:
     forecast_agreement: dict[str, float] = field(default_factory=dict)
     """The risk against the forecast's own probability of lateness on the risk's validation
     examples (PR AUC and ECE of each)."""
+    forecast_by_horizon: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """Per forecaster, :data:`training.evaluate.FORECAST_METRICS` by horizon (days to due)."""
 
 
 @dataclass
@@ -605,6 +607,7 @@ def _log_and_register(
         forecast_metrics=evaluation.forecast.metrics if evaluation.forecast else {},
         forecast_gains=evaluation.forecast.gains if evaluation.forecast else {},
         forecast_agreement=evaluation.forecast.agreement if evaluation.forecast else {},
+        forecast_by_horizon=evaluation.forecast.by_horizon if evaluation.forecast else {},
     )
 
 

@@ -43,10 +43,14 @@ def demo(
             ),
         )
     console.print(metrics)
-    from otd_risk.commands.train_cmds import gain_lines
+    from otd_risk.commands.train_cmds import forecast_gain_lines, forecast_table, gain_lines
 
     for line in gain_lines(result.gains):
         console.print(line)
+    if result.forecast_metrics:
+        console.print(forecast_table(result.forecast_metrics))
+        for line in forecast_gain_lines(result.forecast_gains):
+            console.print(line)
 
     top = Table(title=f"Top 10 of {result.n_open:,} open orders by risk")
     for col in ("rank", "order_id", "risk", "top_stage", "plant_id", "due_date", "main reason"):

@@ -93,6 +93,11 @@ def train(
         console.print(line)
     for line in model_lines(result):
         console.print(line)
+    if result.forecast_metrics:
+        console.print(forecast_table(result.forecast_metrics))
+        for line in forecast_gain_lines(result.forecast_gains):
+            console.print(line)
+        console.print(forecast_horizon_table(result.forecast_by_horizon))
     colour = "green" if result.promoted else "yellow"
     console.print(f"[bold {colour}]{result.decision}[/]")
     console.print(f"MLflow run {result.run_id} at {redact_url(settings.tracking_uri)}")
@@ -125,6 +130,61 @@ def gain_lines(gains: dict[str, dict[str, float]]) -> list[str]:
         "validation orders)"
         for key, gain in gains.items()
     ]
+
+
+FORECAST_LABELS = {
+    "forecast": "otd-risk forecast",
+    "on_plan": "on plan (0 days late)",
+    "typical_durations": "typical stage durations",
+}
+FORECAST_SHOWN = ("mae", "mae_late", "pinball_10", "pinball_90", "coverage_80", "coverage_95")
+
+
+def forecast_table(metrics: dict[str, dict[str, float]]) -> Table:
+    """The delivery forecast against its baselines on the validation window, in days late."""
+    table = Table(title="Delivery forecast, validation window (days late; coverage of intervals)")
+    table.add_column("forecaster")
+    for name in (*FORECAST_SHOWN, "width_80"):
+        table.add_column(name, justify="right")
+    for key, figures in metrics.items():
+        table.add_row(
+            FORECAST_LABELS.get(key, key),
+            *(_fmt(figures.get(m)) for m in (*FORECAST_SHOWN, "width_80")),
+        )
+    return table
+
+
+def forecast_gain_lines(gains: dict[str, dict[str, float]]) -> list[str]:
+    """One sentence per forecast baseline: days of MAE saved, with the 95% interval."""
+    return [
+        f"forecast MAE saved over {FORECAST_LABELS.get(key, key)}: {g['gain']:+.2f} days "
+        f"(95% interval {g['ci_low']:+.2f} to {g['ci_high']:+.2f}, bootstrap over validation "
+        "orders)"
+        for key, g in gains.items()
+    ]
+
+
+def forecast_horizon_table(by_horizon: dict) -> Table:
+    """MAE of each forecaster and the forecast's interval coverage, by days to due."""
+    table = Table(title="Delivery forecast by horizon (days to due at as_of)")
+    table.add_column("horizon")
+    table.add_column("examples", justify="right")
+    for key in by_horizon:
+        table.add_column(f"MAE {FORECAST_LABELS.get(key, key)}", justify="right")
+    table.add_column("coverage 80%", justify="right")
+    table.add_column("coverage 95%", justify="right")
+    own = by_horizon.get("forecast")
+    if own is None:
+        return table
+    for horizon in own.index:
+        table.add_row(
+            str(horizon),
+            f"{int(own.loc[horizon, 'n']):,}",
+            *(_fmt(frame.loc[horizon, "mae"]) for frame in by_horizon.values()),
+            _fmt(own.loc[horizon, "coverage_80"]),
+            _fmt(own.loc[horizon, "coverage_95"]),
+        )
+    return table
 
 
 def _fmt(value: float | None) -> str:

@@ -28,10 +28,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_intervals_cover_on_the_validation_window_and_beat_both_baselines(trained):
-    """Seen: 80% interval coverage 0.822, 95% 0.959; MAE 1.4 days against on-plan's and
-    typical durations' (both intervals above zero). In the peak season (the worlds' last
-    weeks) coverage falls to 0.67-0.72 / 0.91: a season the calibration window has not seen
-    (README)."""
+    """Seen: 80% interval coverage 0.827, 95% 0.959; MAE 1.4 days against on-plan's and
+    typical durations' (both intervals above zero). The peak season (the worlds' last weeks,
+    validated by benchmarks/model_vs_baselines.py) gives 0.76-0.82 / 0.95-0.97."""
     _, _, result, _ = trained
     fc = result.forecast_metrics["forecast"]
     print("forecast", fc, "gains", result.forecast_gains)

@@ -71,3 +71,28 @@ def test_a_harder_order_gets_a_wider_interval_and_the_probability_follows(fitted
     width = fc.p90 - fc.p10
     assert width[1] > 3 * width[0]
     assert 0.0 <= fc.p_late.min() and fc.p_late.max() <= 1.0
+
+
+def test_an_order_time_has_overtaken_gets_its_own_bucket():
+    from training.forecast import buckets
+
+    position = np.array([2, 2, 2, 2])
+    known = np.ones(4, dtype=bool)
+    slack = np.array([5.0, 5.0, -3.0, -3.0])
+    # The second and fourth forecasts are held at "delivered now" (-slack).
+    point = np.array([1.0, -5.0, 6.0, 3.0])
+    got = buckets(position, known, slack, point)
+    assert got.tolist() == [8, 9, 10, 11]
+
+
+def test_a_forecast_saved_with_the_earlier_buckets_still_predicts(fitted):
+    # Saved before the overtaken state: two buckets per stage position, not four.
+    model, X, columns, _ = fitted
+    quantiles, residuals = model.quantiles_, model.residuals_
+    try:
+        model.quantiles_ = {b: quantiles[2 * b] for b in range(len(quantiles) // 2)}
+        model.residuals_ = {b: residuals[2 * b] for b in range(len(residuals) // 2)}
+        fc = model.predict(X[:100], {"slack_days": columns["slack_days"][:100]})
+        assert np.isfinite(fc.p90).all() and (fc.p90 >= fc.days_late).all()
+    finally:
+        model.quantiles_, model.residuals_ = quantiles, residuals
