@@ -43,12 +43,17 @@ def demo(
             ),
         )
     console.print(metrics)
-    from otd_risk.commands.train_cmds import forecast_gain_lines, forecast_table, gain_lines
+    from otd_risk.commands.train_cmds import (
+        DEMO_FORECAST_COLUMNS,
+        forecast_gain_lines,
+        forecast_table,
+        gain_lines,
+    )
 
     for line in gain_lines(result.gains):
         console.print(line)
     if result.forecast_metrics:
-        console.print(forecast_table(result.forecast_metrics))
+        console.print(forecast_table(result.forecast_metrics, DEMO_FORECAST_COLUMNS))
         for line in forecast_gain_lines(result.forecast_gains):
             console.print(line)
 

@@ -133,24 +133,33 @@ def gain_lines(gains: dict[str, dict[str, float]]) -> list[str]:
 
 
 FORECAST_LABELS = {
-    "forecast": "otd-risk forecast",
+    "forecast": "otd-risk",
     "on_plan": "on plan (0 days late)",
     "typical_durations": "typical stage durations",
 }
-FORECAST_SHOWN = ("mae", "mae_late", "pinball_10", "pinball_90", "coverage_80", "coverage_95")
+FORECAST_HEADERS = {
+    "mae": "MAE",
+    "mae_late": "MAE late",
+    "pinball_10": "pinball p10",
+    "pinball_90": "pinball p90",
+    "coverage_80": "80% cover",
+    "coverage_95": "95% cover",
+    "width_80": "80% width",
+}
+"""Columns of the forecast table (days late; "MAE late": over the truly late orders only)."""
+DEMO_FORECAST_COLUMNS = ("mae", "mae_late", "coverage_80", "coverage_95", "width_80")
 
 
-def forecast_table(metrics: dict[str, dict[str, float]]) -> Table:
+def forecast_table(
+    metrics: dict[str, dict[str, float]], columns: tuple[str, ...] = tuple(FORECAST_HEADERS)
+) -> Table:
     """The delivery forecast against its baselines on the validation window, in days late."""
-    table = Table(title="Delivery forecast, validation window (days late; coverage of intervals)")
+    table = Table(title="Delivery forecast, validation window (days late)")
     table.add_column("forecaster")
-    for name in (*FORECAST_SHOWN, "width_80"):
-        table.add_column(name, justify="right")
+    for name in columns:
+        table.add_column(FORECAST_HEADERS[name], justify="right")
     for key, figures in metrics.items():
-        table.add_row(
-            FORECAST_LABELS.get(key, key),
-            *(_fmt(figures.get(m)) for m in (*FORECAST_SHOWN, "width_80")),
-        )
+        table.add_row(FORECAST_LABELS.get(key, key), *(_fmt(figures.get(m)) for m in columns))
     return table
 
 
@@ -170,9 +179,9 @@ def forecast_horizon_table(by_horizon: dict) -> Table:
     table.add_column("horizon")
     table.add_column("examples", justify="right")
     for key in by_horizon:
-        table.add_column(f"MAE {FORECAST_LABELS.get(key, key)}", justify="right")
-    table.add_column("coverage 80%", justify="right")
-    table.add_column("coverage 95%", justify="right")
+        table.add_column(f"MAE {FORECAST_LABELS.get(key, key).split(' (')[0]}", justify="right")
+    table.add_column("80% cover", justify="right")
+    table.add_column("95% cover", justify="right")
     own = by_horizon.get("forecast")
     if own is None:
         return table

@@ -47,3 +47,9 @@ def test_train_on_a_wide_export_is_quiet(small_world_dir: Path, tmp_path: Path):
     assert "master_" in out  # the columns were used (train names the pairs it adds)
     for word in ("Warning", "warning:", "WARNING"):
         assert word not in out, out[-3000:]
+    # The forecast is reported beside the risk: against both baselines, with intervals.
+    flat = " ".join(out.split())
+    assert "Delivery forecast, validation window" in flat
+    assert "forecast MAE saved over on plan (0 days late):" in flat
+    assert "forecast MAE saved over typical stage durations:" in flat
+    assert "Delivery forecast by horizon" in flat
