@@ -42,9 +42,10 @@ def train(
         ),
     ] = False,
 ) -> None:
-    """Train the delay-risk model with a time-based split, compare it with the planner's rule
-    and a logistic regression, log everything to MLflow, register a new version and promote it
-    to champion only if it beats the current one."""
+    """Train the delay-risk model and the delivery forecast with a time-based split, compare
+    them with four baselines (typical stage durations, cell late rate, logistic regression,
+    planner's rule), log everything to MLflow, register a new version and promote it to
+    champion only if it beats the current one and every baseline."""
     from otd_risk.settings import get_settings
 
     settings = get_settings()

@@ -34,6 +34,16 @@ def quick_start_blocks() -> list[str]:
     return re.findall(r"```bash\n(.*?)```", section, flags=re.S)
 
 
+def readme_api_answer() -> dict:
+    """The JSON answer the README's API section shows for the quick start's order."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## For the workflow system", 1)[1].split("\n## ", 1)[0]
+    block = next(
+        b for b in re.findall(r"```json\n(.*?)```", section, flags=re.S) if '"results"' in b
+    )
+    return json.loads(block)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -92,6 +102,14 @@ def test_the_quick_start_works_as_written(tmp_path):
         assert 0.0 <= result["risk"] <= 1.0 and result["top_stage"]
         assert result["reasons"] and all(has_cjk(r) for r in result["reasons"])  # "lang": "zh"
         assert body["model_version"] == "1"
+        # The answer the README shows for this order is the one the server gives (the demo is
+        # deterministic): the README's example cannot go stale unnoticed.
+        (shown,) = readme_api_answer()["results"]
+        assert result["reasons"] == shown["reasons"]
+        assert result["predicted_delivery_date"] == shown["predicted_delivery_date"]
+        assert result["top_stage"] == shown["top_stage"]
+        for key in ("risk", "predicted_days_late", "days_late_p10", "days_late_p90"):
+            assert abs(result[key] - shown[key]) < 0.01, key
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
