@@ -659,23 +659,8 @@ class WebhookStore:
                     lease_until=None,
                 )
             )
-            conn.execute(
-                update(WEBHOOKS)
-                .where(WEBHOOKS.c.webhook_id == row["webhook_id"])
-                .values(
-                    consecutive_failures=WEBHOOKS.c.consecutive_failures + 1,
-                    last_error=reason[:500],
-                )
-            )
-            conn.execute(
-                update(WEBHOOKS)
-                .where(
-                    WEBHOOKS.c.webhook_id == row["webhook_id"],
-                    WEBHOOKS.c.deleted_at.is_(None),
-                    WEBHOOKS.c.status == "active",
-                )
-                .values(status="failing", failing_since=now)
-            )
+            # Marked failing at once: a refused receiver will not fix itself.
+            _count_failure(conn, row["webhook_id"], now, reason, failing_after=0)
 
     def _claim(self, delivery_id: int, now: datetime, lease: datetime) -> bool:
         with self.engine.begin() as conn:
@@ -731,27 +716,35 @@ class WebhookStore:
                     lease_until=None,
                 )
             )
-            conn.execute(
-                update(WEBHOOKS)
-                .where(WEBHOOKS.c.webhook_id == row["webhook_id"])
-                .values(
-                    consecutive_failures=WEBHOOKS.c.consecutive_failures + 1,
-                    last_error=error[:500],
-                )
+            _count_failure(
+                conn, row["webhook_id"], now, error, failing_after=self.config.max_failures
             )
-            # Marked failing once, with the time it started; never dropped.
-            conn.execute(
-                update(WEBHOOKS)
-                .where(
-                    and_(
-                        WEBHOOKS.c.webhook_id == row["webhook_id"],
-                        WEBHOOKS.c.deleted_at.is_(None),
-                        WEBHOOKS.c.status == "active",
-                        WEBHOOKS.c.consecutive_failures >= self.config.max_failures,
-                    )
-                )
-                .values(status="failing", failing_since=now)
+
+
+def _count_failure(conn, webhook_id: str, now: datetime, error: str, *, failing_after: int):
+    """One more consecutive failure of a webhook, with its error; once it has at least
+    ``failing_after`` of them it is marked ``failing``, once, with the time it started (it is
+    never dropped: a receiver that comes back is delivered to again)."""
+    conn.execute(
+        update(WEBHOOKS)
+        .where(WEBHOOKS.c.webhook_id == webhook_id)
+        .values(
+            consecutive_failures=WEBHOOKS.c.consecutive_failures + 1,
+            last_error=error[:500],
+        )
+    )
+    conn.execute(
+        update(WEBHOOKS)
+        .where(
+            and_(
+                WEBHOOKS.c.webhook_id == webhook_id,
+                WEBHOOKS.c.deleted_at.is_(None),
+                WEBHOOKS.c.status == "active",
+                WEBHOOKS.c.consecutive_failures >= failing_after,
             )
+        )
+        .values(status="failing", failing_since=now)
+    )
 
 
 class WebhookWorker:

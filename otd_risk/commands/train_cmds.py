@@ -125,11 +125,18 @@ def gain_lines(gains: dict[str, dict[str, float]]) -> list[str]:
     """One sentence per baseline: otd-risk's PR AUC gain over it and its 95% interval."""
     from training.train import MODEL_LABELS
 
+    return _interval_lines(gains, MODEL_LABELS, "PR AUC gain over the", 3)
+
+
+def _interval_lines(
+    gains: dict[str, dict[str, float]], labels: dict[str, str], lead: str, digits: int, unit=""
+) -> list[str]:
+    """``lead <baseline>: gain (95% interval low to high, ...)``, one line per baseline."""
     return [
-        f"PR AUC gain over the {MODEL_LABELS.get(key, key)}: {gain['gain']:+.3f} "
-        f"(95% interval {gain['ci_low']:+.3f} to {gain['ci_high']:+.3f}, bootstrap over "
-        "validation orders)"
-        for key, gain in gains.items()
+        f"{lead} {labels.get(key, key)}: {g['gain']:+.{digits}f}{unit} (95% interval "
+        f"{g['ci_low']:+.{digits}f} to {g['ci_high']:+.{digits}f}, bootstrap over validation "
+        "orders)"
+        for key, g in gains.items()
     ]
 
 
@@ -166,12 +173,7 @@ def forecast_table(
 
 def forecast_gain_lines(gains: dict[str, dict[str, float]]) -> list[str]:
     """One sentence per forecast baseline: days of MAE saved, with the 95% interval."""
-    return [
-        f"forecast MAE saved over {FORECAST_LABELS.get(key, key)}: {g['gain']:+.2f} days "
-        f"(95% interval {g['ci_low']:+.2f} to {g['ci_high']:+.2f}, bootstrap over validation "
-        "orders)"
-        for key, g in gains.items()
-    ]
+    return _interval_lines(gains, FORECAST_LABELS, "forecast MAE saved over", 2, " days")
 
 
 def forecast_horizon_table(by_horizon: dict) -> Table:
