@@ -140,10 +140,3 @@ def first_true(mask: np.ndarray) -> np.ndarray:
     """Column of the first True per row, -1 when a row has none."""
     idx = mask.argmax(axis=1)
     return np.where(mask.any(axis=1), idx, -1)
-
-
-def last_true(mask: np.ndarray) -> np.ndarray:
-    """Column of the last True per row, -1 when a row has none."""
-    n = mask.shape[1]
-    idx = n - 1 - mask[:, ::-1].argmax(axis=1)
-    return np.where(mask.any(axis=1), idx, -1)

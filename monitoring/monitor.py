@@ -4,7 +4,7 @@ accuracy on matured orders, and a status — computed first, then written (HTML,
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -226,8 +226,3 @@ def _log_to_mlflow(
         mlflow.log_dict(summary, "summary.json")
         if out is not None and (out / "report.html").exists():
             mlflow.log_artifact(str(out / "report.html"))
-
-
-def result_as_dict(result: MonitorResult) -> dict:
-    """For debugging and notebooks."""
-    return asdict(result)

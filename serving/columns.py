@@ -68,8 +68,3 @@ def reasons_in(rows: pd.DataFrame, lang: str) -> pd.Series:
     if column not in rows.columns:
         return rows["reasons"]
     return rows[column].where(rows[column].notna(), rows["reasons"])
-
-
-def stage_of_column(column: str) -> str:
-    """``stage_procurement`` -> ``procurement``."""
-    return column.removeprefix("stage_")

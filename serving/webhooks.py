@@ -41,7 +41,7 @@ import json
 import logging
 import secrets
 import threading
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -926,11 +926,6 @@ def _utc(value):
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
-
-
-def as_dict(obj) -> dict:
-    """A dataclass of this module as a JSON-ready dict."""
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(obj).items()}
 
 
 def start_webhook_worker(app: Any, settings: Any) -> WebhookWorker:

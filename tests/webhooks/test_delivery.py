@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from webhook_helpers import Receiver, record
 
-from serving.webhooks import WebhookConfig, WebhookStore, WebhookWorker
+from serving.webhooks import WebhookConfig, WebhookStore, WebhookWorker, verify_signature
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 LOCAL = ("127.0.0.1",)
@@ -60,6 +60,12 @@ def test_signature_verifies_and_payload_is_complete(tmp_path, receiver):
     assert got.headers["X-OTD-Signature"] == expected
     wrong = "sha256=" + hmac.new(b"other", got.body, hashlib.sha256).hexdigest()
     assert got.headers["X-OTD-Signature"] != wrong
+    # What a receiver in Python does with the request (docs/integrations.md).
+    header = got.headers["X-OTD-Signature"]
+    assert verify_signature(secret, got.body, header)
+    assert not verify_signature(secret, got.body.replace(b'"A"', b'"Z"'), header)
+    assert not verify_signature("another-secret-0123456789", got.body, header)
+    assert not verify_signature(secret, got.body, None)
     payload = got.payload
     assert PAYLOAD_FIELDS <= set(payload)
     assert got.headers["Idempotency-Key"] == payload["idempotency_key"]
