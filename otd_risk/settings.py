@@ -140,6 +140,14 @@ class Settings(BaseSettings):
     """Webhooks: days an order's predicted delivery must move (later or earlier) between two
     scoring runs to make a forecast_moved event."""
 
+    serve_reload_seconds: float = Field(default=30.0, ge=0)
+    """Server: how often it looks for a new champion version or a newer scoring run (0: never);
+    `otd-risk serve --reload-seconds` sets it for its workers."""
+
+    serve_max_body_mb: float = Field(default=128.0, gt=0)
+    """Server: larger request bodies get 413 before they are read whole (a 10,000-order batch
+    sent with all its features is about 42 MiB)."""
+
     webhook_poll_seconds: float = Field(default=5.0, gt=0)
     """Webhooks: how often the server's worker looks for new runs and due deliveries."""
 
@@ -211,9 +219,6 @@ LANGS: tuple[str, ...] = get_args(Settings.model_fields["default_lang"].annotati
 """The languages of messages and reasons (``default_lang``'s choices; ``--lang`` offers these)."""
 
 NOT_SETTINGS: dict[str, str] = {
-    "OTD_RISK_SERVE_RELOAD_SECONDS": "set by `otd-risk serve --reload-seconds` for its "
-    "workers (serving.app.ServeOptions)",
-    "OTD_RISK_SERVE_MAX_BODY_MB": "the server's request body limit (serving.app.ServeOptions)",
     "OTD_RISK_KEY": "an API key for the README's curl examples (your shell reads it)",
     "OTD_RISK_ADMIN_KEY": "an admin API key for docs/integrations.md's examples",
     "OTD_RISK_TEST_POSTGRES_URL": "the test suite's PostgreSQL server (.ci/run)",

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -36,8 +35,6 @@ from serving.webhooks import start_webhook_worker
 
 log = logging.getLogger("otd_risk.serving")
 
-RELOAD_ENV = "OTD_RISK_SERVE_RELOAD_SECONDS"
-MAX_BODY_ENV = "OTD_RISK_SERVE_MAX_BODY_MB"
 
 TAGS = [
     {"name": "risk", "description": "Score and explain orders on demand (workflow/ERP calls)."},
@@ -64,17 +61,14 @@ class ServeOptions:
     down makes MLflow retry for minutes: the server then starts anyway, answers /healthz, says
     not ready on /readyz, and the load (then the reload loop) goes on in the background."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    """Larger request bodies get 413 before they are read whole (``serving.limits``); set with
-    ``OTD_RISK_SERVE_MAX_BODY_MB``."""
+    """Larger request bodies get 413 before they are read whole (``serving.limits``)."""
 
     @classmethod
-    def from_env(cls) -> ServeOptions:
-        max_mb = os.environ.get(MAX_BODY_ENV)
+    def from_settings(cls, settings: Settings) -> ServeOptions:
+        """The options a server process takes from the project settings (``serve_*``)."""
         return cls(
-            reload_seconds=float(os.environ.get(RELOAD_ENV, cls.reload_seconds)),
-            max_body_bytes=cls.max_body_bytes
-            if max_mb is None
-            else int(float(max_mb) * 1024 * 1024),
+            reload_seconds=settings.serve_reload_seconds,
+            max_body_bytes=int(settings.serve_max_body_mb * 1024 * 1024),
         )
 
 
@@ -139,7 +133,8 @@ def create_app(settings: Settings | None = None, options: ServeOptions | None = 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (several workers): settings and options from the
     environment."""
-    return create_app(get_settings(), ServeOptions.from_env())
+    settings = get_settings()
+    return create_app(settings, ServeOptions.from_settings(settings))
 
 
 async def _start_bounded(state: ServingState, options: ServeOptions, app: FastAPI) -> None:

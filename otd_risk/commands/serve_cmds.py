@@ -100,8 +100,7 @@ def serve(
 
     import uvicorn
 
-    from otd_risk.settings import get_settings
-    from serving.app import RELOAD_ENV
+    from otd_risk.settings import env_name, get_settings
 
     with user_errors():
         if data is not None:
@@ -114,7 +113,10 @@ def serve(
             os.environ["OTD_RISK_DATA"] = str(Path(data).resolve()) if not _is_url(data) else data
             get_settings.cache_clear()
             get_settings()
-        os.environ[RELOAD_ENV] = str(reload_seconds)
+        # Through the environment too, for the same reason.
+        os.environ[env_name("serve_reload_seconds")] = str(reload_seconds)
+        get_settings.cache_clear()
+        get_settings()
         # Through an import string and a factory so that every worker builds its own app.
         uvicorn.run(
             "serving.app:app_from_env",

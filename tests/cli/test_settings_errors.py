@@ -131,10 +131,8 @@ def test_a_bad_value_in_dotenv_says_so(tmp_path):
 
 
 def test_variables_read_elsewhere_are_not_refused(monkeypatch):
-    from serving.app import MAX_BODY_ENV, RELOAD_ENV
-
-    # The serve options are read by serving.app itself; the tests' own variables by the tests.
-    assert {RELOAD_ENV, MAX_BODY_ENV, "OTD_RISK_TEST_POSTGRES_URL"} <= set(NOT_SETTINGS)
+    # The tests' own variables are read by the tests.
+    assert {"OTD_RISK_TEST_POSTGRES_URL", "OTD_RISK_SCMS_ZIP"} <= set(NOT_SETTINGS)
     for name in NOT_SETTINGS:
         monkeypatch.setenv(name, "1")
     assert get_settings().default_lang == "en"
@@ -221,3 +219,22 @@ def test_every_otd_risk_variable_the_code_reads_is_a_setting_or_declared():
     known = {env_name(f) for f in Settings.model_fields} | set(NOT_SETTINGS)
     assert named - known == set()
     assert {"OTD_RISK_TEST_POSTGRES_URL", "OTD_RISK_SERVE_MAX_BODY_MB"} <= named
+
+
+def test_server_options_in_dotenv_are_settings(tmp_path, monkeypatch):
+    """Issue 16: `OTD_RISK_SERVE_MAX_BODY_MB=5` in .env made every command fail (the server's
+    options were read beside Settings, which refused them)."""
+    from serving.app import ServeOptions
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        "OTD_RISK_SERVE_MAX_BODY_MB=5\nOTD_RISK_SERVE_RELOAD_SECONDS=0\n"
+    )
+    get_settings.cache_clear()
+    options = ServeOptions.from_settings(get_settings())
+    assert options.max_body_bytes == 5 * 1024 * 1024
+    assert options.reload_seconds == 0
+    run = subprocess.run(
+        [str(OTD_RISK), "keys", "list"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
