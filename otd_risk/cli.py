@@ -34,15 +34,19 @@ COMMAND_MODULES = (
 )
 
 
-@app.callback()
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Keep the terminal for otd-risk's own output: MLflow's progress bars and its advice on
-    pickled models (ours holds only a booster file and JSON) would bury it."""
+    pickled models (ours holds only a booster file and JSON) would bury it. Call before MLflow
+    is first imported (the commands import it lazily; the benchmarks call this first too)."""
     import os
 
-    # Read by MLflow when it is first imported (the commands import it lazily, after this).
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+
+
+@app.callback()
+def _quiet_libraries() -> None:
+    quiet_libraries()
     from data.urls import install_log_redaction
 
     # Passwords in URLs (a tracking store's, a database's) never reach a terminal or a log.
