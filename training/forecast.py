@@ -82,6 +82,9 @@ SCALE_FLOOR_DAYS = 0.25
 """The smallest scale: below a quarter of a day, days late are resolution, not uncertainty."""
 DIRECT = "direct"
 SCALE = "scale"
+REMAINING = "remaining"
+OVERTAKEN_EPS = 1e-9
+"""A forecast within this of as_of was held at "delivered now" by the floor."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ N_BUCKETS = 4 * (len(STAGES) + 2)
 
 
 def buckets(
-    position: np.ndarray, known: np.ndarray, slack_days: np.ndarray, point: np.ndarray
+    position: np.ndarray, known: np.ndarray, slack_days: np.ndarray, overtaken: np.ndarray
 ) -> np.ndarray:
     """Mondrian bucket of each row: its stage position (0..6, 7 = all stages completed, 8 = not
     split into stages) times 4, plus 2 when it is past its due date, plus 1 when time has
@@ -114,8 +117,7 @@ def buckets(
     only how much longer it takes, a different error from that of a forecast still ahead)."""
     slack = np.asarray(slack_days, dtype=np.float64)
     pos = np.where(known, np.clip(position, 0, len(STAGES)), len(STAGES) + 1)
-    overtaken = np.asarray(point, dtype=np.float64) <= -slack + 1e-9
-    return pos * 4 + 2 * (slack < 0).astype(np.int64) + overtaken.astype(np.int64)
+    return pos * 4 + 2 * (slack < 0).astype(np.int64) + np.asarray(overtaken).astype(np.int64)
 
 
 class DelayForecast:
@@ -175,14 +177,39 @@ class DelayForecast:
         # serve: refitting them on the window too would make the intervals a guess (and
         # double the forecast's training time on large histories).
         self._models = early_models
+        self._models[REMAINING] = self._fit_remaining(
+            X, y, state, slack, early, rng, categorical, params
+        )
         self._models[SCALE] = self._fit_scale(X, y, state, slack, early, rng, categorical, params)
         cal = np.flatnonzero(calib & np.isfinite(y))
-        point, _ = self._point(X[cal], _take(state, cal), slack[cal])
+        point, _, over = self._point(X[cal], _take(state, cal), slack[cal])
         scale = self._scale(X[cal], point, state["position"][cal])
         residual = (y[cal] - point) / scale
-        bucket = buckets(state["position"][cal], state["known"][cal], slack[cal], point)
+        bucket = buckets(state["position"][cal], state["known"][cal], slack[cal], over)
         self._set_quantiles(residual, bucket)
         return self
+
+    def _fit_remaining(self, X, y, state, slack, early, rng, categorical, params):
+        """Days still to go for an order time has overtaken (its forecast says it should have
+        been delivered by now): learned on the earlier orders seen in that state, target their
+        days from as_of to delivery. Without it such an order's forecast is "delivered now"
+        however long orders like it usually still take."""
+        rows = np.flatnonzero(early & np.isfinite(y))
+        point, _ = self._split_point(X[rows], _take(state, rows), slack[rows])
+        rows = self._sample(rows[point <= -slack[rows] + OVERTAKEN_EPS], rng)
+        if len(rows) < MIN_ROWS:
+            self.stage_trees_[REMAINING] = 0
+            return None
+        point, _ = self._split_point(X[rows], _take(state, rows), slack[rows])
+        train_set = lgb.Dataset(
+            _scale_features(X[rows], point, state["position"][rows]),
+            np.maximum(y[rows] + slack[rows], 0.0),
+            categorical_feature=list(categorical),
+            params={"feature_pre_filter": False},
+        )
+        booster = lgb.train(params, train_set, num_boost_round=SCALE_ROUNDS)
+        self.stage_trees_[REMAINING] = SCALE_ROUNDS
+        return booster
 
     def _fit_scale(self, X, y, state, slack, early, rng, categorical, params):
         """How far off the point forecast usually is (mean absolute residual) given the
@@ -192,7 +219,7 @@ class DelayForecast:
         rows = self._sample(np.flatnonzero(early & np.isfinite(y)), rng)
         if len(rows) < MIN_ROWS:
             return None
-        point, _ = self._point(X[rows], _take(state, rows), slack[rows])
+        point, _, _ = self._point(X[rows], _take(state, rows), slack[rows])
         train_set = lgb.Dataset(
             _scale_features(X[rows], point, state["position"][rows]),
             np.abs(y[rows] - point),
@@ -288,7 +315,32 @@ class DelayForecast:
 
     def _point(
         self, X: np.ndarray, state: Mapping[str, np.ndarray], slack: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The point forecast, what each stage adds, and whether time has overtaken the
+        forecast of the stages (then the days still to go come from the remaining-time model,
+        and are the current stage's)."""
+        point, stage_days = self._split_point(X, state, slack)
+        over = point <= -slack + OVERTAKEN_EPS
+        model = self._models.get(REMAINING)
+        rows = np.flatnonzero(over)
+        if model is not None and len(rows):
+            threads = 1 if len(rows) <= 16 else 0
+            more = model.predict(
+                _scale_features(X[rows], point[rows], state["position"][rows]),
+                num_threads=threads,
+            )
+            more = np.maximum(more, 0.0)
+            point[rows] += more
+            current = state["position"][rows]
+            has_stage = state["known"][rows] & (current >= 0) & (current < len(STAGES))
+            r, c = rows[has_stage], current[has_stage]
+            stage_days[r, c] = np.nan_to_num(stage_days[r, c]) + more[has_stage]
+        return point, stage_days, over
+
+    def _split_point(
+        self, X: np.ndarray, state: Mapping[str, np.ndarray], slack: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
+        """The stage-by-stage (or direct) forecast, no earlier than as_of."""
         n = len(X)
         stage_days = np.where(state["done"], state["added"], np.nan)
         for i, stage in enumerate(STAGES):
@@ -316,9 +368,9 @@ class DelayForecast:
         """The forecast of each encoded row (``columns`` as for :meth:`fit`)."""
         state = _state(columns)
         slack = np.asarray(columns["slack_days"], dtype=np.float64)
-        point, stage_days = self._point(X, state, slack)
+        point, stage_days, over = self._point(X, state, slack)
         scale = self._scale(X, point, state["position"])
-        bucket = _compatible(buckets(state["position"], state["known"], slack, point), self)
+        bucket = _compatible(buckets(state["position"], state["known"], slack, over), self)
         table = np.array([self.quantiles_[b] for b in range(len(self.quantiles_))])
         q = table[bucket]
         bounds = [np.maximum(point + q[:, k] * scale, -slack) for k in range(len(LEVELS))]
@@ -365,7 +417,7 @@ class DelayForecast:
         out.direct_mean_ = meta["direct_mean"]
         out.quantiles_ = {int(k): v for k, v in meta["quantiles"].items()}
         out.residuals_ = {int(k): v for k, v in meta["residuals"].items()}
-        out._models = {name: None for name in (*STAGES, DIRECT, SCALE)}
+        out._models = {name: None for name in (*STAGES, DIRECT, SCALE, REMAINING)}
         for name in meta["models"]:
             out._models[name] = lgb.Booster(model_file=str(directory / f"{name}.txt"))
         return out

@@ -79,9 +79,9 @@ def test_an_order_time_has_overtaken_gets_its_own_bucket():
     position = np.array([2, 2, 2, 2])
     known = np.ones(4, dtype=bool)
     slack = np.array([5.0, 5.0, -3.0, -3.0])
-    # The second and fourth forecasts are held at "delivered now" (-slack).
-    point = np.array([1.0, -5.0, 6.0, 3.0])
-    got = buckets(position, known, slack, point)
+    # The second and fourth forecasts were held at "delivered now" (-slack).
+    overtaken = np.array([False, True, False, True])
+    got = buckets(position, known, slack, overtaken)
     assert got.tolist() == [8, 9, 10, 11]
 
 
