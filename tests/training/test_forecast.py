@@ -73,5 +73,5 @@ def test_open_orders_past_due_rank_first_and_their_intervals_hold_the_delivery(t
     assert (np.diff(later) <= 1e-9).all()
     held = inside80[past_due & delivered].mean()
     print(f"past due: {past_due.sum()} orders, 80% interval holds the delivery for {held:.1%}")
-    assert held >= 0.75  # seen 0.80
+    assert held >= 0.75  # seen 0.822
     assert all(r[0].startswith("the due date passed") for r in scores.loc[past_due, "reasons"])
