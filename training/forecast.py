@@ -20,10 +20,10 @@ stage, for orders past their due date and for orders time has overtaken (their f
 of an order in confirmation is not that of one in shipping). An overtaken order's point is
 "now" plus what a remaining-time model says orders like it still took. On the demo's world the
 bucket took the share of past-due open orders whose delivery falls in the 80% interval from 56%
-to 66%, the remaining-time model to 76% (``benchmarks/cause_agreement.py``). The residuals are normalised first (locally
-weighted conformal): a scale model, fitted on the earlier orders only, predicts how far off the
-forecast usually is for an order like this one (a loaded plant, a late supplier, a long way to
-go), and the quantiles are of residual / scale. Without it the intervals are as wide in the peak
+to 66%, the remaining-time model to 76% (``benchmarks/cause_agreement.py``). The residuals are
+normalised first (locally weighted conformal): a scale model, fitted on the earlier orders
+only, predicts how far off the forecast usually is for an order like this one (a loaded plant,
+a late supplier, a long way to go), and the quantiles are of residual / scale. Without it the intervals are as wide in the peak
 season as in the quiet weeks the calibration window happened to cover: on the demo's world,
 whose validation window is November-December, the 80% interval held 71% of validation orders and
 the 95% one 91%; scaled, 82% and 96% (``benchmarks/model_vs_baselines.py`` prints coverage;
