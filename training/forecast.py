@@ -13,24 +13,24 @@ before as_of, and a stage already running late cannot finish before now: the for
 both.
 
 Intervals. Split conformal on a calibration window in time: the models are fitted on the earlier
-training orders (early-stopped on the most recent fifth), and their residuals on that most recent
-fifth (never the validation window) give the interval's quantiles, separately for orders at each
-stage, for orders past their due date and for orders time has overtaken (their forecast says
-"delivered now" and only how much longer remains uncertain; Mondrian conformal: the uncertainty
-of an order in confirmation is not that of one in shipping). An overtaken order's point is
-"now" plus what a remaining-time model says orders like it still took. On the demo's world the
-bucket took the share of past-due open orders whose delivery falls in the 80% interval from 56%
-to 66%, the remaining-time model to 76% (``benchmarks/cause_agreement.py``). The residuals are
-normalised first (locally weighted conformal): a scale model, fitted on the earlier orders
-only, predicts how far off the forecast usually is for an order like this one (a loaded plant,
-a late supplier, a long way to go), and the quantiles are of residual / scale. Without it the intervals are as wide in the peak
-season as in the quiet weeks the calibration window happened to cover: on the demo's world,
-whose validation window is November-December, the 80% interval held 71% of validation orders and
-the 95% one 91%; scaled, 82% and 96% (``benchmarks/model_vs_baselines.py`` prints coverage;
-``tests/training/test_forecast_intervals.py`` builds such a shift by hand).
-Those models serve as they are: refitting them on the calibration window would leave the
-intervals without a calibration. The same normalised residuals give the forecast's own
-probability of being late.
+training orders (early-stopped on the most recent fifth), and their residuals on that most
+recent fifth (never the validation window) give the interval's quantiles, separately for orders
+at each stage, for orders past their due date and for orders time has overtaken (their forecast
+says "delivered now" and only how much longer remains uncertain; Mondrian conformal: the
+uncertainty of an order in confirmation is not that of one in shipping). An overtaken order's
+point is "now" plus what a remaining-time model says orders like it still took. On the demo's
+world the bucket took the share of past-due open orders whose delivery falls in the 80% interval
+from 56% to 66%, the remaining-time model to 76% (``benchmarks/cause_agreement.py``). The
+residuals are normalised first (locally weighted conformal): a scale model, fitted on the
+earlier orders only, predicts how far off the forecast usually is for an order like this one (a
+loaded plant, a late supplier, a long way to go), and the quantiles are of residual / scale.
+Without it the intervals are as wide in the peak season as in the quiet weeks the calibration
+window happened to cover: on the demo's world, whose validation window is November-December, the
+80% interval held 71% of validation orders and the 95% one 91%; scaled, 82% and 96%
+(``benchmarks/model_vs_baselines.py`` prints coverage;
+``tests/training/test_forecast_intervals.py`` builds such a shift by hand). Those models serve
+as they are: refitting them on the calibration window would leave the intervals without a
+calibration. The same normalised residuals give the forecast's own probability of being late.
 """
 
 from __future__ import annotations
