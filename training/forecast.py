@@ -197,20 +197,16 @@ class DelayForecast:
         however long orders like it usually still take."""
         rows = np.flatnonzero(early & np.isfinite(y))
         point, _ = self._split_point(X[rows], _take(state, rows), slack[rows])
-        rows = self._sample(rows[point <= -slack[rows] + OVERTAKEN_EPS], rng)
-        if len(rows) < MIN_ROWS:
+        over = np.flatnonzero(point <= -slack[rows] + OVERTAKEN_EPS)
+        keep = np.searchsorted(rows, self._sample(rows[over], rng))
+        if len(keep) < MIN_ROWS:
             self.stage_trees_[REMAINING] = 0
             return None
-        point, _ = self._split_point(X[rows], _take(state, rows), slack[rows])
-        train_set = lgb.Dataset(
-            _scale_features(X[rows], point, state["position"][rows]),
-            np.maximum(y[rows] + slack[rows], 0.0),
-            categorical_feature=list(categorical),
-            params={"feature_pre_filter": False},
+        rows = rows[keep]
+        target = np.maximum(y[rows] + slack[rows], 0.0)
+        return self._fit_side_model(
+            X[rows], point[keep], state["position"][rows], target, categorical, params, REMAINING
         )
-        booster = lgb.train(params, train_set, num_boost_round=SCALE_ROUNDS)
-        self.stage_trees_[REMAINING] = SCALE_ROUNDS
-        return booster
 
     def _fit_scale(self, X, y, state, slack, early, rng, categorical, params):
         """How far off the point forecast usually is (mean absolute residual) given the
@@ -221,15 +217,27 @@ class DelayForecast:
         if len(rows) < MIN_ROWS:
             return None
         point, _, _ = self._point(X[rows], _take(state, rows), slack[rows])
-        train_set = lgb.Dataset(
-            _scale_features(X[rows], point, state["position"][rows]),
+        return self._fit_side_model(
+            X[rows],
+            point,
+            state["position"][rows],
             np.abs(y[rows] - point),
+            categorical,
+            params,
+            SCALE,
+        )
+
+    def _fit_side_model(self, X, point, position, target, categorical, params, name):
+        """A fixed-size regression on the encoded features plus the point forecast and the stage
+        position (the scale and remaining-time models)."""
+        train_set = lgb.Dataset(
+            _scale_features(X, point, position),
+            target,
             categorical_feature=list(categorical),
             params={"feature_pre_filter": False},
         )
-        booster = lgb.train(params, train_set, num_boost_round=SCALE_ROUNDS)
-        self.stage_trees_[SCALE] = SCALE_ROUNDS
-        return booster
+        self.stage_trees_[name] = SCALE_ROUNDS
+        return lgb.train(params, train_set, num_boost_round=SCALE_ROUNDS)
 
     def _scale(self, X: np.ndarray, point: np.ndarray, position: np.ndarray) -> np.ndarray:
         """Each row's scale in days (1 for a model saved without a scale model)."""
