@@ -26,8 +26,8 @@ earlier orders only, predicts how far off the forecast usually is for an order l
 loaded plant, a late supplier, a long way to go), and the quantiles are of residual / scale.
 Without it the intervals are as wide in the peak season as in the quiet weeks the calibration
 window happened to cover: on the demo's world, whose validation window is November-December, the
-80% interval held 71% of validation orders and the 95% one 91%; scaled, 82% and 96%
-(``benchmarks/model_vs_baselines.py`` prints coverage;
+80% interval held 71% of validation orders and the 95% one 91% (one-off, before); scaled, 82%
+and 96% (``benchmarks/model_vs_baselines.py`` prints coverage;
 ``tests/training/test_forecast_intervals.py`` builds such a shift by hand). Those models serve
 as they are: refitting them on the calibration window would leave the intervals without a
 calibration. The same normalised residuals give the forecast's own probability of being late.

@@ -70,9 +70,10 @@ RECENT_SHARE = 0.25
 MAX_TRAIN_EXAMPLES = 250_000
 """The risk model learns from at most about this many training examples (whole orders sampled
 at random beyond it): bounds the training time of large histories (six full fits: early
-stopping, four cross-fitting folds, the refit). On the 200,000-order world (~420,000 training
-examples) 60% of them gave validation PR AUC 0.694 against 0.695 from all; 200,000 gave 0.692
-(``benchmarks/train_speed.py``)."""
+stopping, four cross-fitting folds, the refit). One-off comparisons on the 200,000-order world
+(~420,000 training examples; not a committed command): 60% of them gave validation PR AUC 0.694
+against 0.695 from all, 200,000 gave 0.692; at this bound ``benchmarks/train_speed.py`` prints
+0.696."""
 REFERENCE_ROWS = 5000
 PLOT_ROWS = 2000
 
@@ -322,8 +323,7 @@ def prepare_training_data(
         train = _sample_orders(train, train_fraction, settings.seed)
     counts = dict(counts)
     if len(train) > MAX_TRAIN_EXAMPLES:
-        # Whole orders at random: 60% of a 200,000-order world's examples gave the same
-        # validation PR AUC as all of them (0.694 against 0.695) in about half the time.
+        # Whole orders at random (see MAX_TRAIN_EXAMPLES for what it costs in PR AUC).
         counts["train_examples_before_sampling"] = int(len(train))
         train = _sample_orders(train, MAX_TRAIN_EXAMPLES / len(train), settings.seed)
     _check_split(train, valid, split, settings)
