@@ -11,11 +11,12 @@ from pathlib import Path
 import pandas as pd
 
 from data.dataset import Dataset
-from data.scoring_log import ScoringLog
 from monitoring.drift import DriftResult, compute_drift
 from monitoring.realised import Realised, known_outcomes, realised_performance
 from monitoring.status import Status, Thresholds, decide_status
 from otd_risk.settings import Settings
+from serving.scoring_log import ScoringLog
+from serving.store import open_store
 
 LATEST_SUMMARY = "monitoring/latest.json"
 """Under the project home: the latest summary, which ``GET /v1/monitoring`` returns (the API
@@ -138,7 +139,7 @@ def run_monitor(
 
     champion = load_champion(settings)
     reference = load_reference(settings, champion.run_id)
-    log = ScoringLog(settings.scoring_log)
+    log = ScoringLog(open_store(settings.serving_store_url))
     runs = log.runs(since=since)
     current = log.load(list(runs["run_id"]))
     outcomes = None

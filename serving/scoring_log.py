@@ -1,0 +1,78 @@
+"""The scoring log: what every scoring run saw and said, as monitoring reads it.
+
+A run's inputs (its orders' features, risk, top stage and forecast) are kept as one Parquet blob
+beside the run in the serving store, written in the transaction that records the run
+(``serving.runs.record_run``): one run id for the API and monitoring, and no run that one of
+them knows and the other does not. Runs deleted by the retention take their inputs with them.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+from sqlalchemy import select
+
+from serving.store import Store
+from serving.store.tables import SCORING_RUN_INPUTS, SCORING_RUNS
+
+LOG_COLUMNS = ("run_id", "created_at", "as_of", "model_version", "source", "data_fingerprint",
+               "n_orders")  # fmt: skip
+"""The columns of :meth:`ScoringLog.runs`."""
+
+
+class ScoringLog:
+    """The logged runs of one serving store (runs recorded with their inputs)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def runs(self, *, since: pd.Timestamp | None = None) -> pd.DataFrame:
+        """The logged runs (newest last, ``LOG_COLUMNS``); ``since`` filters on as_of."""
+        runs = SCORING_RUNS.c
+        query = (
+            select(
+                runs.run_id,
+                runs.created_at,
+                runs.as_of,
+                runs.model_version,
+                runs.data_source.label("source"),
+                runs.data_fingerprint,
+                SCORING_RUN_INPUTS.c.n_orders,
+            )
+            .join(SCORING_RUN_INPUTS, SCORING_RUN_INPUTS.c.run_id == runs.run_id)
+            .order_by(runs.as_of, runs.created_at)
+        )
+        if since is not None:
+            query = query.where(runs.as_of >= _utc(since).to_pydatetime())
+        with self.store.engine.connect() as conn:
+            frame = pd.DataFrame(conn.execute(query).all(), columns=list(LOG_COLUMNS))
+        for col in ("created_at", "as_of"):
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+        return frame
+
+    def load(self, run_ids: list[str]) -> pd.DataFrame:
+        """The inputs of logged runs, with ``run_id``, ``run_as_of`` and ``model_version``
+        added; an id that is not a logged run is a ``KeyError``."""
+        if not run_ids:
+            return pd.DataFrame()
+        meta = self.runs().set_index("run_id")
+        parts = []
+        with self.store.engine.connect() as conn:
+            for run_id in run_ids:
+                if run_id not in meta.index:
+                    raise KeyError(f"no logged scoring run {run_id}")
+                blob = conn.execute(
+                    select(SCORING_RUN_INPUTS.c.frame).where(SCORING_RUN_INPUTS.c.run_id == run_id)
+                ).scalar_one()
+                part = pd.read_parquet(io.BytesIO(blob))
+                part.insert(0, "run_id", run_id)
+                part.insert(1, "run_as_of", meta.at[run_id, "as_of"])
+                part.insert(2, "model_version", meta.at[run_id, "model_version"])
+                parts.append(part)
+        return pd.concat(parts, ignore_index=True)
+
+
+def _utc(value: pd.Timestamp) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
