@@ -9,9 +9,11 @@ them knows and the other does not. Runs deleted by the retention take their inpu
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import create_engine, insert, select
 
 from serving.store import Store
 from serving.store.tables import SCORING_RUN_INPUTS, SCORING_RUNS
@@ -73,6 +75,75 @@ class ScoringLog:
         return pd.concat(parts, ignore_index=True)
 
 
-def _utc(value: pd.Timestamp) -> pd.Timestamp:
+def _utc(value: object) -> pd.Timestamp:
+    """A timestamp in UTC (naive ones, as SQLite gives them back, were stored in UTC)."""
     stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+LEGACY_LOG = "scoring_log.db"
+"""Where versions before the one store kept the scoring log: ``<home>/scoring_log.db``."""
+
+
+@dataclass(frozen=True)
+class LegacyImport:
+    """What :func:`adopt_legacy_log` did."""
+
+    attached: int
+    """Logged runs whose inputs now sit beside their scoring run in the store."""
+    unmatched: int
+    """Logged runs with no scoring run left in the store to attach them to (deleted since)."""
+    kept_at: Path
+    """Where the old file is now (renamed, never deleted)."""
+
+
+def adopt_legacy_log(store: Store, path: Path) -> LegacyImport | None:
+    """Bring the scoring log of an older version (its own SQLite file, its own run ids) into the
+    store: each complete logged run is attached to the scoring run it was written with — same
+    as_of, model version and data fingerprint, recorded within ten minutes of it — then the file
+    is renamed ``<name>.imported`` so that it is read once. None when there is no such file."""
+    if not path.exists():
+        return None
+    legacy = create_engine(f"sqlite:///{path}")
+    try:
+        with legacy.connect() as conn:
+            logged = conn.exec_driver_sql(
+                "SELECT r.created_at, r.as_of, r.model_version, r.data_fingerprint, r.n_orders, "
+                "d.frame FROM scoring_runs r JOIN scoring_run_data d ON d.run_id = r.run_id "
+                "WHERE r.status = 'complete' ORDER BY r.created_at"
+            ).all()
+    finally:
+        legacy.dispose()
+    runs = SCORING_RUNS.c
+    attached = 0
+    with store.begin() as conn:
+        taken = set(conn.execute(select(SCORING_RUN_INPUTS.c.run_id)).scalars())
+        candidates = conn.execute(
+            select(
+                runs.run_id, runs.created_at, runs.as_of, runs.model_version, runs.data_fingerprint
+            )  # fmt: skip
+        ).all()
+        for row in logged:
+            created, as_of = _utc(row.created_at), _utc(row.as_of)
+            same = [
+                c
+                for c in candidates
+                if c.run_id not in taken
+                and _utc(c.as_of) == as_of
+                and (c.model_version, c.data_fingerprint)
+                == (str(row.model_version), row.data_fingerprint)
+                and abs(_utc(c.created_at) - created) <= pd.Timedelta(minutes=10)
+            ]
+            if not same:
+                continue
+            best = min(same, key=lambda c: abs(_utc(c.created_at) - created))
+            conn.execute(
+                insert(SCORING_RUN_INPUTS).values(
+                    run_id=best.run_id, n_orders=int(row.n_orders), frame=row.frame
+                )
+            )
+            taken.add(best.run_id)
+            attached += 1
+    kept_at = path.with_name(path.name + ".imported")
+    path.rename(kept_at)
+    return LegacyImport(attached=attached, unmatched=len(logged) - attached, kept_at=kept_at)

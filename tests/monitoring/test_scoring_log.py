@@ -132,3 +132,118 @@ def test_a_writer_killed_between_its_two_writes_leaves_neither_knowing_the_run(t
     assert list(ScoringLog(store).runs()["run_id"]) == [good]
     assert len(load_run_rows(store, good)) == 4
     assert len(ScoringLog(store).load([good])) == 4
+
+
+def _legacy_log(path, runs: list[dict]) -> None:
+    """A scoring log as versions before the one store wrote it: its own SQLite file, uuid run
+    ids, a ``running`` row for a run that never completed."""
+    import io
+
+    from sqlalchemy import (
+        Column,
+        DateTime,
+        Integer,
+        LargeBinary,
+        MetaData,
+        String,
+        Table,
+        Text,
+    )
+
+    md = MetaData()
+    old_runs = Table(
+        "scoring_runs",
+        md,
+        Column("run_id", String(36), primary_key=True),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("as_of", DateTime(timezone=True), nullable=False),
+        Column("model_version", String(64), nullable=False),
+        Column("source", Text, nullable=False),
+        Column("data_fingerprint", String(64), nullable=False),
+        Column("n_orders", Integer, nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("error", Text, nullable=True),
+    )
+    old_data = Table(
+        "scoring_run_data",
+        md,
+        Column("run_id", String(36), primary_key=True),
+        Column("frame", LargeBinary, nullable=False),
+    )
+    engine = create_engine(f"sqlite:///{path}")
+    md.create_all(engine)
+    with engine.begin() as conn:
+        for run in runs:
+            frame = run.pop("frame")
+            run_id = str(uuid.uuid4())
+            conn.execute(
+                old_runs.insert().values(
+                    run_id=run_id, source="", n_orders=len(frame), error=None, **run
+                )
+            )
+            if run["status"] == "complete":
+                buffer = io.BytesIO()
+                frame.to_parquet(buffer, index=False)
+                conn.execute(old_data.insert().values(run_id=run_id, frame=buffer.getvalue()))
+    engine.dispose()
+
+
+def test_an_older_versions_scoring_log_is_attached_to_its_runs(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from serving.scoring_log import adopt_legacy_log
+
+    store = Store(f"sqlite:///{tmp_path / 'serving.db'}")
+    first = _record(store, "2025-03-01", "3", _inputs(5, 0.1), fingerprint="f1")
+    second = _record(store, "2025-03-02", "3", _inputs(3, 0.9), fingerprint="f2")
+    path = tmp_path / "scoring_log.db"
+    now = datetime.now(UTC)
+    _legacy_log(
+        path,
+        [
+            # written a second before each run of the store, as the old scoring path did
+            {
+                "created_at": first.created_at - timedelta(seconds=1),
+                "frame": _inputs(5, 0.1),
+                "as_of": first.as_of,
+                "model_version": "3",
+                "data_fingerprint": "f1",
+                "status": "complete",
+            },
+            {
+                "created_at": second.created_at - timedelta(seconds=1),
+                "frame": _inputs(3, 0.9),
+                "as_of": second.as_of,
+                "model_version": "3",
+                "data_fingerprint": "f2",
+                "status": "complete",
+            },
+            # a run the store no longer has (deleted by the retention): nothing to attach it to
+            {
+                "created_at": now - timedelta(days=400),
+                "frame": _inputs(2, 0.5),
+                "as_of": now - timedelta(days=400),
+                "model_version": "1",
+                "data_fingerprint": "f0",
+                "status": "complete",
+            },
+            {
+                "created_at": now,
+                "frame": _inputs(1, 0.5),
+                "as_of": now,
+                "model_version": "3",
+                "data_fingerprint": "f3",
+                "status": "running",
+            },
+        ],  # fmt: skip
+    )
+    # The runs of this test were recorded with their inputs: drop them, as an old store had none.
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM scoring_run_inputs")
+    done = adopt_legacy_log(store, path)
+    assert (done.attached, done.unmatched) == (2, 1)
+    assert not path.exists() and done.kept_at.exists()  # renamed, never deleted
+    log = ScoringLog(store)
+    assert log.runs()["run_id"].tolist() == [first.run_id, second.run_id]
+    assert log.load([second.run_id])["risk"].tolist() == [0.9, 0.9, 0.9]
+    assert adopt_legacy_log(store, path) is None  # once only
