@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import create_engine, insert, select
 
+from data.dataset import to_utc_timestamp
 from serving.store import Store
 from serving.store.tables import SCORING_RUN_INPUTS, SCORING_RUNS
 
@@ -46,7 +47,7 @@ class ScoringLog:
             .order_by(runs.as_of, runs.created_at)
         )
         if since is not None:
-            query = query.where(runs.as_of >= _utc(since).to_pydatetime())
+            query = query.where(runs.as_of >= to_utc_timestamp(since).to_pydatetime())
         with self.store.engine.connect() as conn:
             frame = pd.DataFrame(conn.execute(query).all(), columns=list(LOG_COLUMNS))
         for col in ("created_at", "as_of"):
@@ -73,12 +74,6 @@ class ScoringLog:
                 part.insert(2, "model_version", meta.at[run_id, "model_version"])
                 parts.append(part)
         return pd.concat(parts, ignore_index=True)
-
-
-def _utc(value: object) -> pd.Timestamp:
-    """A timestamp in UTC (naive ones, as SQLite gives them back, were stored in UTC)."""
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 LEGACY_LOG = "scoring_log.db"
@@ -124,19 +119,19 @@ def adopt_legacy_log(store: Store, path: Path) -> LegacyImport | None:
             )  # fmt: skip
         ).all()
         for row in logged:
-            created, as_of = _utc(row.created_at), _utc(row.as_of)
+            created, as_of = to_utc_timestamp(row.created_at), to_utc_timestamp(row.as_of)
             same = [
                 c
                 for c in candidates
                 if c.run_id not in taken
-                and _utc(c.as_of) == as_of
+                and to_utc_timestamp(c.as_of) == as_of
                 and (c.model_version, c.data_fingerprint)
                 == (str(row.model_version), row.data_fingerprint)
-                and abs(_utc(c.created_at) - created) <= pd.Timedelta(minutes=10)
+                and abs(to_utc_timestamp(c.created_at) - created) <= pd.Timedelta(minutes=10)
             ]
             if not same:
                 continue
-            best = min(same, key=lambda c: abs(_utc(c.created_at) - created))
+            best = min(same, key=lambda c: abs(to_utc_timestamp(c.created_at) - created))
             conn.execute(
                 insert(SCORING_RUN_INPUTS).values(
                     run_id=best.run_id, n_orders=int(row.n_orders), frame=row.frame
