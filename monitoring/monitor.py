@@ -12,10 +12,10 @@ import pandas as pd
 
 from data.dataset import Dataset
 from data.scoring_log import ScoringLog
+from monitoring.config import MonitoringConfig as Settings  # the settings monitoring reads
 from monitoring.drift import DriftResult, compute_drift
 from monitoring.realised import Realised, known_outcomes, realised_performance
 from monitoring.status import Status, Thresholds, decide_status
-from otd_risk.settings import Settings
 
 LATEST_SUMMARY = "monitoring/latest.json"
 """Under the project home: the latest summary, which ``GET /v1/monitoring`` returns (the API
