@@ -19,7 +19,7 @@ import pandas as pd
 
 from data.dataset import Dataset, open_orders
 from data.urls import redact_secrets
-from otd_risk.settings import Settings
+from serving.config import ServingConfig
 from serving.rows import Rows
 from serving.runs import RunInfo, latest_run, load_run_rows
 
@@ -99,7 +99,7 @@ class RunSnapshot:
 class ServingState:
     """The three snapshots plus how to refresh them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ServingConfig) -> None:
         self.settings = settings
         self.model: ModelSnapshot | None = None
         self.data: DataSnapshot | None = None

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from otd_risk.commands.common import UserError, console, iso_time, user_errors
-from otd_risk.settings import LANGS
+from serving.i18n import LANGS
 
 keys_app = typer.Typer(help="API keys: create (shown once), revoke, list.", no_args_is_help=True)
 
@@ -119,7 +119,7 @@ def serve(
         get_settings()
         # Through an import string and a factory so that every worker builds its own app.
         uvicorn.run(
-            "serving.app:app_from_env",
+            "otd_risk.asgi:app_from_env",
             factory=True,
             host=host,
             port=port,
