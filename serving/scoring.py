@@ -263,7 +263,7 @@ def run_scoring(
     data: str,
     out: Path,
     *,
-    as_of: str | None = None,
+    as_of: pd.Timestamp | None = None,
     fmt: str | None = None,
     lang: str | None = None,
 ) -> ScoreResult:

@@ -1,12 +1,15 @@
 """The edges between the layers are typed: each lower layer declares what it reads of the
 settings (``*/config.py``) and the CLI's ``Settings`` satisfies every declaration; the API reads
-the settings it was created with, never the environment's."""
+the settings it was created with, never the environment's; a time a person gives is parsed once,
+at the command line, into the UTC timestamp the layers take."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from data.dataset import parse_as_of
 from monitoring.config import MonitoringConfig
 from otd_risk.settings import Settings, get_settings
 from serving.app import ServeOptions, create_app
@@ -55,3 +58,23 @@ def test_the_api_answers_in_its_own_settings_language(tmp_path, monkeypatch):
         assert said["lang"] == "en"
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("given", "tz", "expected"),
+    [
+        ("2024-03-01T08:00", "Asia/Shanghai", "2024-03-01T00:00:00+00:00"),
+        ("2024-03-01", "Europe/Berlin", "2024-02-29T23:00:00+00:00"),
+        ("2024-03-01T08:00:00+08:00", "Europe/Berlin", "2024-03-01T00:00:00+00:00"),
+        ("2024-03-01T08:00Z", "Asia/Shanghai", "2024-03-01T08:00:00+00:00"),
+    ],
+)
+def test_a_time_given_is_read_in_the_dataset_zone_unless_it_has_an_offset(given, tz, expected):
+    parsed = parse_as_of(given, tz)
+    assert parsed == pd.Timestamp(expected)
+    assert str(parsed.tz) == "UTC"
+
+
+def test_no_time_given_stays_none():
+    # The layers then take the dataset's snapshot time, never the clock.
+    assert parse_as_of(None, "Asia/Shanghai") is None

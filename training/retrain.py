@@ -86,7 +86,7 @@ def retrain(
     *,
     settings: TrainingConfig,
     force: bool = False,
-    cutoff: object | None = None,
+    cutoff: pd.Timestamp | None = None,
     progress: Callable[[str], None] | None = None,
     lock_wait_seconds: float = 60.0,
 ) -> RetrainResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +13,16 @@ from rich.markup import escape
 
 console = Console(log_path=False)  # progress lines: the time and the step, not our source line
 err_console = Console(stderr=True)
+
+DataOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="Dataset: a folder of CSV/Parquet tables or a SQL URL (default: the OTD_RISK_DATA "
+        "setting).",
+    ),
+]
+"""``--data``, as every command that reads a dataset takes it."""
 
 
 class UserError(Exception):

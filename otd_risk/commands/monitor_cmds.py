@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from otd_risk.commands.common import (
+    DataOption,
     UserError,
     console,
     iso_time,
@@ -17,10 +18,6 @@ from otd_risk.commands.common import (
     step_printer,
     user_errors,
 )
-
-DataOption = Annotated[
-    str | None, typer.Option(help="Dataset folder or SQL URL (default: OTD_RISK_DATA).")
-]
 
 
 def _load(source: str | None):

@@ -9,7 +9,7 @@ import click
 import typer
 from rich.table import Table
 
-from otd_risk.commands.common import UserError, console, iso_time, user_errors
+from otd_risk.commands.common import DataOption, UserError, console, iso_time, user_errors
 from serving.i18n import LANGS
 
 keys_app = typer.Typer(help="API keys: create (shown once), revoke, list.", no_args_is_help=True)
@@ -17,9 +17,7 @@ keys_app = typer.Typer(help="API keys: create (shown once), revoke, list.", no_a
 
 def score(
     out: Annotated[Path, typer.Option("--out", help="File to write the ranked list to.")],
-    data: Annotated[
-        str | None, typer.Option(help="Dataset folder or SQL URL (default: OTD_RISK_DATA).")
-    ] = None,
+    data: DataOption = None,
     as_of: Annotated[
         str | None,
         typer.Option(
@@ -45,6 +43,7 @@ def score(
 ) -> None:
     """Score every open order with the champion model, write the ranked list and record the run
     (the API then serves it)."""
+    from data.dataset import parse_as_of
     from otd_risk.settings import get_settings
     from serving.scoring import RunStoreError, run_scoring
 
@@ -54,7 +53,9 @@ def score(
         if not source:
             raise UserError("no dataset: pass --data DIR|URL or set OTD_RISK_DATA")
         try:
-            result = run_scoring(settings, source, out, as_of=as_of, fmt=fmt, lang=lang)
+            # The dataset is read in the settings' zone: a time without an offset is too.
+            t = parse_as_of(as_of, settings.timezone)
+            result = run_scoring(settings, source, out, as_of=t, fmt=fmt, lang=lang)
         except (LookupError, ValueError, RunStoreError) as exc:
             raise UserError(str(exc)) from exc
     run = result.run
@@ -80,13 +81,7 @@ def score(
 
 
 def serve(
-    data: Annotated[
-        str | None,
-        typer.Option(
-            help="Dataset folder or SQL URL whose orders the API looks up by order_id "
-            "(default: OTD_RISK_DATA; without one, orders are scored only by their features).",
-        ),
-    ] = None,
+    data: DataOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
@@ -95,7 +90,8 @@ def serve(
     ] = 30.0,
 ) -> None:
     """Serve the API and the planner's page (uvicorn): loads the champion once, picks up a new
-    one without a restart."""
+    one without a restart. The API looks orders up by order_id in the dataset (--data); without
+    one, orders are scored only by their features."""
     import os
 
     import uvicorn
