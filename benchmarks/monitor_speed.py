@@ -38,6 +38,7 @@ def main() -> None:
     from otd_risk.settings import Settings
     from serving.columns import RANKED_COLUMNS
     from serving.runs import record_run
+    from serving.scoring_log import ScoringLog
     from serving.store import open_store
     from training.registry import load_champion
     from training.train import train_model
@@ -83,7 +84,7 @@ def main() -> None:
         )
 
         t = time.perf_counter()
-        result = run_monitor(settings, dataset=dataset, since=None)
+        result = run_monitor(settings, log=ScoringLog(store), dataset=dataset, since=None)
         computed = time.perf_counter() - t
         summary = write_outputs(result, Path(tmp) / "out", settings)
         total = time.perf_counter() - t

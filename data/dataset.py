@@ -26,6 +26,13 @@ def to_utc_timestamp(value: object, tz: str = "UTC") -> pd.Timestamp:
     return ts.tz_convert("UTC")
 
 
+def parse_as_of(value: str | None, tz: str = "UTC") -> pd.Timestamp | None:
+    """A time as a person gave it (``--as-of``, ``--cutoff``: ISO 8601, without an offset in
+    the dataset's zone ``tz``) as the UTC timestamp the layers below take, parsed once at the
+    command line; None stays None (the layers then take the dataset's snapshot time)."""
+    return None if value is None else to_utc_timestamp(value, tz)
+
+
 def local_date(ts: pd.Series, tz: str) -> pd.Series:
     """Calendar dates (naive midnight) of aware timestamps, as seen in the dataset's time zone."""
     return ts.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()

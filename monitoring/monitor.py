@@ -11,12 +11,11 @@ from pathlib import Path
 import pandas as pd
 
 from data.dataset import Dataset
+from monitoring.config import MonitoringConfig as Settings  # the settings monitoring reads
+from monitoring.config import RunLog
 from monitoring.drift import DriftResult, compute_drift
 from monitoring.realised import Realised, known_outcomes, realised_performance
 from monitoring.status import Status, Thresholds, decide_status
-from otd_risk.settings import Settings
-from serving.scoring_log import ScoringLog
-from serving.store import open_store
 
 LATEST_SUMMARY = "monitoring/latest.json"
 """Under the project home: the latest summary, which ``GET /v1/monitoring`` returns (the API
@@ -131,15 +130,14 @@ def monitor(
 
 
 def run_monitor(
-    settings: Settings, *, dataset: Dataset | None, since: object | None = None
+    settings: Settings, *, log: RunLog, dataset: Dataset | None, since: object | None = None
 ) -> MonitorResult:
-    """Load the champion's reference, the scoring runs since ``since`` and the outcomes known in
-    ``dataset`` (its snapshot time is "now"), then :func:`monitor`."""
+    """Load the champion's reference, the scoring runs ``log`` has since ``since`` and the
+    outcomes known in ``dataset`` (its snapshot time is "now"), then :func:`monitor`."""
     from training.registry import load_champion
 
     champion = load_champion(settings)
     reference = load_reference(settings, champion.run_id)
-    log = ScoringLog(open_store(settings.serving_store_url))
     runs = log.runs(since=since)
     current = log.load(list(runs["run_id"]))
     outcomes = None

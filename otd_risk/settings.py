@@ -1,9 +1,11 @@
 """One typed settings object for every knob of otd-risk.
 
 Read from environment variables prefixed ``OTD_RISK_`` (and a ``.env`` file), overridable in
-tests through :func:`get_settings.cache_clear` or by passing a ``Settings`` explicitly. This module
-imports nothing from the project, so every layer may read it; importing it has no side effects
-(nothing is created on disk until :meth:`Settings.ensure_home` is called).
+tests through :func:`get_settings.cache_clear` or by passing a ``Settings`` explicitly. Only the
+top package (the CLI) reads this module: the layers below declare what they read as protocols
+(``training.config``, ``serving.config``, ``monitoring.config``) that ``Settings`` satisfies, and
+are handed a ``Settings``. Importing it has no side effects (nothing is created on disk until
+:meth:`Settings.ensure_home` is called).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pydantic_settings
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serving.i18n import Lang
 
 ENV_PREFIX = "OTD_RISK_"
 
@@ -108,7 +112,7 @@ class Settings(BaseSettings):
     seed: int = 42
     """Seed for everything random in training."""
 
-    default_lang: Literal["en", "zh"] = "en"
+    default_lang: Lang = "en"
     """Language of messages for people when a request does not ask for one."""
 
     monitor_drift_share_watch: float = Field(default=0.2, ge=0, le=1)
@@ -234,9 +238,6 @@ class Settings(BaseSettings):
         home.mkdir(parents=True, exist_ok=True)
         return home
 
-
-LANGS: tuple[str, ...] = get_args(Settings.model_fields["default_lang"].annotation)
-"""The languages of messages and reasons (``default_lang``'s choices; ``--lang`` offers these)."""
 
 NOT_SETTINGS: dict[str, str] = {
     "OTD_RISK_KEY": "an API key for the README's curl examples (your shell reads it)",

@@ -1,5 +1,9 @@
 """The otd-risk API: ``create_app(settings) -> FastAPI``.
 
+The app is given its settings (any ``serving.config.ServingConfig``; the CLI passes
+``otd_risk.settings.Settings``) and keeps them in ``app.state.settings``: nothing in serving reads
+the environment. The zero-argument factory of ``uvicorn --factory`` is ``otd_risk.asgi``'s.
+
 The champion model is loaded once in ``lifespan`` into ``app.state.serving`` and reached through
 one dependency (``serving.deps.ModelDep``). A background task checks every
 ``ServeOptions.reload_seconds`` whether the champion alias points at a new version, or a newer
@@ -24,13 +28,14 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from data.urls import install_log_redaction, redact_url
-from otd_risk.settings import Settings, get_settings
+from serving.config import ServingConfig
 from serving.errors import install_error_handlers
 from serving.headers import SecurityHeaders
 from serving.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
 from serving.metrics import Metrics, install_metrics
 from serving.routers import docs, health, model, monitoring, orders, page, risk, webhooks
 from serving.state import ServingState
+from serving.store import open_store
 from serving.webhooks import start_webhook_worker
 
 log = logging.getLogger("otd_risk.serving")
@@ -64,7 +69,7 @@ class ServeOptions:
     """Larger request bodies get 413 before they are read whole (``serving.limits``)."""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ServeOptions:
+    def from_settings(cls, settings: ServingConfig) -> ServeOptions:
         """The options a server process takes from the project settings (``serve_*``)."""
         return cls(
             reload_seconds=settings.serve_reload_seconds,
@@ -72,16 +77,15 @@ class ServeOptions:
         )
 
 
-def create_app(settings: Settings | None = None, options: ServeOptions | None = None) -> FastAPI:
-    """The API over ``settings`` (default: the process settings)."""
-    settings = settings or get_settings()
+def create_app(settings: ServingConfig, options: ServeOptions | None = None) -> FastAPI:
+    """The API over ``settings``."""
     options = options or ServeOptions()
     metrics = Metrics()
     install_log_redaction()  # the tracking URI may carry a password: never in the log
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        state = ServingState(settings)
+        state = ServingState(settings, app.state.store)
         state.expects_data = options.load_data and bool(settings.data)
         app.state.serving = state
         await _start_bounded(state, options, app)
@@ -114,6 +118,9 @@ def create_app(settings: Settings | None = None, options: ServeOptions | None = 
     )
     app.state.metrics = metrics
     app.state.settings = settings
+    # The serving store, opened (and upgraded) once at start-up: keys, runs and webhooks are
+    # read through it, before the model is loaded too.
+    app.state.store = open_store(settings.serving_store_url)
 
     def on_model_swap(snapshot) -> None:
         metrics.model_reloads.inc()
@@ -128,13 +135,6 @@ def create_app(settings: Settings | None = None, options: ServeOptions | None = 
     for module in (health, risk, orders, model, monitoring, webhooks, page, docs):
         app.include_router(module.router)
     return app
-
-
-def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory`` (several workers): settings and options from the
-    environment."""
-    settings = get_settings()
-    return create_app(settings, ServeOptions.from_settings(settings))
 
 
 async def _start_bounded(state: ServingState, options: ServeOptions, app: FastAPI) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from data.contract import EXPLANATION_STAGES, STAGES
+from serving.i18n import LANGS
 
 STAGE_COLUMNS: tuple[str, ...] = tuple(f"stage_{s}" for s in EXPLANATION_STAGES)
 """One contribution column per stage: the stage's share of the risk in log-odds of lateness
@@ -47,9 +48,8 @@ RANKED_COLUMNS: tuple[str, ...] = (
 read by name or by position before it keep their meaning)."""
 
 
-REASON_LANGS: tuple[str, ...] = ("en", "zh")
-"""The languages a scoring run stores its reasons in (``serving.i18n.LANGS``, kept here so the
-run store need not import the web layer)."""
+REASON_LANGS: tuple[str, ...] = LANGS
+"""The languages a scoring run stores its reasons in: every language of ``serving.i18n``."""
 
 TRANSLATED_REASON_COLUMNS: tuple[str, ...] = tuple(f"reasons_{lang}" for lang in REASON_LANGS)
 """The run store's reasons per language, beside ``reasons`` (the scoring run's own language):

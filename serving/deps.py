@@ -1,4 +1,5 @@
-"""Dependencies shared by the routes: the served model, the latest run, the caller's role.
+"""Dependencies shared by the routes: the app's settings, the served model, the latest run, the
+language of the answer, the caller's role.
 
 Those that only read what the process holds are ``async def``: FastAPI runs a plain ``def``
 dependency in the thread pool, a hop of tens of microseconds per dependency and request for one
@@ -14,14 +15,34 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from serving.config import ServingConfig
 from serving.errors import ApiError
+from serving.i18n import choose_lang
 from serving.keys import KeyInfo, role_allows, verify_key
 from serving.state import DataSnapshot, ModelSnapshot, RunSnapshot, ServingState
+from serving.store import Store
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
+
+
+async def get_settings(request: Request) -> ServingConfig:
+    """The settings the app was created with (``create_app`` keeps them in ``app.state``, before
+    the model is loaded: also there for an app whose startup has not run)."""
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[ServingConfig, Depends(get_settings)]
+
+
+async def get_store(request: Request) -> Store:
+    """The serving store the app opened at start-up (``create_app``)."""
+    return request.app.state.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
 
 
 async def get_state(request: Request) -> ServingState:
@@ -29,6 +50,22 @@ async def get_state(request: Request) -> ServingState:
 
 
 StateDep = Annotated[ServingState, Depends(get_state)]
+
+
+async def get_lang(
+    settings: SettingsDep,
+    request: Request,
+    lang: Annotated[
+        str | None, Query(description="Language of texts for people: en or zh (zh-Hans).")
+    ] = None,
+) -> str:
+    """The language of this request's texts for people: the ``lang`` parameter, else
+    ``Accept-Language``, else the configured default (``async``: it only reads the request, no
+    need for a thread-pool hop)."""
+    return choose_lang(lang, request.headers.get("accept-language"), settings.default_lang)
+
+
+LangDep = Annotated[str, Depends(get_lang)]
 
 
 async def get_model(state: StateDep) -> ModelSnapshot:
@@ -81,7 +118,7 @@ def require(role: str):
     """A dependency that lets through callers whose API key has ``role`` (or a higher one)."""
 
     def check(
-        state: StateDep,
+        store: StoreDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> KeyInfo:
         if credentials is None or credentials.scheme.lower() != "bearer":
@@ -92,7 +129,7 @@ def require(role: str):
                 "<key>`; create one with `otd-risk keys create --role reader`",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        key = verify_key(state.store, credentials.credentials)
+        key = verify_key(store, credentials.credentials)
         if key is None:
             raise ApiError(
                 401,

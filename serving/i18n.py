@@ -11,12 +11,14 @@ import json
 import string
 from functools import cache
 from pathlib import Path
-from typing import Annotated
+from typing import Literal, get_args
 
-from fastapi import Depends, Query, Request
+Lang = Literal["en", "zh"]
+"""The languages of texts for people, declared once: ``zh`` is Simplified Chinese (zh-Hans).
+The settings' ``default_lang``, the CLI's ``--lang``, the API's ``lang`` fields and the languages
+a scoring run stores its reasons in all follow it; each has a catalogue in ``messages/``."""
 
-LANGS: tuple[str, ...] = ("en", "zh")
-"""Supported languages: ``zh`` is Simplified Chinese (zh-Hans)."""
+LANGS: tuple[str, ...] = get_args(Lang)
 
 FALLBACK_LANG = "en"
 MESSAGES_DIR = Path(__file__).with_name("messages")
@@ -88,26 +90,3 @@ def choose_lang(query: str | None, accept_language: str | None, default: str) ->
         or normalize_lang(default)
         or FALLBACK_LANG
     )
-
-
-def _default_lang(request: Request) -> str:
-    state = getattr(request.app.state, "serving", None)
-    if state is not None:
-        return state.settings.default_lang
-    from otd_risk.settings import get_settings  # an app without serving state: the environment
-
-    return get_settings().default_lang
-
-
-async def get_lang(
-    request: Request,
-    lang: Annotated[
-        str | None, Query(description="Language of texts for people: en or zh (zh-Hans).")
-    ] = None,
-) -> str:
-    """FastAPI dependency: the language of this request's texts for people (``async``: it only
-    reads the request, no need for a thread-pool hop)."""
-    return choose_lang(lang, request.headers.get("accept-language"), _default_lang(request))
-
-
-LangDep = Annotated[str, Depends(get_lang)]

@@ -17,12 +17,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from data.contract import EXPLANATION_STAGES, STAGES
 from serving.columns import FORECAST_COLUMNS, STAGE_DAYS_COLUMNS
+from serving.i18n import Lang
 
 MAX_BATCH = 10_000
 """Most orders one ``POST /v1/risk`` may carry."""
 
 Stage = Literal[EXPLANATION_STAGES]  # type: ignore[valid-type]
-Lang = Literal["en", "zh"]
 
 OrderStatus = Literal["open", "delivered", "cancelled"]
 

@@ -19,10 +19,9 @@ import pandas as pd
 
 from data.dataset import Dataset, open_orders
 from data.urls import redact_secrets
-from otd_risk.settings import Settings
+from serving.config import ServingConfig
 from serving.rows import Rows
 from serving.runs import RunInfo, latest_run, load_run_rows
-from serving.store import open_store
 
 log = logging.getLogger("otd_risk.serving")
 
@@ -100,7 +99,7 @@ class RunSnapshot:
 class ServingState:
     """The three snapshots plus how to refresh them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ServingConfig) -> None:
         self.settings = settings
         self.store = open_store(settings.serving_store_url)
         """The serving store, opened once for the app (keys, runs, webhooks)."""

@@ -21,7 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from data.urls import redact_url
-from otd_risk.settings import Settings
+from training.config import RegistryConfig
 from training.evaluate import LOWER_IS_BETTER, better, classification_metrics
 from training.model import RiskModel
 
@@ -53,7 +53,7 @@ class GateDecision:
     """Baselines that scored at least as well as the new version (it must beat them all)."""
 
 
-def use_tracking(settings: Settings, experiment: str) -> str:
+def use_tracking(settings: RegistryConfig, experiment: str) -> str:
     """Point MLflow at ``settings.tracking_uri`` and make ``experiment`` current (created with
     its artifacts under the project home when the store is a local database or folder);
     returns the experiment id."""
@@ -77,13 +77,13 @@ def use_tracking(settings: Settings, experiment: str) -> str:
     return experiment_id
 
 
-def register_version(model_uri: str, settings: Settings, run_id: str) -> str:
+def register_version(model_uri: str, settings: RegistryConfig, run_id: str) -> str:
     """Register the logged model as a new version of ``settings.model_name``."""
     version = mlflow.register_model(model_uri, settings.model_name, tags={"run_id": run_id})
     return str(version.version)
 
 
-def champion_version(settings: Settings) -> Any | None:
+def champion_version(settings: RegistryConfig) -> Any | None:
     """The registry's version behind the champion alias, or None when there is none yet."""
     client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
     try:
@@ -92,14 +92,14 @@ def champion_version(settings: Settings) -> Any | None:
         return None
 
 
-def load_version(settings: Settings, version: str) -> RiskModel:
+def load_version(settings: RegistryConfig, version: str) -> RiskModel:
     """The RiskModel of one registered version."""
     uri = f"models:/{settings.model_name}/{version}"
     return mlflow.pyfunc.load_model(uri).unwrap_python_model().risk_model
 
 
 def promotion_gate(
-    settings: Settings,
+    settings: RegistryConfig,
     new_version: str,
     new_prob: np.ndarray,
     y_valid: np.ndarray,
@@ -200,14 +200,14 @@ def promotion_gate(
     )
 
 
-def promote(settings: Settings, version: str) -> None:
+def promote(settings: RegistryConfig, version: str) -> None:
     """Point the champion alias at ``version`` (what ``--force`` does after the gate)."""
     MlflowClient(settings.tracking_uri, settings.tracking_uri).set_registered_model_alias(
         settings.model_name, settings.champion_alias, version
     )
 
 
-def load_champion(settings: Settings) -> LoadedModel:
+def load_champion(settings: RegistryConfig) -> LoadedModel:
     """The model behind ``models:/<model_name>@<champion_alias>``, its version, training run
     and that run's metrics. Raises LookupError when nothing is promoted yet."""
     mlflow.set_tracking_uri(settings.tracking_uri)

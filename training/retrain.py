@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from data.dataset import Dataset
-from otd_risk.settings import Settings
+from training.config import TrainingConfig
 from training.registry import champion_version
 from training.train import TrainResult, train_model
 from training.versions import model_versions
@@ -60,7 +60,7 @@ class RetrainResult:
 
 
 @contextmanager
-def _retrain_lock(settings: Settings, wait_seconds: float):
+def _retrain_lock(settings: TrainingConfig, wait_seconds: float):
     path = settings.ensure_home() / "retrain.lock"
     with open(path, "w") as handle:
         deadline = time.monotonic() + wait_seconds
@@ -84,9 +84,9 @@ def _retrain_lock(settings: Settings, wait_seconds: float):
 def retrain(
     dataset: Dataset,
     *,
-    settings: Settings,
+    settings: TrainingConfig,
     force: bool = False,
-    cutoff: object | None = None,
+    cutoff: pd.Timestamp | None = None,
     progress: Callable[[str], None] | None = None,
     lock_wait_seconds: float = 60.0,
 ) -> RetrainResult:

@@ -26,8 +26,8 @@ from data.urls import redact_url
 from features.build import build_features_at, history_feature_frame
 from features.registry import feature_specs, rate_key_columns
 from features.training_set import TARGET_PREFIX, build_forecast_set, build_training_set
-from otd_risk.settings import Settings
 from training.baselines import CellRate, LogisticBaseline, PlannerRule, TypicalDurations
+from training.config import TrainingConfig as Settings  # the settings training reads
 from training.evaluate import (
     classification_metrics,
     expected_calibration_error,

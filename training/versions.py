@@ -6,12 +6,12 @@ from __future__ import annotations
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from otd_risk.settings import Settings
+from training.config import RegistryConfig
 
 HEADLINE = ("pr_auc", "roc_auc", "brier", "ece", "precision_top5pct")
 
 
-def model_versions(settings: Settings) -> pd.DataFrame:
+def model_versions(settings: RegistryConfig) -> pd.DataFrame:
     """One row per registered version (newest last): version, aliases, created time, run id,
     cutoff and the headline validation metrics logged on its training run."""
     client = MlflowClient(settings.tracking_uri, settings.tracking_uri)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +13,16 @@ from rich.markup import escape
 
 console = Console(log_path=False)  # progress lines: the time and the step, not our source line
 err_console = Console(stderr=True)
+
+DataOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="Dataset: a folder of CSV/Parquet tables or a SQL URL (default: the OTD_RISK_DATA "
+        "setting).",
+    ),
+]
+"""``--data``, as every command that reads a dataset takes it."""
 
 
 class UserError(Exception):
@@ -93,3 +104,21 @@ def load_configured_dataset(data: str | None, settings, *, tz: str | None = None
         tz=tz or settings.timezone,
         capacity_horizon_days=settings.capacity_planning_horizon_days,
     )
+
+
+def settings_store(settings):
+    """The serving store the settings name, opened (and upgraded when needed). A home made by a
+    version before the one store has its scoring log in its own file: it is attached to the
+    runs it belongs to, once, and said."""
+    from serving.scoring_log import LEGACY_LOG, adopt_legacy_log
+    from serving.store import open_store
+
+    store = open_store(settings.serving_store_url)
+    done = adopt_legacy_log(store, settings.home.resolve() / LEGACY_LOG)
+    if done is not None:
+        console.print(
+            f"Moved the scoring log of an older version into the serving store: {done.attached} "
+            f"run(s) attached, {done.unmatched} without their scoring run (deleted since); the "
+            f"old file is kept as {done.kept_at}"
+        )
+    return store

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from otd_risk.commands.common import console, load_configured_dataset, user_errors
+from otd_risk.commands.common import DataOption, console, load_configured_dataset, user_errors
 
 
 def _print_summary(summary) -> None:
@@ -35,14 +35,7 @@ def _print_summary(summary) -> None:
 
 
 def validate_command(
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "--data",
-            help="Dataset folder (CSV/Parquet tables) or SQL URL. "
-            "Default: the OTD_RISK_DATA setting.",
-        ),
-    ] = None,
+    data: DataOption = None,
     tz: Annotated[
         str | None,
         typer.Option(

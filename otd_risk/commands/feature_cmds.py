@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from otd_risk.commands.common import (
+    DataOption,
     UserError,
     console,
     iso_time,
@@ -18,14 +19,7 @@ from otd_risk.commands.common import (
 
 def features_command(
     out: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv.")],
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "--data",
-            help="Dataset folder (CSV/Parquet tables) or SQL URL. "
-            "Default: the OTD_RISK_DATA setting.",
-        ),
-    ] = None,
+    data: DataOption = None,
     as_of: Annotated[
         str | None,
         typer.Option(
@@ -48,6 +42,7 @@ def features_command(
     from otd_risk.settings import get_settings
 
     with user_errors():
+        from data.dataset import parse_as_of
         from features.export import export_open_order_features
 
         settings = get_settings()
@@ -56,7 +51,7 @@ def features_command(
             result = export_open_order_features(
                 dataset,
                 out,
-                as_of,
+                parse_as_of(as_of, dataset.tz),
                 extra_order_columns=extra if extra else settings.extra_order_features,
             )
         except ValueError as exc:

@@ -9,18 +9,16 @@ import typer
 from rich.table import Table
 
 from otd_risk.commands.common import (
+    DataOption,
     UserError,
     console,
     iso_time,
     load_configured_dataset,
     quiet_mlflow_registry,
+    settings_store,
     step_printer,
     user_errors,
 )
-
-DataOption = Annotated[
-    str | None, typer.Option(help="Dataset folder or SQL URL (default: OTD_RISK_DATA).")
-]
 
 
 def _load(source: str | None):
@@ -47,12 +45,18 @@ def monitor(
     realised accuracy on orders whose outcome is now known, and a status: ok, watch or
     retrain recommended. Logged to MLflow; GET /v1/monitoring serves the latest summary."""
     from monitoring.monitor import run_monitor, write_outputs
+    from serving.scoring_log import ScoringLog
 
     with user_errors():
         settings, dataset = _load(data)
         try:
             with console.status("computing drift and realised accuracy"):
-                result = run_monitor(settings, dataset=dataset, since=since)
+                result = run_monitor(
+                    settings,
+                    log=ScoringLog(settings_store(settings)),
+                    dataset=dataset,
+                    since=since,
+                )
         except LookupError as exc:
             raise UserError(str(exc)) from exc
         summary = write_outputs(result, out, settings)

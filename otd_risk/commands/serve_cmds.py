@@ -9,17 +9,22 @@ import click
 import typer
 from rich.table import Table
 
-from otd_risk.commands.common import UserError, console, iso_time, user_errors
-from otd_risk.settings import LANGS
+from otd_risk.commands.common import (
+    DataOption,
+    UserError,
+    console,
+    iso_time,
+    settings_store,
+    user_errors,
+)
+from serving.i18n import LANGS
 
 keys_app = typer.Typer(help="API keys: create (shown once), revoke, list.", no_args_is_help=True)
 
 
 def score(
     out: Annotated[Path, typer.Option("--out", help="File to write the ranked list to.")],
-    data: Annotated[
-        str | None, typer.Option(help="Dataset folder or SQL URL (default: OTD_RISK_DATA).")
-    ] = None,
+    data: DataOption = None,
     as_of: Annotated[
         str | None,
         typer.Option(
@@ -45,10 +50,10 @@ def score(
 ) -> None:
     """Score every open order with the champion model, write the ranked list and record the run
     (the API then serves it)."""
+    from data.dataset import parse_as_of
     from data.load import load_dataset
     from otd_risk.settings import get_settings
     from serving.scoring import RunStoreError, output_format, run_scoring
-    from serving.store import open_store
     from training.registry import load_champion
 
     settings = get_settings()
@@ -58,6 +63,8 @@ def score(
             raise UserError("no dataset: pass --data DIR|URL or set OTD_RISK_DATA")
         try:
             output_format(out, fmt)  # before any work: a wrong --out costs nothing
+            # The dataset is read in the settings' zone: a time without an offset is too.
+            t = parse_as_of(as_of, settings.timezone)
             dataset = load_dataset(
                 source,
                 tz=settings.timezone,
@@ -66,9 +73,9 @@ def score(
             result = run_scoring(
                 dataset,
                 load_champion(settings),
-                open_store(settings.serving_store_url),
+                settings_store(settings),
                 out,
-                as_of=dataset.as_of(as_of),
+                as_of=t,
                 fmt=fmt,
                 lang=lang or settings.default_lang,
                 keep_runs_days=settings.keep_runs_days,
@@ -98,13 +105,7 @@ def score(
 
 
 def serve(
-    data: Annotated[
-        str | None,
-        typer.Option(
-            help="Dataset folder or SQL URL whose orders the API looks up by order_id "
-            "(default: OTD_RISK_DATA; without one, orders are scored only by their features).",
-        ),
-    ] = None,
+    data: DataOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
@@ -113,7 +114,8 @@ def serve(
     ] = 30.0,
 ) -> None:
     """Serve the API and the planner's page (uvicorn): loads the champion once, picks up a new
-    one without a restart."""
+    one without a restart. The API looks orders up by order_id in the dataset (--data); without
+    one, orders are scored only by their features."""
     import os
 
     import uvicorn
@@ -137,7 +139,7 @@ def serve(
         get_settings()
         # Through an import string and a factory so that every worker builds its own app.
         uvicorn.run(
-            "serving.app:app_from_env",
+            "otd_risk.asgi:app_from_env",
             factory=True,
             host=host,
             port=port,
@@ -149,9 +151,8 @@ def serve(
 def _store():
     """The serving store the settings name (opened, and upgraded when needed)."""
     from otd_risk.settings import get_settings
-    from serving.store import open_store
 
-    return open_store(get_settings().serving_store_url)
+    return settings_store(get_settings())
 
 
 def _is_url(source: str) -> bool:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from data.urls import redact_url
 from otd_risk.commands.common import (
+    DataOption,
     UserError,
     console,
     iso_time,
@@ -21,12 +22,7 @@ from otd_risk.commands.common import (
 
 
 def train(
-    data: Annotated[
-        str | None,
-        typer.Option(
-            help="Dataset: a folder of CSV/Parquet tables or a SQL URL (default: OTD_RISK_DATA)."
-        ),
-    ] = None,
+    data: DataOption = None,
     cutoff: Annotated[
         str | None,
         typer.Option(
@@ -50,6 +46,7 @@ def train(
 
     settings = get_settings()
     with user_errors(), console.status("loading the dataset") as status:
+        from data.dataset import parse_as_of
         from training.train import TrainingDataError, train_model
 
         quiet_mlflow_registry()
@@ -58,7 +55,7 @@ def train(
         try:
             result = train_model(
                 dataset,
-                cutoff=cutoff,
+                cutoff=parse_as_of(cutoff, dataset.tz),
                 settings=settings,
                 experiment=experiment,
                 force=force,

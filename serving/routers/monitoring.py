@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from serving.deps import READER, StateDep
+from serving.deps import READER, SettingsDep
 from serving.errors import ApiError
 from serving.schemas import ErrorResponse
 
@@ -43,8 +43,8 @@ class MonitoringSummary(BaseModel):
     summary="The latest monitoring summary: status, drift, realised accuracy",
     responses={404: {"model": ErrorResponse}},
 )
-def latest_summary(state: StateDep) -> MonitoringSummary:
-    path = state.settings.home.resolve() / LATEST_SUMMARY
+def latest_summary(settings: SettingsDep) -> MonitoringSummary:
+    path = settings.home.resolve() / LATEST_SUMMARY
     if not path.exists():
         raise ApiError(
             404,

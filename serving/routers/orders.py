@@ -13,10 +13,9 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from data.contract import EXPLANATION_STAGES
 from serving.columns import STAGE_COLUMNS, reasons_in
-from serving.deps import READER, ModelDep, RunDep, StateDep
+from serving.deps import READER, LangDep, ModelDep, RunDep, StateDep
 from serving.errors import ApiError
 from serving.explain import explanations_from, feature_contributions, forecast_columns
-from serving.i18n import LangDep
 from serving.lookup import find_orders
 from serving.schemas import (
     AsOf,

@@ -11,9 +11,9 @@ from fastapi.responses import FileResponse
 
 from data.contract import EXPLANATION_STAGES
 from serving.columns import TRANSLATED_REASON_COLUMNS, reasons_in
-from serving.deps import READER, RunDep
+from serving.deps import READER, LangDep, RunDep
 from serving.export import EXPORT_FORMATS, export_bytes
-from serving.i18n import LangDep, catalogue, stage_name
+from serving.i18n import catalogue, stage_name
 from serving.routers.orders import DUE_WINDOW, FilterDep
 from serving.schemas import ErrorResponse
 

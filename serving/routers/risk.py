@@ -20,7 +20,7 @@ import pandas as pd
 from fastapi import APIRouter, Request, Response
 
 from data.contract import EXPLANATION_STAGES
-from serving.deps import READER, ModelDep, StateDep, get_data
+from serving.deps import READER, ModelDep, SettingsDep, StateDep, get_data
 from serving.errors import ApiError
 from serving.explain import Explanations, explain_rows, forecast_columns
 from serving.lookup import Closed, find_orders
@@ -66,9 +66,15 @@ router = APIRouter(
     "without one; for an order sent by `features` its delivery date needs `due_date` (or "
     "`context.ctx_due_date`).",
 )
-def score_orders(body: RiskRequest, model: ModelDep, state: StateDep, request: Request) -> Response:
+def score_orders(
+    body: RiskRequest,
+    model: ModelDep,
+    state: StateDep,
+    settings: SettingsDep,
+    request: Request,
+) -> Response:
     rm = model.risk_model
-    lang = body.lang or state.settings.default_lang
+    lang = body.lang or settings.default_lang
     batch = _batch(body, state, rm)
     results: list[RiskResult | None] = [None] * len(body.orders)
     if batch.rows is not None:

@@ -13,33 +13,20 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from serving.deps import ADMIN
+from serving.deps import ADMIN, LangDep, SettingsDep
 from serving.egress import InvalidReceiverURL, parse_receiver_url
 from serving.errors import ApiError
-from serving.i18n import LangDep, t
+from serving.i18n import Lang, t
 from serving.schemas import ErrorResponse
-from serving.store import open_store
 from serving.webhooks import Delivery, Webhook, WebhookConfig, WebhookStore
 
 
-def request_settings(request: Request):
-    """The app's settings (from its serving state), else the process-wide ones."""
-    state = getattr(request.app.state, "serving", None)
-    if state is not None:
-        return state.settings
-    from otd_risk.settings import get_settings
-
-    return get_settings()
-
-
-def get_webhook_store(request: Request) -> WebhookStore:
+def get_webhook_store(request: Request, settings: SettingsDep) -> WebhookStore:
     """The app's webhook store (made once per app)."""
     store = getattr(request.app.state, "webhook_store", None)
     if store is None:
-        settings = request_settings(request)
-        serving = getattr(request.app.state, "serving", None)
         store = WebhookStore(
-            serving.store if serving is not None else open_store(settings.serving_store_url),
+            request.app.state.store,
             WebhookConfig.from_settings(settings),
             key_home=settings.ensure_home(),
         )
@@ -90,7 +77,7 @@ class WebhookCreate(BaseModel):
         max_length=200,
         description="HMAC secret; generated when omitted. Returned once.",
     )
-    lang: Literal["en", "zh"] = Field(default="en", description="Language of top_stage_name.")
+    lang: Lang = Field(default="en", description="Language of top_stage_name.")
     description: str = Field(default="", max_length=500)
 
     @field_validator("url")

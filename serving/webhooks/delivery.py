@@ -648,7 +648,7 @@ def start_webhook_worker(app: Any, settings: Any) -> WebhookWorker:
     """Start the sender of a server process (called from the app's lifespan); the routes reach
     the same store through ``app.state.webhook_store``."""
     store = WebhookStore(
-        app.state.serving.store,
+        app.state.store,
         WebhookConfig.from_settings(settings),
         key_home=settings.ensure_home(),
     )
