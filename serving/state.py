@@ -22,6 +22,7 @@ from data.urls import redact_secrets
 from serving.config import ServingConfig
 from serving.rows import Rows
 from serving.runs import RunInfo, latest_run, load_run_rows
+from serving.store import Store
 
 log = logging.getLogger("otd_risk.serving")
 
@@ -99,10 +100,10 @@ class RunSnapshot:
 class ServingState:
     """The three snapshots plus how to refresh them."""
 
-    def __init__(self, settings: ServingConfig) -> None:
+    def __init__(self, settings: ServingConfig, store: Store) -> None:
         self.settings = settings
-        self.store = open_store(settings.serving_store_url)
-        """The serving store, opened once for the app (keys, runs, webhooks)."""
+        self.store = store
+        """The serving store the app opened at start-up (keys, runs, webhooks)."""
         self.model: ModelSnapshot | None = None
         self.data: DataSnapshot | None = None
         self.run: RunSnapshot | None = None
