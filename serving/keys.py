@@ -145,9 +145,15 @@ class _StoredKeys:
     def _watch(store: Store) -> Callable[[], object]:
         """A cheap reading that changes whenever a key may have changed."""
         if store.is_sqlite:
-            # A connection of the store's own pool, kept: data_version is per connection.
-            watch = store.engine.raw_connection().driver_connection
-            return lambda: watch.execute("PRAGMA data_version").fetchone()[0]
+            # A connection of the store's own pool, checked out for good (the closure holds it):
+            # data_version only changes for commits made on OTHER connections, so this one
+            # must never be handed back to the pool for a write.
+            held = store.engine.raw_connection()
+
+            def data_version() -> object:
+                return held.driver_connection.execute("PRAGMA data_version").fetchone()[0]
+
+            return data_version
         query = select(STORE_GENERATIONS.c.generation).where(STORE_GENERATIONS.c.name == "api_keys")
 
         def generation() -> object:
