@@ -42,7 +42,7 @@ def main() -> None:
     from features.build import open_order_features
     from otd_risk.settings import Settings
     from serving.columns import STAGE_COLUMNS
-    from serving.explain import explain
+    from serving.explain import Explainer
     from serving.scoring import score_open_orders
     from training.registry import load_champion
     from training.train import train_model
@@ -70,7 +70,8 @@ def main() -> None:
         features = open_order_features(dataset, **rm.feature_options(dataset.orders.columns))
         features = features.loc[late["order_id"]]
         # The largest SHAP stage: what top_stage would be without the forecast.
-        shap_only = explain(rm, features)[list(STAGE_COLUMNS)].to_numpy().argmax(axis=1)
+        explained = Explainer(rm).explain(features).frame()
+        shap_only = explained[list(STAGE_COLUMNS)].to_numpy().argmax(axis=1)
         shap_only = np.asarray(EXPLANATION_STAGES, dtype=object)[shap_only]
         shap_agree = (shap_only == late["cause_stage"].to_numpy()).mean()
         cover80, cover95, past_due = _against_truth(world, scores)

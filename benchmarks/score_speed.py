@@ -79,8 +79,8 @@ def time_steps(world_dir: Path, home: Path) -> None:
     from features.build import build_features
     from otd_risk.settings import Settings
     from serving.columns import REASON_LANGS
-    from serving.explain import explain, prepare_fast_shap
-    from serving.scoring import record_scoring_run, score_open_orders, write_ranked
+    from serving.explain import Explainer
+    from serving.scoring import record_scoring_run, score_with_features, write_ranked
     from serving.store import open_store
     from training.registry import load_champion
 
@@ -95,7 +95,7 @@ def time_steps(world_dir: Path, home: Path) -> None:
     lap("load the dataset", t0)
     t0 = time.perf_counter()
     model = load_champion(settings)
-    prepare_fast_shap(model.risk_model)
+    explainer = Explainer(model.risk_model)
     lap("load the champion + tabulate TreeSHAP", t0)
     t = dataset.snapshot_time()
     t0 = time.perf_counter()
@@ -103,7 +103,7 @@ def time_steps(world_dir: Path, home: Path) -> None:
     feats = build_features(dataset, open_orders(dataset.orders, t), t, **options)
     lap(f"features of {len(feats):,} open orders", t0)
     t0 = time.perf_counter()
-    explained = explain(model.risk_model, feats, num_threads=2)
+    explained = explainer.explain(feats, num_threads=2).frame()
     lap(f"explain {len(explained):,} orders (TreeSHAP, stages, forecast, reasons)", t0)
     # As `otd-risk score` does: reasons in every language for the run store. With and without
     # the forecast (what scoring did before it), alternately, twice each: the faster of each
@@ -112,11 +112,16 @@ def time_steps(world_dir: Path, home: Path) -> None:
 
     bare = copy.copy(model.risk_model)
     bare.forecast = None
+    models = {"with": model, "without": replace(model, risk_model=bare)}
+    # Each model's explainer built once (not timed), as a server holds its model's.
+    explainers = {"with": explainer, "without": Explainer(bare)}
     timed: dict[str, list[float]] = {"with": [], "without": []}
     for _ in range(2):
-        for key, m in (("with", model), ("without", replace(model, risk_model=bare))):
+        for key, m in models.items():
             t0 = time.perf_counter()
-            scored = score_open_orders(dataset, t, m, reason_langs=REASON_LANGS)
+            scored, _ = score_with_features(
+                dataset, t, m, reason_langs=REASON_LANGS, explainer=explainers[key]
+            )
             timed[key].append(time.perf_counter() - t0)
             if key == "with":
                 scores = scored

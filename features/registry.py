@@ -16,7 +16,7 @@ from typing import Literal
 
 import pandas as pd
 
-from data.contract import STAGES, TABLES
+from data.contract import EXPLANATION_STAGES, STAGES, TABLES
 from data.dataset import Dataset
 
 Kind = Literal["numeric", "categorical"]
@@ -507,6 +507,11 @@ FEATURES: tuple[FeatureSpec, ...] = (
 
 STAGE_OF: dict[str, str] = {f.name: f.stage for f in FEATURES}
 """Feature name -> explanation stage, for the built-in features (extra columns are "order")."""
+
+STAGE_COLUMNS: tuple[str, ...] = tuple(f"stage_{s}" for s in EXPLANATION_STAGES)
+"""One contribution column per explanation stage, declared once for the model's output and the
+ranked list: the stage's share of the risk in log-odds of lateness (the SHAP values of its
+features summed by ``training.model.RiskModel.stage_matrix``). Positive pushes towards late."""
 
 
 def is_numeric_text(series: pd.Series) -> bool:

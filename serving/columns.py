@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from data.contract import EXPLANATION_STAGES, STAGES
+from data.contract import STAGES
+from features.registry import STAGE_COLUMNS  # the stage columns, declared with the stages
 from serving.i18n import LANGS
-
-STAGE_COLUMNS: tuple[str, ...] = tuple(f"stage_{s}" for s in EXPLANATION_STAGES)
-"""One contribution column per stage: the stage's share of the risk in log-odds of lateness
-(SHAP values of its features, summed). Positive pushes towards late."""
 
 STAGE_DAYS_COLUMNS: tuple[str, ...] = tuple(f"stage_days_{s}" for s in STAGES)
 """Days each process stage adds beyond its plan: observed for completed stages, forecast for the

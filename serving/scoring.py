@@ -21,7 +21,7 @@ from data.dataset import Dataset, local_date, open_orders
 from features.build import build_features
 from serving.cause import expected_stage_slips
 from serving.columns import RANKED_COLUMNS, REASON_LANGS, TRANSLATED_REASON_COLUMNS
-from serving.explain import explain
+from serving.explain import Explainer
 from serving.runs import RunInfo, prune_runs, record_run
 from serving.store import Store
 from training.model import RiskModel
@@ -84,9 +84,11 @@ def score_with_features(
     lang: str = "en",
     num_threads: int = 2,
     reason_langs: Sequence[str] = (),
+    explainer: Explainer | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`score_open_orders` plus the model's input features of each scored order (indexed
-    by order_id), which the scoring log keeps for monitoring."""
+    by order_id), which the scoring log keeps for monitoring. ``explainer``: the model's, when
+    the caller holds one (else one is built for this run)."""
     t = dataset.as_of(as_of)
     risk_model = model.risk_model
     orders = open_orders(dataset.orders, t)
@@ -95,8 +97,8 @@ def score_with_features(
         empty = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
         return empty, pd.DataFrame(columns=risk_model.feature_names)
     features = build_features(dataset, orders, t, **model_feature_options(risk_model, dataset))
-    explained = explain(
-        risk_model,
+    explainer = explainer or Explainer(risk_model)
+    explained = explainer.explain(
         features,
         lang=lang,
         num_threads=num_threads,
@@ -105,7 +107,7 @@ def score_with_features(
         if risk_model.forecast is not None
         else expected_stage_slips(dataset, t),
         reason_langs=reason_langs,
-    )
+    ).frame()
     info = orders.set_index("order_id").loc[features.index, ["plant_id", "customer_id", "due_date"]]
     today = local_date(pd.Series([t]), dataset.tz).iloc[0]
     ranked = explained.join(info)

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -24,6 +25,9 @@ from serving.rows import Rows
 from serving.runs import RunInfo, latest_run, load_run_rows
 from serving.store import Store
 
+if TYPE_CHECKING:
+    from serving.explain import Explainer
+
 log = logging.getLogger("otd_risk.serving")
 
 
@@ -34,11 +38,19 @@ class ModelLoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelSnapshot:
-    """A loaded champion (``training.registry.LoadedModel``) and when it was loaded."""
+    """A loaded champion (``training.registry.LoadedModel``), when it was loaded and its one
+    explainer."""
 
     loaded: object
     loaded_at: datetime
     trained_at: datetime | None = None
+    explainer: Explainer = field(init=False, repr=False)
+    """Built here, once per model served (its TreeSHAP tables take about a second)."""
+
+    def __post_init__(self) -> None:
+        from serving.explain import Explainer
+
+        object.__setattr__(self, "explainer", Explainer(self.loaded.risk_model))
 
     @property
     def version(self) -> str:
@@ -151,12 +163,11 @@ class ServingState:
                 return False
             if wanted == self._failed_version and not (retry_failed or force):
                 return False
-            from serving.explain import prepare_fast_shap
             from training.registry import load_champion
 
             try:
                 loaded = load_champion(self.settings)
-                prepare_fast_shap(loaded.risk_model)
+                snapshot = ModelSnapshot(loaded, datetime.now(UTC), self._trained_at(loaded))
             except Exception as exc:
                 self._failed_version = wanted
                 still = (
@@ -171,7 +182,7 @@ class ServingState:
                 )
                 log.error("%s", self.last_error)
                 raise ModelLoadError(self.last_error) from exc
-            self.model = ModelSnapshot(loaded, datetime.now(UTC), self._trained_at(loaded))
+            self.model = snapshot
             self.last_error = None
             self._failed_version = None
             log.info("serving model version %s", loaded.version)

@@ -26,6 +26,7 @@ import pandas as pd
 from scipy.special import expit
 
 from data.contract import EXPLANATION_STAGES
+from features.registry import STAGE_COLUMNS, STAGE_OF
 from training.forecast import DelayForecast, Forecast
 
 BOOSTER_FILE = "booster.txt"
@@ -33,15 +34,17 @@ CALIBRATOR_FILE = "calibrator.joblib"
 META_FILE = "risk_model.json"
 FORECAST_DIR = "forecast"
 ARTIFACT_KEY = "risk_model"
-STAGE_PREFIX = "stage_"
 
 # What the logged MLflow model needs to run (explicit: requirement inference costs 4-6 s).
 PIP_PACKAGES = ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "joblib")
 
 
-def stage_columns() -> list[str]:
-    """The stage columns of ``stage_contributions``, in process order."""
-    return [f"{STAGE_PREFIX}{s}" for s in EXPLANATION_STAGES]
+def _stage_matrix(feature_names: Sequence[str], stage_map: Mapping[str, str]) -> np.ndarray:
+    out = np.zeros((len(feature_names), len(EXPLANATION_STAGES)))
+    for i, name in enumerate(feature_names):
+        out[i, EXPLANATION_STAGES.index(stage_map.get(name, "order"))] = 1.0
+    out.flags.writeable = False
+    return out
 
 
 def _threads(n_rows: int, num_threads: int | None) -> int:
@@ -86,16 +89,15 @@ class RiskModel:
                 f"stage map names unknown stages {sorted(unknown)}; "
                 f"use one of {list(EXPLANATION_STAGES)}"
             )
-        # Feature index -> stage index, for summing contributions with one matrix product.
         self._categorical = [f for f in self.feature_names if f in self.categorical_levels]
         self._categorical_idx = [self.feature_names.index(f) for f in self._categorical]
         self._numeric = [f for f in self.feature_names if f not in self.categorical_levels]
         self._numeric_idx = [self.feature_names.index(f) for f in self._numeric]
         self._level_index = {k: pd.Index(v) for k, v in self.categorical_levels.items()}
-        self._stage_matrix = np.zeros((len(self.feature_names), len(EXPLANATION_STAGES)))
-        for i, name in enumerate(self.feature_names):
-            stage = self.stage_map.get(name, "order")
-            self._stage_matrix[i, EXPLANATION_STAGES.index(stage)] = 1.0
+        self.stage_matrix = _stage_matrix(self.feature_names, self.stage_map)
+        """Features x ``EXPLANATION_STAGES``, 1 where the feature belongs to the stage (a
+        feature the stage map lacks: ``order``): contributions @ it are the stage columns
+        (``STAGE_COLUMNS``), here and in ``serving.explain``. Read only: shared by requests."""
 
     # -- scoring ---------------------------------------------------------------------------
     def encode(self, X: pd.DataFrame) -> np.ndarray:
@@ -171,14 +173,14 @@ class RiskModel:
         """Contributions summed per stage: one ``stage_<name>`` column for every explanation
         stage (0 for stages without features), indexed like ``X``."""
         contrib, _ = self.contributions(X, num_threads)
-        return pd.DataFrame(contrib @ self._stage_matrix, columns=stage_columns(), index=X.index)
+        return pd.DataFrame(contrib @ self.stage_matrix, columns=STAGE_COLUMNS, index=X.index)
 
     def score(self, X: pd.DataFrame, num_threads: int | None = None) -> pd.DataFrame:
         """``risk`` plus the stage contributions, indexed like ``X`` (what the pyfunc returns)."""
         encoded = self.encode(X)
         k = len(self.feature_names)
         if len(encoded) == 0:
-            return pd.DataFrame(columns=["risk", *stage_columns()], dtype=float)
+            return pd.DataFrame(columns=["risk", *STAGE_COLUMNS], dtype=float)
         contrib = np.asarray(
             self.booster.predict(
                 encoded, pred_contrib=True, num_threads=_threads(len(encoded), num_threads)
@@ -186,9 +188,7 @@ class RiskModel:
         ).reshape(len(encoded), k + 1)
         # The margin is the sum of contributions and base: one TreeSHAP pass gives both.
         risk = self.calibrate(contrib.sum(axis=1))
-        out = pd.DataFrame(
-            contrib[:, :k] @ self._stage_matrix, columns=stage_columns(), index=X.index
-        )
+        out = pd.DataFrame(contrib[:, :k] @ self.stage_matrix, columns=STAGE_COLUMNS, index=X.index)
         out.insert(0, "risk", risk)
         return out
 
@@ -207,8 +207,6 @@ class RiskModel:
         ``orders`` table has ``order_columns``: the extra order columns it was trained on
         (features named after a column, outside the registry) and the pairs of order columns
         whose history training chose."""
-        from features.registry import STAGE_OF
-
         columns = set(order_columns)
         return {
             "extra_order_columns": [
@@ -304,7 +302,7 @@ def model_signature(risk_model: RiskModel):
             for name in risk_model.feature_names
         ]
     )
-    outputs = Schema([ColSpec("double", c) for c in ["risk", *stage_columns()]])
+    outputs = Schema([ColSpec("double", c) for c in ["risk", *STAGE_COLUMNS]])
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 

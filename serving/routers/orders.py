@@ -15,7 +15,6 @@ from data.contract import EXPLANATION_STAGES
 from serving.columns import STAGE_COLUMNS, reasons_in
 from serving.deps import READER, LangDep, ModelDep, RunDep, StateDep
 from serving.errors import ApiError
-from serving.explain import explanations_from, feature_contributions, forecast_columns
 from serving.lookup import find_orders
 from serving.schemas import (
     AsOf,
@@ -278,8 +277,10 @@ def order_risk(
             )
         )
     rows = found.rows
-    contrib = feature_contributions(rm, rows, num_threads=1)
-    explained = explanations_from(rm, rows, contrib, lang=lang, expected_slips=data.expected_slips)
+    explained = model.explainer.explain(
+        rows, lang=lang, expected_slips=data.expected_slips, num_threads=1
+    )
+    contrib = explained.contributions
     specs = {s["name"]: s for s in rm.feature_specs}
     values = contrib.values[0]
     order = np.argsort(-np.abs(values), kind="stable")
@@ -303,7 +304,7 @@ def order_risk(
         base_value=float(contrib.base[0]),
         reasons=list(explained.reasons[lang][0]),
         features=feats,
-        **forecast_records(forecast_columns(explained, rows), 1)[0],
+        **forecast_records(explained.forecast_columns(), 1)[0],
     )
     return json_response(body)
 

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request, Response
 from data.contract import EXPLANATION_STAGES
 from serving.deps import READER, ModelDep, SettingsDep, StateDep, get_data
 from serving.errors import ApiError
-from serving.explain import Explanations, explain_rows, forecast_columns
+from serving.explain import Explanations
 from serving.lookup import Closed, find_orders
 from serving.rows import Rows
 from serving.schemas import (
@@ -79,8 +79,7 @@ def score_orders(
     results: list[RiskResult | None] = [None] * len(body.orders)
     if batch.rows is not None:
         data = state.data
-        explained = explain_rows(
-            rm,
+        explained = model.explainer.explain(
             batch.rows,
             lang=lang,
             num_threads=1 if batch.rows.n < 256 else 2,
@@ -264,7 +263,7 @@ def _number_text(value: float) -> str:
 
 
 def _results(batch: _Batch, explained: Explanations, lang: str) -> list[RiskResult]:
-    forecasts = forecast_records(forecast_columns(explained, batch.rows), batch.rows.n)
+    forecasts = forecast_records(explained.forecast_columns(), batch.rows.n)
     return [
         RiskResult(
             order_id=oid,

@@ -140,6 +140,14 @@ def served_on_sqlite(
 
 
 @pytest.fixture(scope="session")
+def explainer(served: Served):
+    """The served model's explainer, built once as the server builds it."""
+    from serving.explain import Explainer
+
+    return Explainer(served.loaded.risk_model)
+
+
+@pytest.fixture(scope="session")
 def client(served: Served):
     """An in-process client of the app (lifespan run: model and data loaded)."""
     from fastapi.testclient import TestClient

@@ -9,7 +9,6 @@ import pytest
 from data.contract import EXPLANATION_STAGES, STAGES
 from serving.cause import BEHIND_FEATURES, likely_cause, own_slips
 from serving.columns import STAGE_COLUMNS
-from serving.explain import explain
 
 
 @pytest.mark.parametrize(
@@ -42,7 +41,7 @@ def test_a_stage_not_finished_adds_its_expected_slip():
     assert cause.tolist() == ["production", "shipping"]
 
 
-def test_top_stage_names_the_true_cause_for_most_late_orders(served):
+def test_top_stage_names_the_true_cause_for_most_late_orders(served, explainer):
     """Among truly late orders in the top 200 by risk, how often top_stage is the simulator's
     ground-truth cause (the stage that slipped most against its plan). top_stage is the stage
     the forecast expects to add the most days. Seen on this world: 64% of 110, against 23% for
@@ -57,7 +56,7 @@ def test_top_stage_names_the_true_cause_for_most_late_orders(served):
     agreement = float((late["top_stage"] == late["cause_stage"]).mean())
 
     features = open_order_features(served.dataset, **served.feature_options).loc[late["order_id"]]
-    stages = explain(served.loaded.risk_model, features)[list(STAGE_COLUMNS)].to_numpy()
+    stages = explainer.explain(features).frame()[list(STAGE_COLUMNS)].to_numpy()
     shap_only = np.asarray(EXPLANATION_STAGES, dtype=object)[stages.argmax(axis=1)]
     shap_agreement = float((shap_only == late["cause_stage"].to_numpy()).mean())
     print(

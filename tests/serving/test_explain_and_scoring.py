@@ -13,7 +13,7 @@ from data.contract import STAGES
 from data.dataset import open_orders
 from features.build import open_order_features
 from serving.columns import FORECAST_COLUMNS, RANKED_COLUMNS, STAGE_COLUMNS, STAGE_DAYS_COLUMNS
-from serving.explain import EXPLANATION_COLUMNS, explain, feature_contributions
+from serving.explain import EXPLANATION_COLUMNS
 from serving.runs import latest_run, load_run_rows, record_run
 from serving.scoring import score_open_orders, write_ranked
 from serving.store import home_store
@@ -24,13 +24,13 @@ def features(served):
     return open_order_features(served.dataset, **served.feature_options)
 
 
-def test_explain_contract(served, features):
+def test_explain_contract(served, features, explainer):
     rm = served.loaded.risk_model
-    out = explain(rm, features)
+    out = explainer.explain(features).frame()
     assert list(out.columns) == [*EXPLANATION_COLUMNS, *FORECAST_COLUMNS]
     assert out.index.equals(features.index)
     # Stage sums are the per-feature SHAP values grouped by the registry's stages ...
-    contrib = feature_contributions(rm, features)
+    contrib = explainer.explain(features).contributions
     stages = out[list(STAGE_COLUMNS)].to_numpy()
     np.testing.assert_allclose(stages.sum(axis=1), contrib.values.sum(axis=1), atol=1e-9)
     # ... and with the base value they make the booster's raw score (log-odds).
@@ -60,10 +60,10 @@ def test_explain_contract(served, features):
     assert (fc >= -features["slack_days"] - 1e-9).all()
 
 
-def _shap_reasons(rm, features, out, i):
+def _shap_reasons(rm, explainer, features, out, i):
     """The SHAP sentences row ``i`` should say after the forecast's: the top stage's feature
     raising the risk most, then the largest other positive contribution."""
-    contrib = feature_contributions(rm, features).values.copy()
+    contrib = explainer.explain(features).contributions.values.copy()
     # A stage's days behind plan are not said when it adds under half a day itself.
     for stage in STAGES:
         if f"{stage}_days_behind" in rm.feature_names and not (
@@ -88,9 +88,9 @@ def _shap_reasons(rm, features, out, i):
     return [said(lead), said(rest)]
 
 
-def test_reasons_are_filled_sentences_of_positive_contributions(served, features):
+def test_reasons_are_filled_sentences_of_positive_contributions(served, features, explainer):
     rm = served.loaded.risk_model
-    out = explain(rm, features)
+    out = explainer.explain(features).frame()
     assert out["reasons"].map(len).between(0, 3).all()
     assert out["reasons"].map(len).mean() > 2  # at-risk orders nearly always have three
     flat = [s for r in out["reasons"] for s in r]
@@ -105,12 +105,11 @@ def test_reasons_are_filled_sentences_of_positive_contributions(served, features
     assert days >= 0.5
     first = out["reasons"].iloc[i][0]
     assert first.startswith(f"the {stage} stage") and f"{days:.1f} days beyond its plan" in first
-    assert out["reasons"].iloc[i][1:] == _shap_reasons(rm, features, out, i)
+    assert out["reasons"].iloc[i][1:] == _shap_reasons(rm, explainer, features, out, i)
 
 
-def test_past_due_orders_say_so_first_with_the_expected_delivery(served, features):
-    rm = served.loaded.risk_model
-    out = explain(rm, features)
+def test_past_due_orders_say_so_first_with_the_expected_delivery(served, features, explainer):
+    out = explainer.explain(features).frame()
     past_due = out[out["past_due_days"] > 0]
     assert len(past_due) > 5
     for _, row in past_due.iterrows():
@@ -121,8 +120,8 @@ def test_past_due_orders_say_so_first_with_the_expected_delivery(served, feature
         assert row["risk"] == 1.0
 
 
-def test_reasons_in_chinese(served, features):
-    out = explain(served.loaded.risk_model, features.head(20), lang="zh")
+def test_reasons_in_chinese(features, explainer):
+    out = explainer.explain(features.head(20), lang="zh").frame()
     sentences = [s for r in out["reasons"] for s in r]
     assert sentences and all(any("\u4e00" <= ch <= "\u9fff" for ch in s) for s in sentences)
 
@@ -208,25 +207,21 @@ def test_run_store_round_trip_and_all_or_nothing(served, tmp_path):
     )  # the failed run left nothing behind
 
 
-def test_small_encoding_equals_the_models(served, features):
-    from serving.explain import encode_small
-
+def test_small_encoding_equals_the_models(served, features, explainer):
     rm = served.loaded.risk_model
     expected = rm.encode(features)
     got = np.vstack(
-        [encode_small(rm, features.iloc[i : i + 7]) for i in range(0, len(features), 7)]
+        [explainer.encode_small(features.iloc[i : i + 7]) for i in range(0, len(features), 7)]
     )
     np.testing.assert_array_equal(got, expected)
     odd = features.head(3).copy()
     odd[rm.categorical_features[0]] = ["never-seen", None, np.nan]
-    np.testing.assert_array_equal(encode_small(rm, odd), rm.encode(odd))
+    np.testing.assert_array_equal(explainer.encode_small(odd), rm.encode(odd))
 
 
-def test_placeholder_values_are_never_named_as_a_cause(served, features):
+def test_placeholder_values_are_never_named_as_a_cause(served, features, explainer):
     """An empty id or "unknown" in the export is not a reason ("past orders of customer unknown
     were late 40% of the time"): the sentence naming it is skipped, the next one said."""
-    from serving.explain import reasons
-
     rm = served.loaded.risk_model
     some = features.head(5).copy()
     some["ctx_customer_id"] = ["C0042", "unknown", " ", "N/A", "-"]
@@ -234,18 +229,19 @@ def test_placeholder_values_are_never_named_as_a_cause(served, features):
     contrib = np.zeros((5, len(rm.feature_names)))
     contrib[:, rm.feature_names.index("late_rate_customer_id")] = 2.0
     contrib[:, rm.feature_names.index("slack_days")] = 1.0
-    said = reasons(rm, some, contrib, n_reasons=2)
+    said = explainer.reasons(some, contrib, n_reasons=2)
     assert said[0][0].startswith("past orders of customer C0042 were late")
     for row in said[1:]:
         assert len(row) == 1 and row[0].startswith("the due date"), row
 
 
-def test_a_stage_is_not_said_to_be_behind_plan_when_it_only_carries_earlier_delay(served, features):
+def test_a_stage_is_not_said_to_be_behind_plan_when_it_only_carries_earlier_delay(
+    features, explainer
+):
     """'the quality stage is 15.9 days behind plan' beside a bar where quality adds nothing
     (its lateness came from procurement) read as a contradiction: with a forecast, a stage's
     days behind plan are said only when the stage itself adds half a day or more."""
-    rm = served.loaded.risk_model
-    out = explain(rm, features)
+    out = explainer.explain(features).frame()
     checked = 0
     for stage in ("confirmation", "planning", "procurement", "production", "quality"):
         said = out["reasons"].map(lambda r, s=stage: any(f"the {s} stage is" in x for x in r))

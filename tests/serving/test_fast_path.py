@@ -10,7 +10,7 @@ import pytest
 
 from serving.cause import expected_stage_slips
 from serving.columns import STAGE_COLUMNS
-from serving.explain import SMALL_ROWS, explain, explain_rows
+from serving.explain import SMALL_ROWS
 from serving.rows import Rows
 
 N_ROWS = 150
@@ -56,31 +56,32 @@ def _assert_same(by_rows, frame: pd.DataFrame, lang: str) -> None:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 @pytest.mark.parametrize("odd", [False, True], ids=["as-built", "missing-and-unseen"])
 @pytest.mark.parametrize("with_slips", [True, False], ids=["cause", "shap-only"])
-def test_few_rows_say_what_the_frame_says(served, open_features, slips, lang, odd, with_slips):
+def test_few_rows_say_what_the_frame_says(
+    served, explainer, open_features, slips, lang, odd, with_slips
+):
     rm = served.loaded.risk_model
     features = _odd(open_features, rm) if odd else open_features
     expected_slips = slips if with_slips else None
     assert len(features) > SMALL_ROWS
-    frame = explain(rm, features, lang=lang, expected_slips=expected_slips)
+    frame = explainer.explain(features, lang=lang, expected_slips=expected_slips).frame()
     rows = Rows(features)
     # One order at a time (the API's common call) and small batches, in a shuffled order.
     order = np.random.default_rng(3).permutation(len(features))
     for start, size in [(0, 1), (1, 1), (2, 1), (3, 5), (8, SMALL_ROWS)]:
         picked = order[start : start + size]
-        got = explain_rows(
-            rm, rows.take(picked), lang=lang, num_threads=1, expected_slips=expected_slips
+        got = explainer.explain(
+            rows.take(picked), lang=lang, num_threads=1, expected_slips=expected_slips
         )
         _assert_same(got, frame.iloc[picked], lang)
     for i in order[:40]:
-        got = explain_rows(rm, rows.take([i]), lang=lang, expected_slips=expected_slips)
+        got = explainer.explain(rows.take([i]), lang=lang, expected_slips=expected_slips)
         _assert_same(got, frame.iloc[[i]], lang)
 
 
-def test_other_languages_come_from_the_same_values(served, open_features, slips):
-    rm = served.loaded.risk_model
+def test_other_languages_come_from_the_same_values(explainer, open_features, slips):
     rows = Rows(open_features).take([4, 0, 4])
-    got = explain_rows(rm, rows, lang="en", expected_slips=slips, reason_langs=("zh", "en"))
-    zh = explain(rm, open_features.iloc[[4, 0, 4]], lang="zh", expected_slips=slips)
+    got = explainer.explain(rows, lang="en", expected_slips=slips, reason_langs=("zh", "en"))
+    zh = explainer.explain(open_features.iloc[[4, 0, 4]], lang="zh", expected_slips=slips).frame()
     assert got.reasons["zh"] == zh["reasons"].tolist()
     assert got.reasons["en"][0] == got.reasons["en"][2]
 

@@ -14,7 +14,6 @@ from sqlalchemy import MetaData, Table, create_engine
 from data.dataset import open_orders
 from features.build import build_features
 from serving.columns import RANKED_COLUMNS, TRANSLATED_REASON_COLUMNS, reasons_in
-from serving.explain import explain
 from serving.runs import SCORED_ORDERS, SCORING_RUNS, latest_run, load_run_rows, record_run
 from serving.store import home_store
 
@@ -23,18 +22,17 @@ def has_cjk(text: str) -> bool:
     return any("\u4e00" <= ch <= "\u9fff" for ch in text)
 
 
-def test_explain_formats_the_same_contributions_in_each_language(served):
+def test_explain_formats_the_same_contributions_in_each_language(served, explainer):
     ds = served.dataset
     t = ds.snapshot_time()
     features = build_features(ds, open_orders(ds.orders, t).head(60), t, **served.feature_options)
-    rm = served.loaded.risk_model
-    both = explain(rm, features, lang="zh", reason_langs=("en", "zh"))
-    en = explain(rm, features, lang="en")
-    zh = explain(rm, features, lang="zh")
+    both = explainer.explain(features, lang="zh", reason_langs=("en", "zh")).frame()
+    en = explainer.explain(features, lang="en").frame()
+    zh = explainer.explain(features, lang="zh").frame()
     assert both["reasons"].tolist() == zh["reasons"].tolist() == both["reasons_zh"].tolist()
     assert both["reasons_en"].tolist() == en["reasons"].tolist()
     pd.testing.assert_series_equal(both["risk"], en["risk"])
-    unasked = explain(rm, features).columns
+    unasked = explainer.explain(features).frame().columns
     assert not any(c.startswith("reasons_") for c in unasked)  # no extra column unasked
 
 
