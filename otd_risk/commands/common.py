@@ -34,10 +34,11 @@ def user_errors() -> Iterator[None]:
     """Turn the project's own errors for people into a clear message and a non-zero exit."""
     from data.errors import ContractError, DataSourceError
     from otd_risk.settings import SettingsError
+    from serving.store import StoreUnavailable
 
     try:
         yield
-    except (ContractError, DataSourceError, SettingsError, UserError) as exc:
+    except (ContractError, DataSourceError, SettingsError, StoreUnavailable, UserError) as exc:
         # Escape: a message quoting a bad value may contain brackets rich would read as markup.
         message = escape(str(exc))
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)

@@ -137,6 +137,7 @@ def serve(
         os.environ[env_name("serve_reload_seconds")] = str(reload_seconds)
         get_settings.cache_clear()
         get_settings()
+        _store()  # a store that cannot be opened is said here, not in a worker's traceback
         # Through an import string and a factory so that every worker builds its own app.
         uvicorn.run(
             "otd_risk.asgi:app_from_env",
@@ -204,7 +205,9 @@ def keys_list() -> None:
     table = Table(title="API keys")
     for col in ("id", "role", "name", "created", "status"):
         table.add_column(col)
-    for k in list_keys(_store()):
+    with user_errors():
+        keys = list_keys(_store())
+    for k in keys:
         status = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
         table.add_row(k.key_id, k.role, k.name, f"{k.created_at:%Y-%m-%d %H:%M}", status)
     console.print(table)

@@ -97,6 +97,10 @@ class Store:
         return f"Store({self.label!r})"
 
 
+class StoreUnavailable(RuntimeError):
+    """The serving store cannot be opened (database down, wrong URL, unwritable file)."""
+
+
 def home_store(home: Path) -> Store:
     """The default store of a project home, opened (:func:`open_store`)."""
     return open_store(home_store_url(home))
@@ -105,8 +109,16 @@ def home_store(home: Path) -> Store:
 @lru_cache(maxsize=16)
 def open_store(url: str) -> Store:
     """The store at ``url``, opened and upgraded once per process (every caller of one URL
-    shares its engine and pool)."""
-    return Store(url)
+    shares its engine and pool); :class:`StoreUnavailable` naming the fix when it cannot be."""
+    try:
+        return Store(url)
+    except (DBAPIError, OSError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise StoreUnavailable(
+            f"the serving store {redact_url(url)} cannot be opened ({reason}); check "
+            "OTD_RISK_STORE_URL (empty: SQLite under the project home) and that the database "
+            "is up and writable, then try again"
+        ) from exc
 
 
 def _engine(url: str) -> Engine:

@@ -114,3 +114,30 @@ def test_the_old_scoring_log_setting_is_refused_naming_its_new_name():
     ):
         Settings(scoring_log_url="postgresql+psycopg://db/otd")
     assert Settings(store_url="postgresql+psycopg://db/otd").serving_store_url.endswith("/otd")
+
+
+def test_a_store_that_cannot_be_opened_is_said_with_the_fix(tmp_path):
+    """A PostgreSQL store that refuses connections: `keys list`, `keys create` and `serve` exit 2
+    with one line naming the store (password hidden) and the setting, no traceback."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "OTD_RISK_HOME": str(tmp_path),
+        "OTD_RISK_STORE_URL": f"postgresql+psycopg://otd:s3cret@127.0.0.1:{port}/otd",
+    }
+    otd_risk = Path(sys.executable).with_name("otd-risk")
+    for args in (["keys", "list"], ["keys", "create", "--role", "reader"], ["serve"]):
+        done = subprocess.run(
+            [str(otd_risk), *args], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 2, (args, done.stderr)
+        assert "cannot be opened" in done.stderr and "OTD_RISK_STORE_URL" in done.stderr
+        assert "s3cret" not in done.stderr + done.stdout and "Traceback" not in done.stderr
