@@ -53,9 +53,7 @@ def main() -> None:
         model = champion.risk_model
         base = load_reference(settings, champion.run_id)
         base = base[["order_id", *model.feature_names]]
-        numeric = [
-            s["name"] for s in model.feature_specs if s["kind"] == "numeric" and s["name"] in base
-        ]
+        numeric = [s.name for s in model.feature_specs if s.kind == "numeric" and s.name in base]
         rng = np.random.default_rng(0)
         log = ScoringLog(settings.scoring_log)
         t = time.perf_counter()

@@ -4,6 +4,7 @@ accuracy on matured orders, and a status — computed first, then written (HTML,
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ import pandas as pd
 
 from data.dataset import Dataset
 from data.scoring_log import ScoringLog
+from features.registry import FeatureSpec
 from monitoring.drift import DriftResult, compute_drift
 from monitoring.realised import Realised, known_outcomes, realised_performance
 from monitoring.status import Status, Thresholds, decide_status
@@ -93,19 +95,18 @@ def monitor(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     outcomes: pd.DataFrame | None,
-    feature_kinds: dict[str, str],
+    features: Sequence[FeatureSpec],
     model_version: str,
     reference_pr_auc: float | None,
     thresholds: Thresholds,
     runs: list[str] | None = None,
     since: str | None = None,
 ) -> MonitorResult:
-    """Pure: figures and status from a reference frame, the scored rows and known outcomes."""
-    numerical = [f for f, k in feature_kinds.items() if k == "numeric"]
-    categorical = [f for f, k in feature_kinds.items() if k == "categorical"]
+    """Pure: figures and status from a reference frame, the scored rows and known outcomes;
+    each feature's drift judged in its unit (``features``: the champion's specs)."""
     drift = None
     if len(current) and len(reference):
-        drift = compute_drift(reference, current, numerical=numerical, categorical=categorical)
+        drift = compute_drift(reference, current, features=features)
     realised = (
         realised_performance(current, outcomes)
         if outcomes is not None and len(current)
@@ -144,14 +145,13 @@ def run_monitor(
     outcomes = None
     if dataset is not None:
         outcomes = known_outcomes(dataset, dataset.snapshot_time(), settings.late_grace_days)
-    kinds = {s["name"]: s["kind"] for s in champion.risk_model.feature_specs}
     metrics = champion.metrics or {}
     reference_pr_auc = metrics.get("pr_auc")
     return monitor(
         reference=reference,
         current=current,
         outcomes=outcomes,
-        feature_kinds=kinds,
+        features=champion.risk_model.feature_specs,
         model_version=str(champion.version),
         reference_pr_auc=reference_pr_auc,
         thresholds=thresholds_from(settings),

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from data.contract import EXPLANATION_STAGES, STAGES
+from features.registry import FeatureSpec
 from serving.cause import likely_cause_stages
 from serving.columns import STAGE_COLUMNS, STAGE_DAYS_COLUMNS
 from serving.i18n import stage_name, t
@@ -486,7 +487,7 @@ def _templates(model: RiskModel, lang: str) -> list[tuple[str, tuple[str, ...]]]
     once per model and language)."""
     per_model = _model_cache(model)
     if lang not in per_model:
-        specs = {s["name"]: s for s in model.feature_specs}
+        specs = {s.name: s for s in model.feature_specs}
         per_model[lang] = [_template(specs.get(n), n, lang) for n in model.feature_names]
     return per_model[lang]
 
@@ -498,23 +499,19 @@ def _negative_templates(model: RiskModel, lang: str) -> dict[str, str]:
     if key not in per_model:
         out = {}
         for spec in model.feature_specs:
-            text = (spec.get("template_negative_zh") if lang == "zh" else None) or spec.get(
-                "template_negative"
-            )
+            text = (spec.template_negative_zh if lang == "zh" else None) or spec.template_negative
             if text:
-                out[spec["name"]] = text
+                out[spec.name] = text
         per_model[key] = out
     return per_model[key]
 
 
-def _template(spec: Mapping | None, name: str, lang: str) -> tuple[str, tuple[str, ...]]:
+def _template(spec: FeatureSpec | None, name: str, lang: str) -> tuple[str, tuple[str, ...]]:
     if spec is None:
         text = f"{name} is {{value}}"
     else:
         text = (
-            (spec.get("template_zh") if lang == "zh" else None)
-            or spec.get("template")
-            or (f"{name} is {{value}}")
+            (spec.template_zh if lang == "zh" else None) or spec.template or f"{name} is {{value}}"
         )
     fields = tuple(f for _, f, _, _ in string.Formatter().parse(text) if f and f != "value")
     return text, fields

@@ -240,7 +240,7 @@ def train_model(
         feature_names=features,
         categorical=categorical,
         stage_map={s.name: s.stage for s in data.specs},
-        feature_specs=[_spec_dict(s) for s in data.specs],
+        feature_specs=data.specs,
         params=lgbm_params,
         seed=settings.seed,
         refit=settings.refit_on_all_training,
@@ -793,7 +793,9 @@ def _log_artifacts(
 
     from training import plots
 
-    mlflow.log_dict({"features": list(model.feature_specs)}, "feature_registry.json")
+    mlflow.log_dict(
+        {"features": [s.to_dict() for s in model.feature_specs]}, "feature_registry.json"
+    )
     for key, frame in evaluation.by_horizon.items():
         mlflow.log_text(frame.to_csv(), f"metrics/{key}_by_horizon.csv")
 
@@ -914,11 +916,6 @@ def without_excluded(specs: Sequence[Any], settings: Settings) -> list[Any]:
     if not kept:
         raise TrainingDataError("exclude_features leaves no feature; remove some names from it")
     return kept
-
-
-def _spec_dict(spec: Any) -> dict[str, Any]:
-    out = dataclasses.asdict(spec) if dataclasses.is_dataclass(spec) else dict(spec)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
 def _sample_orders(train: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
