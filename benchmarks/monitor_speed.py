@@ -76,7 +76,7 @@ def main() -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
             f"monitor: {len(result.runs)} runs, {args.runs * args.rows:,} scored rows, "
-            f"{summary['realised']['n_matured']:,} matured; status {summary['status']!r}"
+            f"{summary.realised.n_matured:,} matured; status {summary.status!r}"
         )
         print(
             f"run_monitor {computed:.1f} s + write_outputs {total - computed:.1f} s = "

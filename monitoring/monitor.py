@@ -17,12 +17,15 @@ from features.registry import FeatureSpec
 from monitoring.drift import DriftResult, compute_drift
 from monitoring.realised import Realised, known_outcomes, realised_performance
 from monitoring.status import Status, Thresholds, decide_status
+from monitoring.summary import (
+    LATEST_SUMMARY,
+    CalibrationBin,
+    FeatureDrift,
+    MonitoringSummary,
+    PredictionDrift,
+    RealisedSummary,
+)
 from otd_risk.settings import Settings
-
-LATEST_SUMMARY = "monitoring/latest.json"
-"""Under the project home: the latest summary, which ``GET /v1/monitoring`` returns (the API
-reads the same path, declared again in serving/routers/monitoring.py so that the server never
-imports this package and Evidently)."""
 
 
 @dataclass
@@ -38,47 +41,49 @@ class MonitorResult:
     runs: list[str]
     since: str | None
 
-    def summary(self) -> dict:
-        """The stable JSON interface for alerting."""
+    def summary(self) -> MonitoringSummary:
+        """The stable interface for alerting (:class:`monitoring.summary.MonitoringSummary`)."""
         drift = self.drift
-        return {
-            "status": self.status,
-            "reasons": self.reasons,
-            "model_version": self.model_version,
-            "generated_at": datetime.now(UTC).isoformat(),
-            "since": self.since,
-            "runs": self.runs,
-            "drift": {
-                name: {
-                    "score": d.score,
-                    "drifted": d.drifted,
-                    "method": d.method,
-                    "threshold": d.threshold,
-                }
+        realised = self.realised
+        return MonitoringSummary(
+            status=self.status,
+            reasons=self.reasons,
+            model_version=self.model_version,
+            generated_at=datetime.now(UTC).isoformat(),
+            since=self.since,
+            runs=self.runs,
+            drift={
+                name: FeatureDrift(
+                    score=d.score,
+                    drifted=d.drifted,
+                    method=d.method,
+                    threshold=d.threshold,
+                    unit=d.unit,
+                )
                 for name, d in (drift.features.items() if drift else [])
             },
-            "drifted_share": drift.drifted_share if drift else None,
-            "dataset_drift": drift.dataset_drift if drift else None,
-            "prediction_drift": (
-                {"score": drift.prediction.score, "drifted": drift.prediction.drifted}
+            drifted_share=drift.drifted_share if drift else None,
+            dataset_drift=drift.dataset_drift if drift else None,
+            prediction_drift=(
+                PredictionDrift(score=drift.prediction.score, drifted=drift.prediction.drifted)
                 if drift and drift.prediction
                 else None
             ),
-            "realised": {
-                "n_matured": self.realised.n_matured,
-                "n_late": self.realised.n_late,
-                "roc_auc": self.realised.roc_auc,
-                "pr_auc": self.realised.pr_auc,
-                "brier": self.realised.brier,
-                "reference_pr_auc": self.reference_pr_auc,
-                "calibration_by_decile": self.realised.calibration,
+            realised=RealisedSummary(
+                n_matured=realised.n_matured,
+                n_late=realised.n_late,
+                roc_auc=realised.roc_auc,
+                pr_auc=realised.pr_auc,
+                brier=realised.brier,
+                reference_pr_auc=self.reference_pr_auc,
+                calibration_by_decile=[CalibrationBin(**b) for b in realised.calibration],
                 # The delivery forecast beside the risk: error and interval coverage.
-                "n_delivered": self.realised.n_delivered,
-                "mae_days": self.realised.mae_days,
-                "coverage_80": self.realised.coverage_80,
-                "coverage_95": self.realised.coverage_95,
-            },
-        }
+                n_delivered=realised.n_delivered,
+                mae_days=realised.mae_days,
+                coverage_80=realised.coverage_80,
+                coverage_95=realised.coverage_95,
+            ),
+        )
 
 
 def thresholds_from(settings: Settings) -> Thresholds:
@@ -176,11 +181,11 @@ def load_reference(settings: Settings, run_id: str | None) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def write_outputs(result: MonitorResult, out: Path | None, settings: Settings) -> dict:
+def write_outputs(result: MonitorResult, out: Path | None, settings: Settings) -> MonitoringSummary:
     """Write report.html and summary.json (to ``out`` when given), the home's latest summary, and
     an MLflow monitoring run. Returns the summary."""
     summary = result.summary()
-    text = json.dumps(summary, indent=2, default=str)
+    text = json.dumps(summary.model_dump(mode="json"), indent=2)
     home = settings.ensure_home()
     latest = home / LATEST_SUMMARY
     latest.parent.mkdir(parents=True, exist_ok=True)
@@ -203,7 +208,7 @@ def write_outputs(result: MonitorResult, out: Path | None, settings: Settings) -
 
 
 def _log_to_mlflow(
-    result: MonitorResult, summary: dict, settings: Settings, out: Path | None
+    result: MonitorResult, summary: MonitoringSummary, settings: Settings, out: Path | None
 ) -> None:
     import mlflow
 
@@ -213,7 +218,7 @@ def _log_to_mlflow(
     with mlflow.start_run(experiment_id=experiment_id, run_name="monitor"):
         mlflow.set_tags({"status": result.status, "model_version": result.model_version})
         figures = {
-            "drifted_share": summary["drifted_share"],
+            "drifted_share": summary.drifted_share,
             "n_matured": result.realised.n_matured,
             "realised_roc_auc": result.realised.roc_auc,
             "realised_pr_auc": result.realised.pr_auc,
@@ -223,6 +228,6 @@ def _log_to_mlflow(
             "realised_coverage_95": result.realised.coverage_95,
         }
         mlflow.log_metrics({k: float(v) for k, v in figures.items() if v is not None})
-        mlflow.log_dict(summary, "summary.json")
+        mlflow.log_dict(summary.model_dump(mode="json"), "summary.json")
         if out is not None and (out / "report.html").exists():
             mlflow.log_artifact(str(out / "report.html"))
