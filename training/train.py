@@ -27,7 +27,7 @@ from data.contract import CONTRACT_VERSION, STAGES
 from data.dataset import Dataset
 from data.urls import redact_url
 from features.build import build_features_at, history_feature_frame
-from features.registry import feature_specs, rate_key_columns
+from features.registry import FeatureSpec, feature_specs, rate_key_columns
 from features.training_set import TARGET_PREFIX, build_forecast_set, build_training_set
 from otd_risk.settings import Settings
 from training.baselines import CellRate, LogisticBaseline, PlannerRule, TypicalDurations
@@ -143,7 +143,7 @@ class TrainingData:
     train: pd.DataFrame
     valid: pd.DataFrame
     split: Split
-    specs: list[Any]
+    specs: list[FeatureSpec]
     """The FeatureSpecs the model uses (empty/constant and excluded ones removed)."""
     rate_pairs: list[tuple[str, str]]
     best_group: tuple[str, ...]
@@ -229,35 +229,7 @@ def train_model(
         dataset, t, settings, extra, step=step, train_fraction=train_fraction
     )
     lap("features")
-    features = [s.name for s in data.specs]
-    categorical = [s.name for s in data.specs if s.kind == "categorical"]
-    step(
-        f"fitting LightGBM on {len(data.train):,} examples "
-        f"({data.train['order_id'].nunique():,} orders; choosing the tree shape)"
-    )
-    model = fit_risk_model(
-        data.train,
-        feature_names=features,
-        categorical=categorical,
-        stage_map={s.name: s.stage for s in data.specs},
-        feature_specs=data.specs,
-        params=lgbm_params,
-        seed=settings.seed,
-        refit=settings.refit_on_all_training,
-        min_rounds=settings.min_boost_rounds,
-        recency_half_life_days=settings.recency_half_life_days,
-        meta={
-            "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
-            "cutoff": t.isoformat(),
-            "validation_cut": data.split.validation_cut.isoformat(),
-            "contract_version": CONTRACT_VERSION,
-            "rate_pairs": [list(p) for p in data.rate_pairs],
-            "late_grace_days": settings.late_grace_days,
-            "dataset_fingerprint": dataset.fingerprint(),
-            "dataset_source": dataset.source,
-            "dataset_tz": dataset.tz,
-        },
-    )
+    model = fit_model(dataset, data, settings, lgbm_params=lgbm_params, step=step)
     lap("fit")
     cut = dataset.cut(t)
     step("fitting the delivery forecast (what each remaining stage will add, intervals)")
@@ -387,6 +359,50 @@ def prepare_training_data(
         train_orders=train_orders,
         dropped=[s.name for s in dropped],
         counts=counts,
+    )
+
+
+def fit_model(
+    dataset: Dataset,
+    data: TrainingData,
+    settings: Settings,
+    *,
+    lgbm_params: Mapping[str, Any] | None = None,
+    step: Progress | None = None,
+) -> RiskModel:
+    """The risk model fitted on ``data``'s training window (tree shape, early stopping, refit and
+    calibration: ``training.fit.fit_risk_model``), with what serving needs to know about its
+    training in ``meta``."""
+    step = step or (lambda _msg: None)
+    t = data.split.cutoff
+    features = [s.name for s in data.specs]
+    categorical = [s.name for s in data.specs if s.kind == "categorical"]
+    step(
+        f"fitting LightGBM on {len(data.train):,} examples "
+        f"({data.train['order_id'].nunique():,} orders; choosing the tree shape)"
+    )
+    return fit_risk_model(
+        data.train,
+        feature_names=features,
+        categorical=categorical,
+        stage_map={s.name: s.stage for s in data.specs},
+        feature_specs=data.specs,
+        params=lgbm_params,
+        seed=settings.seed,
+        refit=settings.refit_on_all_training,
+        min_rounds=settings.min_boost_rounds,
+        recency_half_life_days=settings.recency_half_life_days,
+        meta={
+            "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
+            "cutoff": t.isoformat(),
+            "validation_cut": data.split.validation_cut.isoformat(),
+            "contract_version": CONTRACT_VERSION,
+            "rate_pairs": [list(p) for p in data.rate_pairs],
+            "late_grace_days": settings.late_grace_days,
+            "dataset_fingerprint": dataset.fingerprint(),
+            "dataset_source": dataset.source,
+            "dataset_tz": dataset.tz,
+        },
     )
 
 
@@ -901,7 +917,7 @@ def metrics_table(result: TrainResult) -> pd.DataFrame:
     return pd.DataFrame(result.metrics).T.loc[list(MODEL_KEYS)]
 
 
-def without_excluded(specs: Sequence[Any], settings: Settings) -> list[Any]:
+def without_excluded(specs: Sequence[FeatureSpec], settings: Settings) -> list[FeatureSpec]:
     """``specs`` minus the features named in ``settings.exclude_features``; a name that is not
     a feature of this dataset is refused (a typo would otherwise exclude nothing, silently)."""
     excluded = set(settings.exclude_features)
@@ -953,6 +969,7 @@ __all__ = [
     "train_model",
     "evaluate",
     "evaluate_on_validation",
+    "fit_model",
     "log_run",
     "register_and_gate",
     "prepare_training_data",
