@@ -199,13 +199,14 @@ def prepare_home(home: Path, n_orders: int) -> tuple[Path, dict[str, str], str, 
     from serving.keys import create_key
     from serving.runs import latest_run, load_run_rows
     from serving.scoring import record_scoring_run, score_open_orders
+    from serving.store import home_store, open_store
     from training.registry import load_champion
     from training.train import train_model
 
     home = home.resolve()
     settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
     world_dir = home / "world"
-    if latest_run(home) is None:
+    if latest_run(home_store(home)) is None:
         t0 = time.perf_counter()
         world_dir = write_world(simulate(n_orders, seed=5), world_dir)
         dataset = load_dataset(world_dir, tz="UTC", capacity_horizon_days=14)
@@ -213,14 +214,18 @@ def prepare_home(home: Path, n_orders: int) -> tuple[Path, dict[str, str], str, 
         model = load_champion(settings)
         scores = score_open_orders(dataset, None, model)
         record_scoring_run(
-            settings, scores, model=model, as_of=dataset.snapshot_time(), dataset=dataset
+            open_store(settings.serving_store_url),
+            scores,
+            model=model,
+            as_of=dataset.snapshot_time(),
+            dataset=dataset,
         )
         print(
             f"setup: trained and scored a world of {n_orders:,} orders in "
             f"{time.perf_counter() - t0:.0f} s"
         )
-    key = create_key(home, "reader", "load-test").key
-    ids = load_run_rows(home, latest_run(home).run_id)["order_id"].tolist()
+    key = create_key(home_store(home), "reader", "load-test").key
+    ids = load_run_rows(home_store(home), latest_run(home_store(home)).run_id)["order_id"].tolist()
     env = {
         **os.environ,
         "OTD_RISK_HOME": str(home),

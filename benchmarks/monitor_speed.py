@@ -33,10 +33,12 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=20_000, help="orders in the world")
     args = parser.parse_args()
 
-    from data.scoring_log import RunMeta, ScoringLog
     from data.simulate import simulate
     from monitoring.monitor import load_reference, run_monitor, write_outputs
     from otd_risk.settings import Settings
+    from serving.columns import RANKED_COLUMNS
+    from serving.runs import record_run
+    from serving.store import open_store
     from training.registry import load_champion
     from training.train import train_model
 
@@ -55,14 +57,24 @@ def main() -> None:
         base = base[["order_id", *model.feature_names]]
         numeric = [s.name for s in model.feature_specs if s.kind == "numeric" and s.name in base]
         rng = np.random.default_rng(0)
-        log = ScoringLog(settings.scoring_log)
+        store = open_store(settings.serving_store_url)
+        # Runs with their inputs only (an empty ranked list): what monitoring reads.
+        no_ranked = pd.DataFrame(columns=list(RANKED_COLUMNS))
         t = time.perf_counter()
         for day in range(args.runs):
             rows = base.sample(n=args.rows, replace=True, random_state=day).reset_index(drop=True)
             rows[numeric] = rows[numeric] * rng.normal(1.0, 0.02, (len(rows), len(numeric)))
             rows["risk"] = model.predict_risk(rows)
             as_of = end - pd.Timedelta(days=args.runs - day)
-            log.log_run(RunMeta(as_of=as_of, model_version=champion.version), rows)
+            record_run(
+                store,
+                no_ranked,
+                model_version=champion.version,
+                model_run_id=champion.run_id,
+                as_of=as_of,
+                data_fingerprint="",
+                inputs=rows,
+            )
         print(
             f"setup: wrote {args.runs} runs x {args.rows:,} rows to the scoring log in "
             f"{time.perf_counter() - t:.1f} s"

@@ -81,6 +81,7 @@ def time_steps(world_dir: Path, home: Path) -> None:
     from serving.columns import REASON_LANGS
     from serving.explain import explain, prepare_fast_shap
     from serving.scoring import record_scoring_run, score_open_orders, write_ranked
+    from serving.store import open_store
     from training.registry import load_champion
 
     settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
@@ -126,7 +127,9 @@ def time_steps(world_dir: Path, home: Path) -> None:
     write_ranked(scores, home / "scores_step.parquet")
     lap("write parquet", t0)
     t0 = time.perf_counter()
-    record_scoring_run(settings, scores, model=model, as_of=t, dataset=dataset)
+    record_scoring_run(
+        open_store(settings.serving_store_url), scores, model=model, as_of=t, dataset=dataset
+    )
     lap("record the run (SQLite, one transaction)", t0)
     for name, seconds in laps:
         print(f"  {name:<70} {seconds:6.2f} s")

@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 
 from data.dataset import Dataset
-from data.scoring_log import ScoringLog
 from features.registry import FeatureSpec
 from monitoring.drift import DriftResult, compute_drift
 from monitoring.realised import Realised, known_outcomes, realised_performance
@@ -26,6 +25,8 @@ from monitoring.summary import (
     RealisedSummary,
 )
 from otd_risk.settings import Settings
+from serving.scoring_log import ScoringLog
+from serving.store import open_store
 
 
 @dataclass
@@ -144,7 +145,7 @@ def run_monitor(
 
     champion = load_champion(settings)
     reference = load_reference(settings, champion.run_id)
-    log = ScoringLog(settings.scoring_log)
+    log = ScoringLog(open_store(settings.serving_store_url))
     runs = log.runs(since=since)
     current = log.load(list(runs["run_id"]))
     outcomes = None

@@ -46,6 +46,7 @@ def run_demo(
     from data.simulate import simulate, write_world
     from serving.columns import REASON_LANGS
     from serving.scoring import record_scoring_run, score_with_features, write_ranked
+    from serving.store import open_store
     from training.registry import champion_version, load_champion, promote
     from training.train import train_model
 
@@ -81,7 +82,13 @@ def run_demo(
     # Reasons in every language from the same SHAP values: the page answers in the reader's.
     scores, features = score_with_features(dataset, as_of, model, reason_langs=REASON_LANGS)
     record_scoring_run(
-        settings, scores, model=model, as_of=as_of, dataset=dataset, features=features
+        open_store(settings.serving_store_url),
+        scores,
+        model=model,
+        as_of=as_of,
+        dataset=dataset,
+        features=features,
+        keep_runs_days=settings.keep_runs_days,
     )
     scores_path = home / "demo" / "at-risk.csv"
     write_ranked(scores, scores_path)

@@ -172,8 +172,28 @@ class Settings(BaseSettings):
     """How the API names the configured dataset to its callers (e.g. in an unknown order's 404).
     Empty: the folder's or the database's name, never its path or URL."""
 
+    store_url: str | None = None
+    """SQLAlchemy URL of the serving store: API keys, scoring runs and the inputs monitoring
+    reads, webhooks and their deliveries (e.g. ``postgresql+psycopg://user@host/otd`` for
+    several API hosts sharing one store). Empty: SQLite at ``<home>/serving.db``."""
+
+    keep_runs_days: float = Field(default=180, gt=0)
+    """Scoring runs recorded longer ago than this are deleted after each new run (the current
+    run is always kept)."""
+
     scoring_log_url: str | None = None
-    """SQL URL of the scoring log. Empty: SQLite at ``<home>/scoring_log.db``."""
+    """Replaced by ``store_url`` (the scoring log lives in the serving store); refused with the
+    fix."""
+
+    @field_validator("scoring_log_url")
+    @classmethod
+    def _renamed_scoring_log(cls, value: str | None) -> None:
+        if value:
+            raise ValueError(
+                "the scoring log now lives in the serving store: rename OTD_RISK_SCORING_LOG_URL "
+                "to OTD_RISK_STORE_URL (one URL for keys, runs, webhooks and monitoring)"
+            )
+        return None
 
     @field_validator("timezone")
     @classmethod
@@ -204,9 +224,9 @@ class Settings(BaseSettings):
         return self.home.resolve() / "mlartifacts"
 
     @property
-    def scoring_log(self) -> str:
-        """SQL URL of the scoring log."""
-        return self.scoring_log_url or f"sqlite:///{self.home.resolve() / 'scoring_log.db'}"
+    def serving_store_url(self) -> str:
+        """SQLAlchemy URL of the serving store in force."""
+        return self.store_url or f"sqlite:///{self.home.resolve() / 'serving.db'}"
 
     def ensure_home(self) -> Path:
         """Create the project home if needed and return its absolute path."""

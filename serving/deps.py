@@ -92,7 +92,7 @@ def require(role: str):
                 "<key>`; create one with `otd-risk keys create --role reader`",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        key = verify_key(state.settings.home, credentials.credentials)
+        key = verify_key(state.store, credentials.credentials)
         if key is None:
             raise ApiError(
                 401,

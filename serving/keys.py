@@ -5,10 +5,12 @@ checked against the stored hash with a constant-time comparison. The key itself 
 and never logged; a high-entropy secret makes a plain SHA-256 enough (no password stretching).
 
 The API checks a key on every request. Reading its row through SQLAlchemy cost more than the rest
-of the request's authentication, so rows are kept in memory until the store changes: SQLite's
+of the request's authentication, so rows are kept in memory until the keys change: on SQLite,
 ``PRAGMA data_version`` (one statement on an open connection, ~3 µs) changes whenever another
-connection commits, e.g. ``otd-risk keys revoke`` in another process, so a revoked key still
-stops working at once. The secret's hash is compared on every request, cached row or not.
+connection commits; on other databases (several API hosts on one PostgreSQL) the store's
+``api_keys`` generation, raised in the transaction of every create and revoke, is read instead.
+Either way ``otd-risk keys revoke`` in another process, or on another host, stops the key at
+once. The secret's hash is compared on every request, cached row or not.
 """
 
 from __future__ import annotations
@@ -16,17 +18,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import Column, DateTime, String, Table, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
-from serving.db import METADATA, serving_db_path, serving_engine
+from serving.store import Store
+from serving.store.tables import API_KEYS, STORE_GENERATIONS, utc
 
 Role = Literal["reader", "admin"]
 ROLES: tuple[str, ...] = ("reader", "admin")
@@ -34,17 +35,6 @@ ROLE_RANK = {"reader": 0, "admin": 1}
 """An admin may do everything a reader may."""
 
 KEY_PREFIX = "otd"
-
-API_KEYS = Table(
-    "api_keys",
-    METADATA,
-    Column("key_id", String(16), primary_key=True),
-    Column("name", String(200), nullable=False, default=""),
-    Column("role", String(16), nullable=False),
-    Column("secret_sha256", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
-)
 
 
 @dataclass(frozen=True)
@@ -74,27 +64,27 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(home: Path, role: str, name: str = "") -> CreatedKey:
+def create_key(store: Store, role: str, name: str = "") -> CreatedKey:
     """Create a key with ``role`` (reader or admin) and return it with its one-time secret."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; use one of: {', '.join(ROLES)}")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
-    with serving_engine(home).begin() as conn:
+    with store.engine.begin() as conn:
         conn.execute(
             insert(API_KEYS).values(
                 key_id=key_id, name=name, role=role, secret_sha256=_hash(secret), created_at=now
             )
         )
+        _keys_changed(conn)
     info = KeyInfo(key_id=key_id, name=name, role=role, created_at=now)
     return CreatedKey(info=info, key=f"{KEY_PREFIX}_{key_id}_{secret}")
 
 
-def revoke_key(home: Path, key_id: str) -> KeyInfo:
+def revoke_key(store: Store, key_id: str) -> KeyInfo:
     """Revoke a key by id; raises ``KeyError`` naming the fix when there is no such key."""
-    engine = serving_engine(home)
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         row = conn.execute(select(API_KEYS).where(API_KEYS.c.key_id == key_id)).mappings().first()
         if row is None:
             raise KeyError(f"no API key with id {key_id!r}; `otd-risk keys list` shows the ids")
@@ -104,24 +94,25 @@ def revoke_key(home: Path, key_id: str) -> KeyInfo:
                 .where(API_KEYS.c.key_id == key_id)
                 .values(revoked_at=datetime.now(UTC))
             )
+            _keys_changed(conn)
         row = conn.execute(select(API_KEYS).where(API_KEYS.c.key_id == key_id)).mappings().first()
     return _info(row)
 
 
-def list_keys(home: Path) -> list[KeyInfo]:
+def list_keys(store: Store) -> list[KeyInfo]:
     """All keys (active and revoked), oldest first."""
-    with serving_engine(home).connect() as conn:
+    with store.engine.connect() as conn:
         rows = conn.execute(select(API_KEYS).order_by(API_KEYS.c.created_at)).mappings().all()
     return [_info(r) for r in rows]
 
 
-def verify_key(home: Path, presented: str) -> KeyInfo | None:
+def verify_key(store: Store, presented: str) -> KeyInfo | None:
     """The active key matching ``presented``, or None (malformed, unknown, wrong or revoked)."""
     parts = presented.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
     _, key_id, secret = parts
-    stored = _stored_keys(home).get(key_id)
+    stored = store.memo("api_keys", lambda: _StoredKeys(store)).get(key_id)
     if stored is None:
         return None
     secret_sha256, info = stored
@@ -130,23 +121,46 @@ def verify_key(home: Path, presented: str) -> KeyInfo | None:
     return info
 
 
-class _StoredKeys:
-    """Key rows of one serving store, read once and reused until the store changes."""
+def _keys_changed(conn: Connection) -> None:
+    """Raise the keys' generation in the transaction that changed a key: servers caching key
+    rows see it on their next request."""
+    conn.execute(
+        update(STORE_GENERATIONS)
+        .where(STORE_GENERATIONS.c.name == "api_keys")
+        .values(generation=STORE_GENERATIONS.c.generation + 1)
+    )
 
-    def __init__(self, home: Path) -> None:
-        self._home = home
-        path = serving_db_path(home)
-        serving_engine(home)  # the store and its tables exist before we watch it
-        self._watch = sqlite3.connect(path, check_same_thread=False)
-        self._lock = threading.Lock()  # one connection, many server threads
-        self._version: int | None = None
+
+class _StoredKeys:
+    """Key rows of one serving store, read once and reused until the keys change."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()  # one watching connection, many server threads
+        self._version: object = None
         self._rows: dict[str, tuple[str, KeyInfo]] = {}
+        self._changes = self._watch(store)
+
+    @staticmethod
+    def _watch(store: Store) -> Callable[[], object]:
+        """A cheap reading that changes whenever a key may have changed."""
+        if store.is_sqlite:
+            # A connection of the store's own pool, kept: data_version is per connection.
+            watch = store.engine.raw_connection().driver_connection
+            return lambda: watch.execute("PRAGMA data_version").fetchone()[0]
+        query = select(STORE_GENERATIONS.c.generation).where(STORE_GENERATIONS.c.name == "api_keys")
+
+        def generation() -> object:
+            with store.engine.connect() as conn:
+                return conn.execute(query).scalar_one()
+
+        return generation
 
     def get(self, key_id: str) -> tuple[str, KeyInfo] | None:
         """The key's stored hash and info, or None for an unknown id (not remembered: a key
         created meanwhile works at once)."""
         with self._lock:
-            version = self._watch.execute("PRAGMA data_version").fetchone()[0]
+            version = self._changes()
             if version != self._version:
                 self._rows.clear()
                 self._version = version
@@ -155,7 +169,7 @@ class _StoredKeys:
             return stored
         # Read after the version: a commit landing meanwhile changes the version the next
         # request sees, which then drops this row.
-        with serving_engine(self._home).connect() as conn:
+        with self._store.engine.connect() as conn:
             row = (
                 conn.execute(select(API_KEYS).where(API_KEYS.c.key_id == key_id)).mappings().first()
             )
@@ -168,11 +182,6 @@ class _StoredKeys:
         return stored
 
 
-@lru_cache(maxsize=8)
-def _stored_keys(home: Path) -> _StoredKeys:
-    return _StoredKeys(home)
-
-
 def role_allows(role: str, required: str) -> bool:
     """Whether a key with ``role`` may use a route that requires ``required``."""
     return ROLE_RANK.get(role, -1) >= ROLE_RANK[required]
@@ -183,11 +192,6 @@ def _info(row) -> KeyInfo:
         key_id=row["key_id"],
         name=row["name"],
         role=row["role"],
-        created_at=_utc(row["created_at"]),
-        revoked_at=None if row["revoked_at"] is None else _utc(row["revoked_at"]),
+        created_at=utc(row["created_at"]),
+        revoked_at=utc(row["revoked_at"]),
     )
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were stored in UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

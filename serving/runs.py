@@ -1,4 +1,4 @@
-"""Scoring runs recorded under the project home: a run is all there or absent.
+"""Scoring runs recorded in the serving store: a run is all there or absent.
 
 Each run records the model version, as_of, the data fingerprint, counts, when it was made and its
 ranked rows. The *current* run is the list the API serves and the webhooks compare against: of
@@ -7,85 +7,28 @@ of those the latest recorded (:func:`current_run_query`). A run scored back in t
 (``otd-risk score --as-of`` last week, same dataset) is recorded, but it does not replace the
 planners' list and sends no webhook events; a run of another dataset (the demo's world first,
 then your own export, whatever its dates) does become current.
+
+A run is recorded in ONE transaction of the serving store: its row, its ranked rows and, when
+given, the inputs monitoring reads (``serving.scoring_log``), under one run id, so either all of
+it is known or none of it (a process killed half-way leaves nothing). Runs older than the
+retention (``prune_runs``) are deleted after each new one, the current run always kept.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Engine,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    Select,
-    String,
-    Table,
-    Text,
-    delete,
-    insert,
-    select,
-)
+from sqlalchemy import Connection, Select, delete, insert, select
 
-from serving.columns import (
-    FORECAST_COLUMNS,
-    RANKED_COLUMNS,
-    STAGE_COLUMNS,
-    TRANSLATED_REASON_COLUMNS,
-)
-from serving.db import METADATA, serving_engine
-
-SCORING_RUNS = Table(
-    "scoring_runs",
-    METADATA,
-    Column("run_id", String(32), primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("model_version", String(32), nullable=False),
-    Column("model_run_id", String(64), nullable=True),
-    Column("as_of", DateTime(timezone=True), nullable=False),
-    Column("data_fingerprint", String(64), nullable=False),
-    Column("data_source", Text, nullable=False, default=""),
-    Column("n_open", Integer, nullable=False),
-    Column("n_scored", Integer, nullable=False),
-)
-
-SCORED_ORDERS = Table(
-    "scored_orders",
-    METADATA,
-    Column(
-        "run_id",
-        String(32),
-        ForeignKey("scoring_runs.run_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    Column("rank", Integer, primary_key=True),
-    Column("order_id", String(200), nullable=False),
-    Column("risk", Float, nullable=False),
-    Column("top_stage", String(32), nullable=False),
-    *(Column(c, Float, nullable=False) for c in STAGE_COLUMNS),
-    Column("reasons", Text, nullable=False),
-    # The reasons per language (JSON lists), NULL for runs recorded before they were stored.
-    *(Column(c, Text, nullable=True) for c in TRANSLATED_REASON_COLUMNS),
-    Column("plant_id", String(200), nullable=True),
-    Column("customer_id", String(200), nullable=True),
-    Column("due_date", String(10), nullable=True),
-    Column("days_to_due", Integer, nullable=True),
-    # The delivery forecast (NULL for models without one and runs recorded before it).
-    *(
-        Column(c, String(10) if c == "predicted_delivery_date" else Float, nullable=True)
-        for c in FORECAST_COLUMNS
-    ),
-    Index("ix_scored_orders_run_order", "run_id", "order_id"),
-)
-
+from serving.columns import FORECAST_COLUMNS, RANKED_COLUMNS, TRANSLATED_REASON_COLUMNS
+from serving.store import Store
+from serving.store.tables import SCORED_ORDERS, SCORING_RUN_INPUTS, SCORING_RUNS, utc
 
 CURRENT_FIRST = (SCORING_RUNS.c.as_of.desc(), SCORING_RUNS.c.created_at.desc())
 """Runs of one dataset in the order of which is current: latest as_of, then latest recorded."""
@@ -121,7 +64,7 @@ class RunInfo:
 
 
 def record_run(
-    home: Path,
+    store: Store,
     ranked: pd.DataFrame,
     *,
     model_version: str,
@@ -130,8 +73,10 @@ def record_run(
     data_fingerprint: str,
     data_source: str = "",
     n_open: int | None = None,
+    inputs: pd.DataFrame | None = None,
 ) -> RunInfo:
-    """Store a ranked list and its provenance in one transaction and return the run."""
+    """Store a ranked list, its provenance and (when given) the run's ``inputs`` for monitoring
+    in one transaction, and return the run."""
     # The forecast's columns may be absent (a model trained without one): stored empty.
     missing = [c for c in RANKED_COLUMNS if c not in ranked.columns and c not in FORECAST_COLUMNS]
     if missing:
@@ -151,42 +96,41 @@ def record_run(
         n_scored=len(ranked),
     )
     columns, rows = _rows_for_db(ranked, info.run_id)
-    with serving_engine(home).begin() as conn:
+    with store.begin() as conn:
         conn.execute(insert(SCORING_RUNS).values(**info.__dict__))
         if rows:
             # Plain executemany over tuples: the insert of dicts cost ~4x more for 100,000
             # rows; inside the same transaction either way.
             names = ", ".join(f'"{c}"' for c in columns)
-            marks = ", ".join("?" for _ in columns)
+            marks = ", ".join(store.marks for _ in columns)
             conn.exec_driver_sql(f"INSERT INTO scored_orders ({names}) VALUES ({marks})", rows)
+        if inputs is not None:
+            _record_inputs(conn, info.run_id, inputs)
     return info
 
 
-def add_missing_columns(engine: Engine) -> None:
-    """Bring a serving store made by an older version up to date: ``create_all`` makes missing
-    tables but never adds columns to an existing one (the per-language reasons, the
-    forecast)."""
-    kinds = {c: "TEXT" for c in TRANSLATED_REASON_COLUMNS}
-    kinds.update({c: "REAL" for c in FORECAST_COLUMNS})
-    kinds["predicted_delivery_date"] = "TEXT"
-    with engine.begin() as conn:
-        have = {row[1] for row in conn.exec_driver_sql("PRAGMA table_info(scored_orders)")}
-        for column, kind in kinds.items():
-            if have and column not in have:
-                conn.exec_driver_sql(f'ALTER TABLE scored_orders ADD COLUMN "{column}" {kind}')
+def _record_inputs(conn: Connection, run_id: str, inputs: pd.DataFrame) -> None:
+    """The run's inputs as one Parquet blob (ids stay strings, dtypes kept)."""
+    buffer = io.BytesIO()
+    inputs.reset_index(drop=True).to_parquet(buffer, index=False)
+    conn.execute(
+        insert(SCORING_RUN_INPUTS).values(
+            run_id=run_id, n_orders=len(inputs), frame=buffer.getvalue()
+        )
+    )
 
 
-def latest_run(home: Path) -> RunInfo | None:
+def latest_run(store: Store) -> RunInfo | None:
     """The current run (:func:`current_run_query`), or None when nothing was scored yet. Not
     always the run recorded last: a back-dated run of the same dataset is no one's current list."""
-    with serving_engine(home).connect() as conn:
+    with store.engine.connect() as conn:
         row = conn.execute(current_run_query().limit(1)).mappings().first()
     return None if row is None else _info(row)
 
 
-def list_runs(home: Path, limit: int = 20) -> list[RunInfo]:
+def list_runs(store: Store, limit: int = 20) -> list[RunInfo]:
     """Recent runs, the one recorded last first (back-dated runs included)."""
-    with serving_engine(home).connect() as conn:
+    with store.engine.connect() as conn:
         rows = (
             conn.execute(
                 select(SCORING_RUNS).order_by(SCORING_RUNS.c.created_at.desc()).limit(limit)
@@ -197,17 +141,20 @@ def list_runs(home: Path, limit: int = 20) -> list[RunInfo]:
     return [_info(r) for r in rows]
 
 
-def load_run_rows(home: Path, run_id: str) -> pd.DataFrame:
+def load_run_rows(store: Store, run_id: str) -> pd.DataFrame:
     """A run's ranked rows: ``RANKED_COLUMNS`` then ``TRANSLATED_REASON_COLUMNS``, reasons as
     lists of str (a language the run did not store is its ``reasons``: runs recorded before
     reasons were stored per language say everything in the language they were scored in)."""
-    cols = ", ".join(f'"{c}"' for c in (*RANKED_COLUMNS, *TRANSLATED_REASON_COLUMNS))
-    with serving_engine(home).connect() as conn:
-        frame = pd.read_sql_query(
-            f"SELECT {cols} FROM scored_orders WHERE run_id = ? ORDER BY rank",
-            conn.connection.driver_connection,
-            params=(run_id,),
+    names = (*RANKED_COLUMNS, *TRANSLATED_REASON_COLUMNS)
+    cols = ", ".join(f'"{c}"' for c in names)
+    with store.engine.connect() as conn:
+        # Through the driver, as pandas.read_sql would (its result without its warning for
+        # connections other than sqlite3's): SQLAlchemy's row objects cost more for 100,000.
+        result = conn.exec_driver_sql(
+            f"SELECT {cols} FROM scored_orders WHERE run_id = {store.marks} ORDER BY rank",
+            (run_id,),
         )
+        frame = pd.DataFrame.from_records(result.fetchall(), columns=names, coerce_float=True)
     said = [json.loads(r) for r in frame["reasons"]]
     frame["reasons"] = said
     for column in TRANSLATED_REASON_COLUMNS:
@@ -223,24 +170,26 @@ def load_run_rows(home: Path, run_id: str) -> pd.DataFrame:
     return frame
 
 
-def delete_runs_before(home: Path, keep: int) -> int:
-    """Delete all but the ``keep`` newest runs (and the current one, whenever it was recorded);
-    returns how many were deleted."""
-    keep_ids = [r.run_id for r in list_runs(home, limit=keep)]
-    current = latest_run(home)
-    if current is not None:
-        keep_ids.append(current.run_id)
-    with serving_engine(home).begin() as conn:
+def prune_runs(store: Store, keep_days: float, now: datetime | None = None) -> int:
+    """Delete the runs recorded more than ``keep_days`` before ``now`` (their ranked rows and
+    inputs with them), never the current one; returns how many were deleted."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=keep_days)
+    current = latest_run(store)
+    keep = [] if current is None else [current.run_id]
+    with store.engine.begin() as conn:
         old = (
             conn.execute(
-                select(SCORING_RUNS.c.run_id).where(SCORING_RUNS.c.run_id.not_in(keep_ids))
+                select(SCORING_RUNS.c.run_id).where(
+                    SCORING_RUNS.c.created_at < cutoff, SCORING_RUNS.c.run_id.not_in(keep)
+                )
             )
             .scalars()
             .all()
         )
-        if old:
-            conn.execute(delete(SCORED_ORDERS).where(SCORED_ORDERS.c.run_id.in_(old)))
-            conn.execute(delete(SCORING_RUNS).where(SCORING_RUNS.c.run_id.in_(old)))
+        for start in range(0, len(old), 500):  # bounded IN lists
+            chunk = old[start : start + 500]
+            for table in (SCORED_ORDERS, SCORING_RUN_INPUTS, SCORING_RUNS):
+                conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
     return len(old)
 
 
@@ -276,11 +225,4 @@ def _source_key(source: str) -> str:
 
 
 def _info(row) -> RunInfo:
-    values = {k: row[k] for k in RunInfo.__dataclass_fields__}
-    for key in ("created_at", "as_of"):  # SQLite hands back naive datetimes; they were UTC
-        values[key] = _utc(values[key])
-    return RunInfo(**values)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return RunInfo(**{k: utc(row[k]) for k in RunInfo.__dataclass_fields__})

@@ -1,8 +1,8 @@
 """Scoring runs: every open order ranked by risk, explained by stage, written and recorded.
 
 ``score_open_orders`` is pure (dataset, as_of, model -> ranked frame); ``record_scoring_run``
-stores the result under the project home (the API serves the latest run); ``write_ranked``
-writes it to a file with spreadsheet formulas neutralised.
+stores the result in the serving store (the API serves the latest run, monitoring reads its
+inputs); ``write_ranked`` writes it to a file with spreadsheet formulas neutralised.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from features.build import build_features
 from serving.cause import expected_stage_slips
 from serving.columns import RANKED_COLUMNS, REASON_LANGS, TRANSLATED_REASON_COLUMNS
 from serving.explain import explain
-from serving.runs import RunInfo, record_run
+from serving.runs import RunInfo, prune_runs, record_run
+from serving.store import Store
 from training.model import RiskModel
 
 LOGGED_FORECAST = (
@@ -131,29 +132,21 @@ def rank_orders(ranked: pd.DataFrame, grace_days: int = 0) -> pd.DataFrame:
 
 
 def record_scoring_run(
-    settings,
+    store: Store,
     scores: pd.DataFrame,
     *,
     model: LoadedModelLike,
-    as_of: object,
+    as_of: pd.Timestamp,
     dataset: Dataset,
     features: pd.DataFrame | None = None,
+    keep_runs_days: float | None = None,
 ) -> RunInfo:
-    """Record a scoring run under the project home (all of it or nothing); the API then serves
-    it as the latest run. With ``features``, the run's inputs and risks also go to the scoring
-    log (``settings.scoring_log``) that monitoring reads."""
-    if features is not None:
-        log_scoring_inputs(
-            settings,
-            scores,
-            features,
-            model=model,
-            as_of=dataset.as_of(as_of),
-            source=str(dataset.source or ""),
-            fingerprint=dataset.fingerprint(),
-        )
-    return record_run(
-        settings.ensure_home(),
+    """Record a scoring run in the serving store, all of it or nothing; the API then serves it
+    as the latest run. With ``features``, the run's inputs and what it said of them are kept for
+    monitoring in the same transaction, under the same run id. With ``keep_runs_days``, runs
+    recorded longer ago than that are deleted afterwards (never the current one)."""
+    run = record_run(
+        store,
         scores,
         model_version=str(model.version),
         model_run_id=getattr(model, "run_id", None),
@@ -161,32 +154,19 @@ def record_scoring_run(
         data_fingerprint=dataset.fingerprint(),
         data_source=str(dataset.source or ""),
         n_open=len(scores),
+        inputs=None if features is None else scoring_inputs(scores, features),
     )
+    if keep_runs_days is not None:
+        prune_runs(store, keep_runs_days)
+    return run
 
 
-def log_scoring_inputs(
-    settings,
-    scores: pd.DataFrame,
-    features: pd.DataFrame,
-    *,
-    model: LoadedModelLike,
-    as_of: pd.Timestamp,
-    source: str = "",
-    fingerprint: str = "",
-) -> str:
-    """Store what a scoring run saw and said (features, risk, top stage) in the scoring log;
-    atomic: a failure leaves no half-written run. Returns the log's run id."""
-    from data.scoring_log import RunMeta, ScoringLog
-
-    # What monitoring judges later: the risk, the top stage and the forecast with its intervals.
+def scoring_inputs(scores: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """What monitoring judges later, per scored order: its features, the risk, the top stage and
+    the forecast with its intervals."""
     kept = ["risk", "top_stage", *(c for c in LOGGED_FORECAST if c in scores.columns)]
     said = scores.set_index("order_id")[kept]
-    frame = features.join(said, how="inner").rename_axis("order_id").reset_index()
-    log = ScoringLog(settings.scoring_log)
-    meta = RunMeta(
-        as_of=as_of, model_version=str(model.version), source=source, data_fingerprint=fingerprint
-    )
-    return log.log_run(meta, frame)
+    return features.join(said, how="inner").rename_axis("order_id").reset_index()
 
 
 def write_ranked(scores: pd.DataFrame, out: Path, fmt: str | None = None) -> Path:
@@ -259,44 +239,43 @@ class ScoreResult:
 
 
 def run_scoring(
-    settings,
-    data: str,
+    dataset: Dataset,
+    model: LoadedModelLike,
+    store: Store,
     out: Path,
     *,
-    as_of: str | None = None,
+    as_of: pd.Timestamp | None = None,
     fmt: str | None = None,
-    lang: str | None = None,
+    lang: str = "en",
+    keep_runs_days: float | None = None,
 ) -> ScoreResult:
-    """Load the data, score its open orders with the champion, write the file and record the
-    run: the whole ``otd-risk score`` command."""
-    from data.load import load_dataset
-    from training.registry import load_champion
-
+    """Score the dataset's open orders with ``model``, write the file and record the run: the
+    whole ``otd-risk score`` command once its inputs are loaded."""
     fmt = output_format(out, fmt)  # before any work: a wrong --out costs nothing
-    dataset = load_dataset(
-        data, tz=settings.timezone, capacity_horizon_days=settings.capacity_planning_horizon_days
-    )
-    model = load_champion(settings)
     t = dataset.as_of(as_of)
     # Reasons in every language from the same contributions: the run store keeps them all so
     # the API and the page answer in the reader's language; the file keeps ``--lang``'s.
-    scores, features = score_with_features(
-        dataset, t, model, lang=lang or settings.default_lang, reason_langs=REASON_LANGS
-    )
+    scores, features = score_with_features(dataset, t, model, lang=lang, reason_langs=REASON_LANGS)
     # The file appears only for a recorded run: written beside its target first (a bad format
     # or a full disk fails before anything is recorded), renamed once the run is stored.
     partial = out.with_name(f".{out.name}.partial")
     write_ranked(scores, partial, fmt)
     try:
         run = record_scoring_run(
-            settings, scores, model=model, as_of=t, dataset=dataset, features=features
+            store,
+            scores,
+            model=model,
+            as_of=t,
+            dataset=dataset,
+            features=features,
+            keep_runs_days=keep_runs_days,
         )
     except SQLAlchemyError as exc:
         partial.unlink(missing_ok=True)
         raise RunStoreError(
             f"the scoring run could not be recorded ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0]}); nothing was written. Check that the project home "
-            f"{settings.home.resolve()} and OTD_RISK_SCORING_LOG_URL are writable, then run "
+            f"{str(exc).splitlines()[0]}); nothing was written. Check that the serving store "
+            f"{store.label} is writable (OTD_RISK_STORE_URL, or the project home), then run "
             "the command again"
         ) from exc
     partial.replace(out)

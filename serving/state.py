@@ -22,6 +22,7 @@ from data.urls import redact_secrets
 from otd_risk.settings import Settings
 from serving.rows import Rows
 from serving.runs import RunInfo, latest_run, load_run_rows
+from serving.store import open_store
 
 log = logging.getLogger("otd_risk.serving")
 
@@ -101,6 +102,8 @@ class ServingState:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.store = open_store(settings.serving_store_url)
+        """The serving store, opened once for the app (keys, runs, webhooks)."""
         self.model: ModelSnapshot | None = None
         self.data: DataSnapshot | None = None
         self.run: RunSnapshot | None = None
@@ -217,10 +220,10 @@ class ServingState:
     # -- scoring runs --------------------------------------------------------------------
     def refresh_run(self) -> bool:
         """Load the latest scoring run when it is newer than the one served."""
-        info = latest_run(self.settings.home)
+        info = latest_run(self.store)
         if info is None or (self.run is not None and self.run.info.run_id == info.run_id):
             return False
-        self.run = RunSnapshot(info, load_run_rows(self.settings.home, info.run_id))
+        self.run = RunSnapshot(info, load_run_rows(self.store, info.run_id))
         return True
 
 

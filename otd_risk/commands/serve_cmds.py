@@ -45,8 +45,11 @@ def score(
 ) -> None:
     """Score every open order with the champion model, write the ranked list and record the run
     (the API then serves it)."""
+    from data.load import load_dataset
     from otd_risk.settings import get_settings
-    from serving.scoring import RunStoreError, run_scoring
+    from serving.scoring import RunStoreError, output_format, run_scoring
+    from serving.store import open_store
+    from training.registry import load_champion
 
     settings = get_settings()
     with user_errors():
@@ -54,7 +57,22 @@ def score(
         if not source:
             raise UserError("no dataset: pass --data DIR|URL or set OTD_RISK_DATA")
         try:
-            result = run_scoring(settings, source, out, as_of=as_of, fmt=fmt, lang=lang)
+            output_format(out, fmt)  # before any work: a wrong --out costs nothing
+            dataset = load_dataset(
+                source,
+                tz=settings.timezone,
+                capacity_horizon_days=settings.capacity_planning_horizon_days,
+            )
+            result = run_scoring(
+                dataset,
+                load_champion(settings),
+                open_store(settings.serving_store_url),
+                out,
+                as_of=dataset.as_of(as_of),
+                fmt=fmt,
+                lang=lang or settings.default_lang,
+                keep_runs_days=settings.keep_runs_days,
+            )
         except (LookupError, ValueError, RunStoreError) as exc:
             raise UserError(str(exc)) from exc
     run = result.run
@@ -128,6 +146,14 @@ def serve(
         )
 
 
+def _store():
+    """The serving store the settings name (opened, and upgraded when needed)."""
+    from otd_risk.settings import get_settings
+    from serving.store import open_store
+
+    return open_store(get_settings().serving_store_url)
+
+
 def _is_url(source: str) -> bool:
     return "://" in source
 
@@ -143,12 +169,11 @@ def keys_create(
     ] = False,
 ) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
-    from otd_risk.settings import get_settings
     from serving.keys import create_key
 
     with user_errors():
         try:
-            created = create_key(get_settings().home, role, name)
+            created = create_key(_store(), role, name)
         except ValueError as exc:
             raise UserError(str(exc)) from exc
     if not quiet:
@@ -161,12 +186,11 @@ def keys_create(
 
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (keys list).")]) -> None:
     """Revoke an API key: it stops working at once."""
-    from otd_risk.settings import get_settings
     from serving.keys import revoke_key
 
     with user_errors():
         try:
-            info = revoke_key(get_settings().home, key_id)
+            info = revoke_key(_store(), key_id)
         except KeyError as exc:
             raise UserError(exc.args[0]) from exc
     console.print(f"Revoked key {info.key_id} ({info.role}{', ' + info.name if info.name else ''})")
@@ -174,13 +198,12 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (keys l
 
 def keys_list() -> None:
     """List the API keys (ids, roles, names; never the keys)."""
-    from otd_risk.settings import get_settings
     from serving.keys import list_keys
 
     table = Table(title="API keys")
     for col in ("id", "role", "name", "created", "status"):
         table.add_column(col)
-    for k in list_keys(get_settings().home):
+    for k in list_keys(_store()):
         status = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
         table.add_row(k.key_id, k.role, k.name, f"{k.created_at:%Y-%m-%d %H:%M}", status)
     console.print(table)

@@ -18,6 +18,7 @@ from serving.egress import InvalidReceiverURL, parse_receiver_url
 from serving.errors import ApiError
 from serving.i18n import LangDep, t
 from serving.schemas import ErrorResponse
+from serving.store import open_store
 from serving.webhooks import Delivery, Webhook, WebhookConfig, WebhookStore
 
 
@@ -36,7 +37,12 @@ def get_webhook_store(request: Request) -> WebhookStore:
     store = getattr(request.app.state, "webhook_store", None)
     if store is None:
         settings = request_settings(request)
-        store = WebhookStore(settings.ensure_home(), WebhookConfig.from_settings(settings))
+        serving = getattr(request.app.state, "serving", None)
+        store = WebhookStore(
+            serving.store if serving is not None else open_store(settings.serving_store_url),
+            WebhookConfig.from_settings(settings),
+            key_home=settings.ensure_home(),
+        )
         request.app.state.webhook_store = store
     return store
 

@@ -43,7 +43,12 @@ def test_demo_simulates_trains_registers_scores_and_says_where_to_look(tmp_path)
     assert list(ranked.columns) == list(RANKED_COLUMNS)
     assert len(ranked) > 0 and ranked["risk"].is_monotonic_decreasing
     assert ranked["risk"].between(0, 1).all()
-    # The run is recorded for the API and logged for monitoring.
-    from data.scoring_log import ScoringLog
+    # The run is recorded for the API and logged for monitoring, in the one serving store.
+    from serving.runs import latest_run
+    from serving.scoring_log import ScoringLog
+    from serving.store import home_store
 
-    assert len(ScoringLog(f"sqlite:///{home / 'scoring_log.db'}").runs()) == 1
+    assert len(ScoringLog(home_store(home)).runs()) == 1
+    assert ScoringLog(home_store(home)).runs()["run_id"].tolist() == [
+        latest_run(home_store(home)).run_id
+    ]

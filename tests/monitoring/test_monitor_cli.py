@@ -16,6 +16,7 @@ from data.load import load_dataset
 from data.simulate import simulate, write_world
 from otd_risk.cli import app
 from otd_risk.settings import Settings, get_settings
+from serving.store import home_store
 
 pytestmark = pytest.mark.slow  # two trainings, three retrains, one Evidently report: ~30 s
 
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.slow  # two trainings, three retrains, one Evidently re
 def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
     """A champion trained 60 days before the snapshot and three scoring runs since, all under a
     temporary home; returns the settings and the dataset folder (as known at the snapshot)."""
-    from serving.scoring import log_scoring_inputs, score_with_features
+    from serving.scoring import record_scoring_run, score_with_features
+    from serving.store import open_store
     from training.registry import load_champion
     from training.train import train_model
 
@@ -41,8 +43,16 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
     champion = load_champion(settings)
     for days_before in (45, 30, 15):
         t = end - pd.Timedelta(days=days_before)
-        scores, features = score_with_features(dataset.cut(t), t, champion)
-        log_scoring_inputs(settings, scores, features, model=champion, as_of=t)
+        known = dataset.cut(t)
+        scores, features = score_with_features(known, t, champion)
+        record_scoring_run(
+            open_store(settings.serving_store_url),
+            scores,
+            model=champion,
+            as_of=t,
+            dataset=known,
+            features=features,
+        )
     return settings, folder
 
 
@@ -61,7 +71,7 @@ def _api(settings: Settings) -> tuple[TestClient, dict]:
     from serving.app import ServeOptions, create_app
     from serving.keys import create_key
 
-    key = create_key(settings.home, "reader", "monitor-test").key
+    key = create_key(home_store(settings.home), "reader", "monitor-test").key
     client = TestClient(create_app(settings, ServeOptions(reload_seconds=0, load_data=False)))
     return client, {"Authorization": f"Bearer {key}"}
 

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from data.scoring_log import ScoringLog
 from data.simulate import Scenario, SimulatedWorld, SupplierDegradation, simulate
 from monitoring.monitor import MonitorResult, load_reference, monitor, thresholds_from
 from monitoring.realised import Realised, known_outcomes, realised_performance
 from otd_risk.settings import Settings
+from serving.scoring_log import ScoringLog
+from serving.store import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +95,7 @@ def _scenario() -> Scenario:
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
-    from serving.scoring import log_scoring_inputs, score_with_features
+    from serving.scoring import record_scoring_run, score_with_features
     from training.registry import load_champion
     from training.retrain import retrain
     from training.train import train_model
@@ -110,13 +111,18 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
     # monitoring sees after the planted change, and needs a champion to watch.
     train_model(full.cut(CUTOFF), settings=settings, force=True)
     champion = load_champion(settings)
-    log = ScoringLog(settings.scoring_log)
+    store = open_store(settings.serving_store_url)
+    log = ScoringLog(store)
 
     def score(moments: list[pd.Timestamp]) -> list[str]:
         ids = []
         for t in moments:  # a handful of scoring runs, each vectorised over its open orders
-            scores, features = score_with_features(full.cut(t), t, champion)
-            ids.append(log_scoring_inputs(settings, scores, features, model=champion, as_of=t))
+            known = full.cut(t)
+            scores, features = score_with_features(known, t, champion)
+            run = record_scoring_run(
+                store, scores, model=champion, as_of=t, dataset=known, features=features
+            )
+            ids.append(run.run_id)
         return ids
 
     before_ids, after_ids, held_ids = score(BEFORE), score(AFTER), score(HELD_OUT)

@@ -87,12 +87,13 @@ def test_the_summary_is_the_model_with_every_figure(tmp_path):
 def _serve(home, text: str) -> dict:
     from serving.app import ServeOptions, create_app
     from serving.keys import create_key
+    from serving.store import home_store
 
     settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
     path = home / LATEST_SUMMARY
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-    key = create_key(home, "reader", "summary-test").key
+    key = create_key(home_store(home), "reader", "summary-test").key
     app = create_app(settings, ServeOptions(reload_seconds=0, load_data=False))
     with TestClient(app) as client:
         response = client.get("/v1/monitoring", headers={"Authorization": f"Bearer {key}"})

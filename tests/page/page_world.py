@@ -14,6 +14,7 @@ import pandas as pd
 import uvicorn
 
 from otd_risk.settings import Settings
+from serving.store import home_store
 
 
 @dataclass
@@ -31,6 +32,7 @@ def build_world(home: Path, n_orders: int = 1500, seed: int = 5) -> ServedWorld:
     from serving.columns import REASON_LANGS
     from serving.keys import create_key
     from serving.scoring import record_scoring_run, score_open_orders
+    from serving.store import open_store
     from training.registry import load_champion
     from training.train import train_model
 
@@ -42,9 +44,11 @@ def build_world(home: Path, n_orders: int = 1500, seed: int = 5) -> ServedWorld:
     as_of = dataset.snapshot_time()
     # Reasons in both languages, as `otd-risk score` records them: the page switches language.
     scores = score_open_orders(dataset, as_of, model, reason_langs=REASON_LANGS)
-    record_scoring_run(settings, scores, model=model, as_of=as_of, dataset=dataset)
-    reader = create_key(settings.ensure_home(), "reader", name="page test").key
-    admin = create_key(settings.ensure_home(), "admin", name="page test").key
+    record_scoring_run(
+        open_store(settings.serving_store_url), scores, model=model, as_of=as_of, dataset=dataset
+    )
+    reader = create_key(home_store(settings.ensure_home()), "reader", name="page test").key
+    admin = create_key(home_store(settings.ensure_home()), "admin", name="page test").key
     return ServedWorld(settings=settings, key=reader, admin_key=admin, scores=scores)
 
 

@@ -21,6 +21,8 @@ from serving.runs import record_run
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "webhooks"))
 from webhook_helpers import ranked  # noqa: E402
 
+from serving.store import home_store
+
 # Order -> (risk, due date); E has no due date.
 ORDERS = {
     "A": (0.9, "2025-03-01"),
@@ -69,14 +71,14 @@ def test_consecutive_windows_share_no_order_and_miss_none():
 @pytest.fixture
 def api(tmp_path):
     record_run(
-        tmp_path,
+        home_store(tmp_path),
         window_frame(),
         model_version="7",
         model_run_id=None,
         as_of=pd.Timestamp("2025-02-19", tz="UTC"),
         data_fingerprint="f" * 16,
     )
-    reader = create_key(tmp_path, "reader").key
+    reader = create_key(home_store(tmp_path), "reader").key
     app = create_app(Settings(home=tmp_path), ServeOptions(reload_seconds=0, load_data=False))
     with TestClient(app) as client:
         client.headers["Authorization"] = f"Bearer {reader}"

@@ -31,6 +31,8 @@ from serving.scoring import write_ranked
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "webhooks"))
 from webhook_helpers import ranked, record  # noqa: E402
 
+from serving.store import home_store
+
 
 @pytest.mark.parametrize(
     ("value", "expected"),
@@ -67,7 +69,7 @@ def test_export_frame_keeps_numbers_and_leaves_the_input_alone():
 @pytest.fixture
 def api(tmp_path):
     record(tmp_path, {"A": 0.9, "B": 0.8, "C": 0.3}, plants={"B": "P2"})
-    reader = create_key(tmp_path, "reader").key
+    reader = create_key(home_store(tmp_path), "reader").key
     app = create_app(Settings(home=tmp_path), ServeOptions(reload_seconds=0, load_data=False))
     with TestClient(app) as client:
         client.headers["Authorization"] = f"Bearer {reader}"

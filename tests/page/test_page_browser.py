@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 from page_world import Server, build_world
 
+from serving.store import home_store
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SCREENSHOT = Path("/tmp/otd-risk-page.png")
@@ -148,7 +150,7 @@ def test_planner_page_end_to_end(served, browser):
     from serving.runs import latest_run
 
     # Named as the server names it (Content-Disposition), not a fixed name.
-    stamp = latest_run(served.settings.home).created_at.strftime("%Y%m%d-%H%M")
+    stamp = latest_run(served.store).created_at.strftime("%Y%m%d-%H%M")
     assert files[0].name == f"otd-risk-at-risk-{stamp}.csv"
     data = files[0].read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")  # BOM: Excel on Chinese Windows reads UTF-8
@@ -371,9 +373,9 @@ def test_a_run_without_a_forecast_shows_its_signals(served, browser, tmp_path):
 
     home = tmp_path / "home"
     shutil.copytree(served.settings.home, home)
-    current = latest_run(home)
+    current = latest_run(home_store(home))
     record_run(
-        home,
+        home_store(home),
         served.scores.drop(columns=list(FORECAST_COLUMNS)),
         model_version=current.model_version,
         model_run_id=current.model_run_id,

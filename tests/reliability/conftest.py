@@ -11,6 +11,7 @@ import pytest
 from reliability_helpers import home_settings
 
 from otd_risk.settings import Settings
+from serving.store import home_store
 
 RELIABILITY_ORDERS = 3000
 RELIABILITY_SEED = 13
@@ -33,6 +34,7 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
     from data.simulate import simulate, write_world
     from serving.keys import create_key
     from serving.scoring import record_scoring_run, score_open_orders
+    from serving.store import open_store
     from training.registry import load_champion
     from training.train import train_model
 
@@ -47,8 +49,12 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
     loaded = load_champion(settings)
     scores = score_open_orders(dataset, None, loaded)
     record_scoring_run(
-        settings, scores, model=loaded, as_of=dataset.snapshot_time(), dataset=dataset
+        open_store(settings.serving_store_url),
+        scores,
+        model=loaded,
+        as_of=dataset.snapshot_time(),
+        dataset=dataset,
     )
-    reader = create_key(home, "reader", "reliability").key
-    admin = create_key(home, "admin", "reliability").key
+    reader = create_key(home_store(home), "reader", "reliability").key
+    admin = create_key(home_store(home), "admin", "reliability").key
     return TrainedHome(home, world_dir, settings, reader, admin, scores["order_id"].tolist())

@@ -25,6 +25,8 @@ from reliability_helpers import (
     registry_versions,
 )
 
+from serving.store import home_store
+
 pytestmark = pytest.mark.slow
 
 COMMANDS = ("validate", "train", "score")
@@ -165,7 +167,7 @@ def test_formula_ids_are_valid_data_and_exports_neutralise_them(trained_home, va
     from serving.app import ServeOptions, create_app
     from serving.runs import latest_run, load_run_rows
 
-    run_rows = load_run_rows(home, latest_run(home).run_id)
+    run_rows = load_run_rows(home_store(home), latest_run(home_store(home)).run_id)
     assert set(INJECTION_IDS) <= set(run_rows["order_id"])  # stored as sent, not mangled
     app = create_app(home_settings(home), ServeOptions(reload_seconds=0, load_data=False))
     headers = {"Authorization": f"Bearer {trained_home.reader_key}"}

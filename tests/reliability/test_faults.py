@@ -161,30 +161,46 @@ def _frame(n: int, seed: int) -> pd.DataFrame:
     )
 
 
+def _record(store, as_of: str, inputs: pd.DataFrame):
+    """A scoring run of ``inputs``' orders with its inputs logged for monitoring."""
+    from store_helpers import ranked_of
+
+    from serving.runs import record_run
+
+    return record_run(
+        store,
+        ranked_of(inputs),
+        model_version="1",
+        model_run_id=None,
+        as_of=pd.Timestamp(as_of, tz="UTC"),
+        data_fingerprint="f",
+        inputs=inputs,
+    ).run_id
+
+
 def test_scoring_log_down_mid_run_fails_cleanly_and_a_retry_succeeds(tmp_path):
-    from data.scoring_log import RunMeta, ScoringLog
+    from serving.scoring_log import ScoringLog
+    from serving.store import Store
 
     folder = tmp_path / "log"
     folder.mkdir()
-    db = folder / "scoring_log.db"
-    log = ScoringLog(f"sqlite:///{db}")
-    first = log.log_run(
-        RunMeta(as_of=pd.Timestamp("2024-03-01", tz="UTC"), model_version="1"), _frame(500, 1)
-    )
-    meta = RunMeta(as_of=pd.Timestamp("2024-03-02", tz="UTC"), model_version="1")
+    db = folder / "serving.db"
+    store = Store(f"sqlite:///{db}")
+    log = ScoringLog(store)
+    first = _record(store, "2024-03-01", _frame(500, 1))
     second = _frame(700, 2)
-    run_id = log.start_run(meta)
-    log.engine.dispose()  # the store goes away: no connection survives it
+    store.engine.dispose()  # the store goes away: no connection survives it
     with unwritable(folder, db):
         with pytest.raises(Exception, match="(?i)readonly|read-only|unable to open|denied"):
-            log.complete_run(run_id, second)
+            _record(store, "2024-03-02", second)
     # Nothing half-written: readers see the one complete run, whole.
     runs = log.runs()
     assert runs["run_id"].tolist() == [first]
     assert len(log.load([first])) == 500
-    assert sqlite_rows(db, "SELECT count(*) FROM scoring_run_data")[0][0] == 1
+    assert sqlite_rows(db, "SELECT count(*) FROM scoring_run_inputs")[0][0] == 1
+    assert sqlite_rows(db, "SELECT count(*) FROM scored_orders")[0][0] == 500
     # Later, with the store back, the retry succeeds and nothing is lost.
-    retried = log.log_run(meta, second)
+    retried = _record(store, "2024-03-02", second)
     assert log.runs()["run_id"].tolist() == [first, retried]
     again = log.load([retried])
     assert again["order_id"].tolist() == second["order_id"].tolist()  # rows lost: 0
@@ -199,7 +215,8 @@ def test_scoring_log_on_postgresql_down_mid_run_then_back():
     from reliability_helpers import TcpOutage
     from sqlalchemy import create_engine, text
 
-    from data.scoring_log import RunMeta, ScoringLog
+    from serving.scoring_log import ScoringLog
+    from serving.store import Store
 
     url = os.environ.get("OTD_RISK_TEST_POSTGRES_URL")
     if not url:
@@ -212,27 +229,23 @@ def test_scoring_log_on_postgresql_down_mid_run_then_back():
     outage = TcpOutage(parts.hostname, parts.port)
     outage.up()
     proxied = parts._replace(netloc=f"{parts.username}@127.0.0.1:{outage.port}").geturl()
-    log = ScoringLog(f"{proxied}?options=-csearch_path%3D{schema}&connect_timeout=3")
+    store = Store(f"{proxied}?options=-csearch_path%3D{schema}&connect_timeout=3")
+    log = ScoringLog(store)
     try:
-        first = log.log_run(
-            RunMeta(as_of=pd.Timestamp("2024-03-01", tz="UTC"), model_version="1"),
-            _frame(500, 1),
-        )
-        meta = RunMeta(as_of=pd.Timestamp("2024-03-02", tz="UTC"), model_version="1")
+        first = _record(store, "2024-03-01", _frame(500, 1))
         second = _frame(700, 2)
-        run_id = log.start_run(meta)
         outage.down()
         with pytest.raises(Exception, match="(?i)connect|closed|terminat|refused"):
-            log.complete_run(run_id, second)
+            _record(store, "2024-03-02", second)
         outage.up()
         assert log.runs()["run_id"].tolist() == [first]  # nothing half-written
         assert len(log.load([first])) == 500
-        retried = log.log_run(meta, second)
+        retried = _record(store, "2024-03-02", second)
         assert log.runs()["run_id"].tolist() == [first, retried]
         assert log.load([retried])["order_id"].tolist() == second["order_id"].tolist()
     finally:
         outage.down()
-        log.engine.dispose()
+        store.engine.dispose()
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()

@@ -17,6 +17,8 @@ import httpx
 import pytest
 from reliability_helpers import OTD_RISK, cli_env, copy_home, free_port, running_server
 
+from serving.store import home_store
+
 pytestmark = pytest.mark.slow
 
 OPEN, READER, ADMIN = "open", "reader", "admin"
@@ -94,9 +96,9 @@ def test_secrets_are_compared_in_constant_time(trained_home, monkeypatch):
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
     key = trained_home.reader_key
-    assert verify_key(trained_home.home, key).role == "reader"
+    assert verify_key(home_store(trained_home.home), key).role == "reader"
     wrong = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
-    assert verify_key(trained_home.home, wrong) is None
+    assert verify_key(home_store(trained_home.home), wrong) is None
     # Both the right and the wrong secret went through hmac.compare_digest, never ==.
     assert len(calls) == 2
 
@@ -175,10 +177,10 @@ def test_a_revoked_key_stops_working_at_once(secure, trained_home):
     from serving.keys import create_key, revoke_key
 
     server, home = secure
-    created = create_key(home, "reader", "revoke-me")
+    created = create_key(home_store(home), "reader", "revoke-me")
     headers = {"Authorization": f"Bearer {created.key}"}
     assert httpx.get(f"{server.base}/v1/model", headers=headers).status_code == 200
-    revoke_key(home, created.info.key_id)
+    revoke_key(home_store(home), created.info.key_id)
     assert httpx.get(f"{server.base}/v1/model", headers=headers).status_code == 401
 
 
@@ -312,11 +314,10 @@ def test_webhook_list_never_shows_a_password(secure, trained_home):
 
     from sqlalchemy import insert
 
-    from serving.db import serving_engine
     from serving.webhooks import WEBHOOKS
 
     server, home = secure
-    with serving_engine(home).begin() as conn:
+    with home_store(home).engine.begin() as conn:
         conn.execute(
             insert(WEBHOOKS).values(
                 webhook_id="legacy000001",
@@ -373,7 +374,7 @@ def test_without_a_key_nothing_about_the_servers_state_is_said(tmp_path):
     from serving.keys import create_key
 
     home = tmp_path / "empty-home"
-    reader = {"Authorization": f"Bearer {create_key(home, 'reader').key}"}
+    reader = {"Authorization": f"Bearer {create_key(home_store(home), 'reader').key}"}
     bodies = {
         "POST /v1/risk": {"orders": [{"order_id": "O0019312"}]},
         "POST /v1/webhooks": {"url": "http://127.0.0.1:9/x", "threshold": 0.5},

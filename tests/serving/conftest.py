@@ -3,7 +3,9 @@ throw-away MLflow SQLite store, a recorded scoring run, API keys and an in-proce
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import uuid
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -26,6 +28,7 @@ class Served:
     scores: object  # the ranked frame of the recorded run
     reader_key: str
     admin_key: str
+    store: object  # serving.store.Store: SQLite under the home, or PostgreSQL
 
     @property
     def feature_options(self) -> dict:
@@ -40,13 +43,67 @@ def serving_world() -> SimulatedWorld:
 
 
 @pytest.fixture(scope="session")
-def served(serving_world: SimulatedWorld, tmp_path_factory: pytest.TempPathFactory) -> Served:
+def served(request: pytest.FixtureRequest) -> Served:
+    """The served project on the SQLite store under its home, or — in modules parametrized with
+    ``STORES`` (``indirect=True``) — also on PostgreSQL: the same model and run, recorded in a
+    private schema of the test server, with keys of its own."""
+    backend = getattr(request, "param", "sqlite")
+    on_sqlite = request.getfixturevalue("served_on_sqlite")
+    if backend == "sqlite":
+        return on_sqlite
+    return request.getfixturevalue("served_on_postgresql")
+
+
+STORES = ["sqlite", "postgresql"]
+"""Parametrize a module's ``served`` with these (indirect) to run it on both stores."""
+
+
+@pytest.fixture(scope="session")
+def served_on_postgresql(served_on_sqlite: Served) -> Served:
+    from sqlalchemy import create_engine, text
+
+    from serving.keys import create_key
+    from serving.scoring import record_scoring_run
+    from serving.store import open_store
+
+    base = os.environ.get("OTD_RISK_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("no PostgreSQL server: set OTD_RISK_TEST_POSTGRES_URL (.ci/run starts one)")
+    schema = f"served_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+    settings = served_on_sqlite.settings.model_copy(
+        update={"store_url": f"{base}{sep}options=-csearch_path%3D{schema}"}
+    )
+    store = open_store(settings.serving_store_url)
+    loaded, dataset = served_on_sqlite.loaded, served_on_sqlite.dataset
+    record_scoring_run(
+        store, served_on_sqlite.scores, model=loaded, as_of=dataset.snapshot_time(), dataset=dataset
+    )
+    reader = create_key(store, "reader", "tests").key
+    admin_key = create_key(store, "admin", "tests").key
+    yield replace(
+        served_on_sqlite, settings=settings, reader_key=reader, admin_key=admin_key, store=store
+    )
+    store.engine.dispose()
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def served_on_sqlite(
+    serving_world: SimulatedWorld, tmp_path_factory: pytest.TempPathFactory
+) -> Served:
     """A trained champion (real train_model, real MLflow registry on SQLite), a recorded scoring
     run and two API keys, under a temporary project home."""
     from data.load import load_dataset
     from serving.columns import REASON_LANGS
     from serving.keys import create_key
     from serving.scoring import record_scoring_run, score_open_orders
+    from serving.store import open_store
     from training.registry import load_champion
     from training.train import train_model
 
@@ -70,11 +127,16 @@ def served(serving_world: SimulatedWorld, tmp_path_factory: pytest.TempPathFacto
     # Reasons in both languages, as `otd-risk score` records them.
     scores = score_open_orders(dataset, None, loaded, reason_langs=REASON_LANGS)
     record_scoring_run(
-        settings, scores, model=loaded, as_of=dataset.snapshot_time(), dataset=dataset
+        open_store(settings.serving_store_url),
+        scores,
+        model=loaded,
+        as_of=dataset.snapshot_time(),
+        dataset=dataset,
     )
-    reader = create_key(settings.home, "reader", "tests").key
-    admin = create_key(settings.home, "admin", "tests").key
-    return Served(settings, serving_world, dataset, loaded, scores, reader, admin)
+    store = open_store(settings.serving_store_url)
+    reader = create_key(store, "reader", "tests").key
+    admin = create_key(store, "admin", "tests").key
+    return Served(settings, serving_world, dataset, loaded, scores, reader, admin, store)
 
 
 @pytest.fixture(scope="session")

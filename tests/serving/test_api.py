@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sqlalchemy import event
 
 from serving.keys import create_key, revoke_key
 from serving.schemas import MAX_BATCH
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The API tests that touch the store run on both stores (PostgreSQL when the test server
+    is there, else those are skipped saying so)."""
+    if "served" in metafunc.fixturenames:
+        metafunc.parametrize("served", ["sqlite", "postgresql"], indirect=True, scope="session")
 
 
 def test_health_is_open_and_ready(client, served):
@@ -67,10 +75,10 @@ def test_roles(client, reader, admin):
 
 
 def test_a_revoked_key_stops_working(client, served):
-    created = create_key(served.settings.home, "reader", "short-lived")
+    created = create_key(served.store, "reader", "short-lived")
     headers = {"Authorization": f"Bearer {created.key}"}
     assert client.get("/v1/model", headers=headers).status_code == 200
-    revoke_key(served.settings.home, created.info.key_id)
+    revoke_key(served.store, created.info.key_id)
     assert client.get("/v1/model", headers=headers).status_code == 401
 
 
@@ -80,7 +88,7 @@ def test_a_key_revoked_by_another_process_stops_working_at_once(client, served):
     import subprocess
     import sys
 
-    created = create_key(served.settings.home, "reader", "revoked elsewhere")
+    created = create_key(served.store, "reader", "revoked elsewhere")
     headers = {"Authorization": f"Bearer {created.key}"}
     for _ in range(2):  # the second answer comes from the cached row
         assert client.get("/v1/model", headers=headers).status_code == 200
@@ -90,9 +98,9 @@ def test_a_key_revoked_by_another_process_stops_working_at_once(client, served):
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from serving.keys import revoke_key; "
-            "revoke_key(Path(sys.argv[1]), sys.argv[2])",
-            str(served.settings.home),
+            "import sys; from serving.keys import revoke_key; "
+            "from serving.store import open_store as o; revoke_key(o(sys.argv[1]), sys.argv[2])",
+            served.store.url,
             created.info.key_id,
         ],
         check=True,
@@ -101,24 +109,29 @@ def test_a_key_revoked_by_another_process_stops_working_at_once(client, served):
     assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
 
 
-def test_key_rows_are_read_once_until_the_store_changes(served, monkeypatch):
+def test_key_rows_are_read_once_until_the_store_changes(served):
     """The cache is really used (else the test above proves nothing about it)."""
     from serving import keys
 
-    created = create_key(served.settings.home, "reader", "cached")
-    assert keys.verify_key(served.settings.home, created.key) is not None
+    created = create_key(served.store, "reader", "cached")
+    assert keys.verify_key(served.store, created.key) is not None
     reads = []
-    real = keys.serving_engine
-    monkeypatch.setattr(keys, "serving_engine", lambda home: reads.append(home) or real(home))
+
+    def count(conn, cursor, statement, *args):
+        if "FROM api_keys" in statement:
+            reads.append(statement)
+
+    event.listen(served.store.engine, "before_cursor_execute", count)
     for _ in range(3):
-        assert keys.verify_key(served.settings.home, created.key) is not None
+        assert keys.verify_key(served.store, created.key) is not None
     assert reads == []
-    create_key(served.settings.home, "reader", "a change to the store")
+    create_key(served.store, "reader", "a change to the store")
     reads.clear()
-    assert keys.verify_key(served.settings.home, created.key) is not None
+    assert keys.verify_key(served.store, created.key) is not None
     assert len(reads) == 1  # read again once
-    assert keys.verify_key(served.settings.home, created.key) is not None
+    assert keys.verify_key(served.store, created.key) is not None
     assert len(reads) == 1
+    event.remove(served.store.engine, "before_cursor_execute", count)
 
 
 def test_keys_are_stored_hashed(served):

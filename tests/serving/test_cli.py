@@ -13,6 +13,7 @@ from otd_risk.cli import app
 from otd_risk.settings import get_settings
 from serving.columns import RANKED_COLUMNS
 from serving.runs import latest_run, list_runs
+from serving.store import home_store
 
 
 @pytest.fixture
@@ -28,14 +29,14 @@ def cli_env(served, monkeypatch, tmp_path):
 
 
 def test_score_writes_the_file_and_records_the_run(served, cli_env, tmp_path):
-    before = latest_run(cli_env)
+    before = latest_run(home_store(cli_env))
     out = tmp_path / "at-risk.csv"
     result = CliRunner().invoke(app, ["score", "--data", served.settings.data, "--out", str(out)])
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(out)
     assert list(frame.columns) == list(RANKED_COLUMNS)
     assert frame["order_id"].tolist() == served.scores["order_id"].tolist()
-    run = latest_run(cli_env)
+    run = latest_run(home_store(cli_env))
     assert run.run_id != before.run_id and run.n_scored == len(frame)
     assert run.as_of == served.dataset.snapshot_time().to_pydatetime()
     assert run.data_fingerprint == served.dataset.fingerprint()
@@ -61,10 +62,10 @@ def test_score_as_of_and_format(served, cli_env, tmp_path):
     assert result.exit_code == 0, result.output
     frame = pd.read_json(out)
     assert list(frame.columns) == list(RANKED_COLUMNS)
-    recorded = list_runs(cli_env, limit=1)[0]
+    recorded = list_runs(home_store(cli_env), limit=1)[0]
     assert recorded.as_of == pd.Timestamp(t).to_pydatetime()
     # Scored back in time: recorded, but the planners' current list is still the snapshot's run.
-    current = latest_run(cli_env)
+    current = latest_run(home_store(cli_env))
     assert current.run_id != recorded.run_id
     assert current.as_of == served.dataset.snapshot_time().to_pydatetime()
 

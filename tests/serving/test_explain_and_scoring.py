@@ -16,6 +16,7 @@ from serving.columns import FORECAST_COLUMNS, RANKED_COLUMNS, STAGE_COLUMNS, STA
 from serving.explain import EXPLANATION_COLUMNS, explain, feature_contributions
 from serving.runs import latest_run, load_run_rows, record_run
 from serving.scoring import score_open_orders, write_ranked
+from serving.store import home_store
 
 
 @pytest.fixture(scope="module")
@@ -180,14 +181,14 @@ def test_parquet_and_json_keep_reasons_as_lists(served, tmp_path, fmt):
 def test_run_store_round_trip_and_all_or_nothing(served, tmp_path):
     scores = served.scores
     info = record_run(
-        tmp_path,
+        home_store(tmp_path),
         scores,
         model_version="7",
         model_run_id=None,
         as_of=served.dataset.snapshot_time(),
         data_fingerprint="f",
     )
-    back = load_run_rows(tmp_path, info.run_id)
+    back = load_run_rows(home_store(tmp_path), info.run_id)
     assert back["order_id"].tolist() == scores["order_id"].tolist()
     np.testing.assert_allclose(back["risk"], scores["risk"])
     assert back["reasons"].tolist() == scores["reasons"].tolist()
@@ -195,14 +196,16 @@ def test_run_store_round_trip_and_all_or_nothing(served, tmp_path):
     broken.loc[broken.index[-1], "rank"] = 1  # a duplicate rank fails the last insert
     with pytest.raises(IntegrityError):
         record_run(
-            tmp_path,
+            home_store(tmp_path),
             broken,
             model_version="8",
             model_run_id=None,
             as_of=served.dataset.snapshot_time(),
             data_fingerprint="f",
         )
-    assert latest_run(tmp_path).run_id == info.run_id  # the failed run left nothing behind
+    assert (
+        latest_run(home_store(tmp_path)).run_id == info.run_id
+    )  # the failed run left nothing behind
 
 
 def test_small_encoding_equals_the_models(served, features):

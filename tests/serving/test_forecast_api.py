@@ -19,6 +19,14 @@ import pytest
 from data.contract import STAGES
 from serving.columns import FORECAST_COLUMNS, STAGE_DAYS_COLUMNS
 
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The API tests that touch the store run on both stores (PostgreSQL when the test server
+    is there, else those are skipped saying so)."""
+    if "served" in metafunc.fixturenames:
+        metafunc.parametrize("served", ["sqlite", "postgresql"], indirect=True, scope="session")
+
+
 NUMBERS = [c for c in FORECAST_COLUMNS if c not in (*STAGE_DAYS_COLUMNS, "predicted_delivery_date")]
 NULL_FORECAST = {
     **{c: None for c in NUMBERS},
@@ -298,7 +306,7 @@ def test_openapi_documents_the_forecast_fields_with_their_units(client):
 
 # -- a model trained before the forecast ------------------------------------------------------
 @pytest.fixture(scope="module")
-def without_forecast(served, tmp_path_factory):
+def without_forecast(served_on_sqlite, tmp_path_factory):
     """A copy of the served home whose current run was recorded without the forecast's columns
     (as versions before it recorded runs), and a client of a server serving the same model saved
     without its forecast (as models trained before it were)."""
@@ -309,35 +317,40 @@ def without_forecast(served, tmp_path_factory):
     from serving.columns import REASON_LANGS
     from serving.scoring import record_scoring_run, score_open_orders
     from serving.state import ModelSnapshot
+    from serving.store import open_store
     from training.model import FORECAST_DIR, RiskModel
 
     root = tmp_path_factory.mktemp("no-forecast")
     home = root / "home"
-    shutil.copytree(served.settings.home, home)
-    saved = served.loaded.risk_model.save(root / "model")
+    shutil.copytree(served_on_sqlite.settings.home, home)
+    saved = served_on_sqlite.loaded.risk_model.save(root / "model")
     shutil.rmtree(saved / FORECAST_DIR)
-    older = dataclasses.replace(served.loaded, risk_model=RiskModel.load(saved))
+    older = dataclasses.replace(served_on_sqlite.loaded, risk_model=RiskModel.load(saved))
     assert older.risk_model.forecast is None
     settings = Settings(
         home=home,
-        data=served.settings.data,
+        data=served_on_sqlite.settings.data,
         mlflow_tracking_uri=f"sqlite:///{home.resolve() / 'mlflow.db'}",
     )
-    scores = score_open_orders(served.dataset, None, older, reason_langs=REASON_LANGS)
+    scores = score_open_orders(served_on_sqlite.dataset, None, older, reason_langs=REASON_LANGS)
     assert scores["predicted_days_late"].isna().all()
     scores = scores.drop(columns=list(FORECAST_COLUMNS))
     record_scoring_run(
-        settings, scores, model=older, as_of=served.dataset.snapshot_time(), dataset=served.dataset
+        open_store(settings.serving_store_url),
+        scores,
+        model=older,
+        as_of=served_on_sqlite.dataset.snapshot_time(),
+        dataset=served_on_sqlite.dataset,
     )
     app = create_app(settings, ServeOptions(reload_seconds=0))
     with TestClient(app) as client:
         state = app.state.serving
         state.model = ModelSnapshot(older, datetime.now(UTC))
-        yield client, scores
+        yield client, scores, {"Authorization": f"Bearer {served_on_sqlite.reader_key}"}
 
 
-def test_without_a_forecast_every_order_answer_is_null(without_forecast, reader):
-    client, scores = without_forecast
+def test_without_a_forecast_every_order_answer_is_null(without_forecast):
+    client, scores, reader = without_forecast
     body = at_risk(client, reader)
     assert [i["order_id"] for i in body["items"]] == scores["order_id"].tolist()
     assert all({k: i[k] for k in NULL_FORECAST} == NULL_FORECAST for i in body["items"])
@@ -361,8 +374,8 @@ def _values_of_model(client, reader, oid: str) -> dict:
     return {"order_id": oid, "features": values, "due_date": explained["due_date"]}
 
 
-def test_without_a_forecast_the_filters_still_answer(without_forecast, reader):
-    client, scores = without_forecast
+def test_without_a_forecast_the_filters_still_answer(without_forecast):
+    client, scores, reader = without_forecast
     past = at_risk(client, reader, past_due="true")
     # No past_due_days to read: the orders due before the as_of's date, the same orders.
     want = scores[scores["days_to_due"] < 0]["order_id"].tolist()

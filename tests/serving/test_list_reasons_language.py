@@ -16,6 +16,7 @@ from features.build import build_features
 from serving.columns import RANKED_COLUMNS, TRANSLATED_REASON_COLUMNS, reasons_in
 from serving.explain import explain
 from serving.runs import SCORED_ORDERS, SCORING_RUNS, latest_run, load_run_rows, record_run
+from serving.store import home_store
 
 
 def has_cjk(text: str) -> bool:
@@ -89,7 +90,7 @@ def test_export_gives_reasons_in_the_request_language(client, reader):
 
 
 def test_the_run_store_keeps_both_languages(served):
-    rows = load_run_rows(served.settings.home, latest_run(served.settings.home).run_id)
+    rows = load_run_rows(served.store, latest_run(served.store).run_id)
     assert list(rows.columns) == [*RANKED_COLUMNS, *TRANSLATED_REASON_COLUMNS]
     assert rows["reasons_zh"].tolist() == served.scores["reasons_zh"].tolist()
     assert rows["reasons_en"].tolist() == rows["reasons"].tolist()  # scored in English
@@ -97,7 +98,7 @@ def test_the_run_store_keeps_both_languages(served):
         nulls = conn.execute(
             "SELECT COUNT(*), COUNT(reasons_en), COUNT(reasons_zh) FROM scored_orders "
             "WHERE run_id = ?",
-            (latest_run(served.settings.home).run_id,),
+            (latest_run(served.store).run_id,),
         ).fetchone()
     # The run's own language is not stored twice; Chinese for every row that has a reason.
     said = int((served.scores["reasons"].map(len) > 0).sum())
@@ -126,14 +127,14 @@ def test_a_store_from_an_older_version_gains_the_columns_and_falls_back(tmp_path
     assert not set(TRANSLATED_REASON_COLUMNS) & cols
     frame = served.scores.head(5)[list(RANKED_COLUMNS)]
     info = record_run(
-        tmp_path,
+        home_store(tmp_path),
         frame,
         model_version="1",
         model_run_id=None,
         as_of=pd.Timestamp("2025-01-01", tz="UTC"),
         data_fingerprint="x",
     )
-    rows = load_run_rows(tmp_path, info.run_id)
+    rows = load_run_rows(home_store(tmp_path), info.run_id)
     assert rows["reasons_zh"].tolist() == frame["reasons"].tolist()
     assert reasons_in(rows.drop(columns="reasons_zh"), "zh").tolist() == frame["reasons"].tolist()
     with sqlite3.connect(tmp_path / "serving.db") as conn:

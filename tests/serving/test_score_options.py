@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from otd_risk.cli import app
 from otd_risk.settings import get_settings
 from serving.runs import latest_run
+from serving.store import home_store
 
 
 @pytest.fixture
@@ -26,14 +27,14 @@ def home(served, monkeypatch, tmp_path):
 
 
 def test_score_into_a_missing_folder_is_refused_and_creates_nothing(served, home, tmp_path):
-    before = latest_run(home).run_id
+    before = latest_run(home_store(home)).run_id
     out = tmp_path / "nonexistent-dir" / "x.csv"
     result = CliRunner().invoke(app, ["score", "--data", served.settings.data, "--out", str(out)])
     assert result.exit_code == 2
     said = " ".join(result.stderr.split())
     assert f"the folder {out.parent} does not exist; create it first" in said
     assert not out.parent.exists()
-    assert latest_run(home).run_id == before  # no run recorded either
+    assert latest_run(home_store(home)).run_id == before  # no run recorded either
 
 
 @pytest.mark.parametrize(("lang", "cjk"), [("zh", True), ("en", False)])

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from webhook_helpers import Receiver, record
 
+from serving.store import home_store
 from serving.webhooks import WebhookConfig, WebhookStore, WebhookWorker, verify_signature
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -48,7 +49,7 @@ def drive(store: WebhookStore, start: datetime, seconds: int, step: float = 1.0)
 
 
 def test_signature_verifies_and_payload_is_complete(tmp_path, receiver):
-    store = WebhookStore(tmp_path, FAST)
+    store = WebhookStore(home_store(tmp_path), FAST)
     secret = "s3cret-for-the-test-0123456789"
     hook = store.register(receiver.url, 0.7, secret=secret).webhook
     record(tmp_path, {"A": 0.91, "B": 0.20})
@@ -82,7 +83,7 @@ def test_signature_verifies_and_payload_is_complete(tmp_path, receiver):
 
 
 def test_generated_secret_signs_and_chinese_stage_names(tmp_path, receiver):
-    store = WebhookStore(tmp_path, FAST)
+    store = WebhookStore(home_store(tmp_path), FAST)
     created = store.register(receiver.url, 0.5, lang="zh")
     assert len(created.secret) >= 32
     record(tmp_path, {"A": 0.6})
@@ -96,7 +97,7 @@ def test_generated_secret_signs_and_chinese_stage_names(tmp_path, receiver):
 def test_receiver_failing_its_first_3_attempts_gets_every_event_exactly_once(tmp_path):
     receiver = Receiver(fail_first=3)
     try:
-        store = WebhookStore(tmp_path, FAST)
+        store = WebhookStore(home_store(tmp_path), FAST)
         hook = store.register(receiver.url, 0.5).webhook
         record(tmp_path, {"A": 0.9, "B": 0.8, "C": 0.6, "D": 0.1})
         record(tmp_path, {"A": 0.95, "B": 0.8, "C": 0.6, "D": 0.7, "E": 0.55})
@@ -121,7 +122,7 @@ def test_receiver_failing_its_first_3_attempts_gets_every_event_exactly_once(tmp
 def test_retries_back_off_exponentially(tmp_path):
     receiver = Receiver(down=True)
     try:
-        store = WebhookStore(tmp_path, FAST)
+        store = WebhookStore(home_store(tmp_path), FAST)
         hook = store.register(receiver.url, 0.5).webhook
         record(tmp_path, {"A": 0.9})
         drive(store, T0, 30, step=0.5)
@@ -137,7 +138,7 @@ def test_retries_back_off_exponentially(tmp_path):
 def test_restart_mid_retry_loses_nothing(tmp_path):
     receiver = Receiver(down=True)
     try:
-        store = WebhookStore(tmp_path, FAST)
+        store = WebhookStore(home_store(tmp_path), FAST)
         store.register(receiver.url, 0.5)
         record(tmp_path, {"A": 0.9, "B": 0.8, "C": 0.7})
         # The first process ran a minute ago: everything failed once.
@@ -152,7 +153,7 @@ def test_restart_mid_retry_loses_nothing(tmp_path):
         config = WebhookConfig(
             backoff_base_seconds=0.05, backoff_cap_seconds=0.2, poll_seconds=0.05, allow_hosts=LOCAL
         )
-        fresh = WebhookStore(tmp_path, config)
+        fresh = WebhookStore(home_store(tmp_path), config)
         worker = WebhookWorker(fresh).start()
         deadline = time.monotonic() + 10
         while len(receiver.accepted) < 3 and time.monotonic() < deadline:
@@ -175,7 +176,7 @@ def _closed_port_url() -> str:
 
 
 def test_receiver_down_for_good_is_marked_failing_and_nothing_is_dropped(tmp_path):
-    store = WebhookStore(tmp_path, FAST)
+    store = WebhookStore(home_store(tmp_path), FAST)
     hook = store.register(_closed_port_url(), 0.5).webhook
     record(tmp_path, {"A": 0.9, "B": 0.8})
     drive(store, T0, 20)
@@ -196,7 +197,7 @@ def test_receiver_down_for_good_is_marked_failing_and_nothing_is_dropped(tmp_pat
 def test_failing_receiver_recovers_when_back(tmp_path):
     receiver = Receiver(down=True)
     try:
-        store = WebhookStore(tmp_path, FAST)
+        store = WebhookStore(home_store(tmp_path), FAST)
         hook = store.register(receiver.url, 0.5).webhook
         record(tmp_path, {"A": 0.9})
         end = drive(store, T0, 10)
@@ -210,7 +211,7 @@ def test_failing_receiver_recovers_when_back(tmp_path):
 
 
 def test_webhook_registered_after_a_run_gets_only_later_runs(tmp_path, receiver):
-    store = WebhookStore(tmp_path, FAST)
+    store = WebhookStore(home_store(tmp_path), FAST)
     record(tmp_path, {"A": 0.9})
     store.register(receiver.url, 0.5)
     record(tmp_path, {"A": 0.9, "B": 0.9})
@@ -220,4 +221,4 @@ def test_webhook_registered_after_a_run_gets_only_later_runs(tmp_path, receiver)
 
 def test_register_refuses_non_http_urls(tmp_path):
     with pytest.raises(ValueError, match="http"):
-        WebhookStore(tmp_path).register("ftp://x", 0.5)
+        WebhookStore(home_store(tmp_path)).register("ftp://x", 0.5)

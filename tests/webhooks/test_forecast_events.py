@@ -8,6 +8,7 @@ import pytest
 from webhook_helpers import ranked, record
 
 from otd_risk.settings import Settings
+from serving.store import home_store
 from serving.webhooks import EVENTS, WebhookConfig, WebhookStore, WebhookWorker, find_events
 
 LOCAL = WebhookConfig(allow_hosts=("127.0.0.1",))
@@ -102,7 +103,7 @@ def sent(receiver) -> dict[tuple[str, str], dict]:
 
 
 def test_a_receiver_gets_forecast_events_with_the_forecast(tmp_path, receiver):
-    store = WebhookStore(tmp_path, WebhookConfig(allow_hosts=("127.0.0.1",)))
+    store = WebhookStore(home_store(tmp_path), WebhookConfig(allow_hosts=("127.0.0.1",)))
     store.register(receiver.url, 0.95)
     risks = {"A": 0.5, "B": 0.5, "C": 0.5, "D": 0.5}
     record(tmp_path, risks, days_late={"A": -1.0, "B": 1.0, "C": -0.5, "D": 2.0})
@@ -129,7 +130,9 @@ def test_a_receiver_gets_forecast_events_with_the_forecast(tmp_path, receiver):
 
 
 def test_the_configured_step_decides(tmp_path, receiver):
-    store = WebhookStore(tmp_path, WebhookConfig(allow_hosts=("127.0.0.1",), forecast_step_days=4))
+    store = WebhookStore(
+        home_store(tmp_path), WebhookConfig(allow_hosts=("127.0.0.1",), forecast_step_days=4)
+    )
     store.register(receiver.url, 0.95)
     record(tmp_path, {"A": 0.5, "B": 0.5}, days_late={"A": 1.0, "B": 1.0})
     record(tmp_path, {"A": 0.5, "B": 0.5}, days_late={"A": 4.5, "B": 5.0})
@@ -139,7 +142,7 @@ def test_the_configured_step_decides(tmp_path, receiver):
 
 
 def test_every_event_carries_the_forecast_and_none_without_one(tmp_path, receiver):
-    store = WebhookStore(tmp_path, LOCAL)
+    store = WebhookStore(home_store(tmp_path), LOCAL)
     store.register(receiver.url, 0.7)
     record(tmp_path, {"A": 0.4, "B": 0.9})
     record(tmp_path, {"A": 0.9, "B": 0.9}, days_late={"A": 6.0, "B": -3.0})

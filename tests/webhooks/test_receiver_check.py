@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import insert
+from sqlalchemy import create_engine, insert
 from webhook_helpers import record
 
-from serving.db import _ready_engine, serving_db_path, serving_engine
 from serving.egress import AllowList, ReceiverRefused, check_receiver, parse_receiver_url
 from serving.secretbox import KEY_FILE, SecretBox
+from serving.store import SERVING_DB, home_store, home_store_url, open_store
 from serving.webhooks import WEBHOOKS, WebhookConfig, WebhookStore, WebhookWorker
 
 PUBLIC = "93.184.215.14"
@@ -88,7 +88,7 @@ def test_a_name_that_rebinds_to_a_private_address_is_refused_at_the_send(tmp_pat
     port = receiver.server.server_address[1]
     dns = ChangingDNS("hooks.attacker.test", PUBLIC)
     config = WebhookConfig(backoff_base_seconds=1, backoff_cap_seconds=8, max_failures=3)
-    store = WebhookStore(tmp_path, config, resolve=dns)
+    store = WebhookStore(home_store(tmp_path), config, resolve=dns)
     hook = store.register(f"http://hooks.attacker.test:{port}/hook", 0.5).webhook
     record(tmp_path, {"A": 0.9, "B": 0.8})
     dns.address = "127.0.0.1"
@@ -112,7 +112,7 @@ def test_the_send_goes_to_the_address_checked(tmp_path, receiver):
     port = receiver.server.server_address[1]
     dns = ChangingDNS("hooks.plant.local", "127.0.0.1")
     config = WebhookConfig(allow_hosts=("hooks.plant.local",))
-    store = WebhookStore(tmp_path, config, resolve=dns)
+    store = WebhookStore(home_store(tmp_path), config, resolve=dns)
     store.register(f"http://hooks.plant.local:{port}/hook", 0.5)
     record(tmp_path, {"A": 0.9})
     assert WebhookWorker(store).run_once().delivered == 1
@@ -123,14 +123,14 @@ def test_the_send_goes_to_the_address_checked(tmp_path, receiver):
 
 def test_secrets_are_stored_encrypted_and_the_store_is_owner_only(tmp_path, receiver):
     secret = "find-me-in-the-database-0123456789"
-    store = WebhookStore(tmp_path, WebhookConfig(allow_hosts=("127.0.0.1",)))
+    store = WebhookStore(home_store(tmp_path), WebhookConfig(allow_hosts=("127.0.0.1",)))
     store.register(receiver.url, 0.5, secret=secret)
     record(tmp_path, {"A": 0.9})
     WebhookWorker(store).run_once()
     [got] = receiver.accepted
     mac = hmac.new(secret.encode(), got.body, hashlib.sha256).hexdigest()
     assert got.headers["X-OTD-Signature"] == f"sha256={mac}"  # signed with the real secret
-    db = serving_db_path(tmp_path)
+    db = tmp_path / SERVING_DB
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("serving.db*"))
     assert secret.encode() not in stored
     with sqlite3.connect(db) as conn:
@@ -144,8 +144,8 @@ def test_a_store_made_before_encryption_keeps_working(tmp_path, receiver):
     """A serving.db of an older version: mode 0644, a secret in clear. Opening it encrypts the
     secret and tightens the file; the receiver still gets events signed with that secret."""
     plain = "an-old-secret-in-clear-0123456789"
-    engine = serving_engine(tmp_path)
-    WEBHOOKS.metadata.create_all(engine)
+    engine = create_engine(home_store_url(tmp_path))  # a store of before migrations
+    WEBHOOKS.create(engine)
     with engine.begin() as conn:
         conn.execute(
             insert(WEBHOOKS).values(
@@ -160,10 +160,11 @@ def test_a_store_made_before_encryption_keeps_working(tmp_path, receiver):
                 created_at=datetime(2024, 1, 1, tzinfo=UTC),
             )
         )
-    db = serving_db_path(tmp_path)
+    db = tmp_path / SERVING_DB
     db.chmod(0o644)
-    _ready_engine.cache_clear()  # as in a new process: the store is opened afresh
-    store = WebhookStore(tmp_path, WebhookConfig(allow_hosts=("127.0.0.1",)))
+    engine.dispose()
+    open_store.cache_clear()  # as in a new process: the store is opened afresh
+    store = WebhookStore(home_store(tmp_path), WebhookConfig(allow_hosts=("127.0.0.1",)))
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     with sqlite3.connect(db) as conn:
         [(value,)] = conn.execute("SELECT secret FROM webhooks").fetchall()
@@ -179,15 +180,15 @@ def test_a_store_made_before_encryption_keeps_working(tmp_path, receiver):
 def test_a_configured_key_is_used_and_a_wrong_one_is_said(tmp_path, receiver):
     key = new_key()
     config = WebhookConfig(allow_hosts=("127.0.0.1",), secret_key=key)
-    store = WebhookStore(tmp_path, config)
+    store = WebhookStore(home_store(tmp_path), config)
     store.register(receiver.url, 0.5, secret="with-the-configured-key-0123")
     assert not (tmp_path / KEY_FILE).exists()  # no generated key when one is configured
-    with sqlite3.connect(serving_db_path(tmp_path)) as conn:
+    with sqlite3.connect(tmp_path / SERVING_DB) as conn:
         [(value,)] = conn.execute("SELECT secret FROM webhooks").fetchall()
     assert SecretBox(key).open(value) == "with-the-configured-key-0123"
     # The key changed since: the send fails with the reason, nothing crashes, it is retried.
     other = WebhookConfig(allow_hosts=("127.0.0.1",), secret_key=new_key())
-    changed = WebhookStore(tmp_path, other)
+    changed = WebhookStore(home_store(tmp_path), other)
     record(tmp_path, {"A": 0.9})
     result = WebhookWorker(changed).run_once()
     assert (result.attempted, result.failed, result.delivered) == (1, 1, 0)
@@ -195,7 +196,7 @@ def test_a_configured_key_is_used_and_a_wrong_one_is_said(tmp_path, receiver):
     assert delivery.status == "pending" and "cannot be decrypted" in delivery.last_error
     assert receiver.requests == []
     with pytest.raises(ValueError, match="not a Fernet key"):
-        WebhookStore(tmp_path, WebhookConfig(secret_key="not-a-key"))
+        WebhookStore(home_store(tmp_path), WebhookConfig(secret_key="not-a-key"))
 
 
 def new_key() -> str:

@@ -7,6 +7,7 @@ import pandas as pd
 from webhook_helpers import ranked
 
 from serving.runs import record_run
+from serving.store import home_store
 from serving.webhooks import WebhookConfig, WebhookStore, WebhookWorker
 
 FAST = WebhookConfig(
@@ -19,7 +20,7 @@ def record_translated(home, risks: dict[str, float]) -> None:
     frame["reasons_en"] = frame["reasons"]
     frame["reasons_zh"] = [[f"{o} 的供应商延迟"] for o in frame["order_id"]]
     record_run(
-        home,
+        home_store(home),
         frame,
         model_version="7",
         model_run_id=None,
@@ -29,7 +30,7 @@ def record_translated(home, risks: dict[str, float]) -> None:
 
 
 def test_each_webhook_gets_reasons_in_its_language(tmp_path, receiver):
-    store = WebhookStore(tmp_path, FAST)
+    store = WebhookStore(home_store(tmp_path), FAST)
     store.register(receiver.url, 0.5, lang="zh", description="zh")
     store.register(receiver.url, 0.5, lang="en", description="en")
     record_translated(tmp_path, {"A": 0.9, "B": 0.1})
@@ -44,10 +45,10 @@ def test_each_webhook_gets_reasons_in_its_language(tmp_path, receiver):
 
 
 def test_a_run_without_translations_sends_its_own_reasons(tmp_path, receiver):
-    store = WebhookStore(tmp_path, FAST)
+    store = WebhookStore(home_store(tmp_path), FAST)
     store.register(receiver.url, 0.5, lang="zh")
     record_run(
-        tmp_path,
+        home_store(tmp_path),
         ranked({"A": 0.9}),
         model_version="7",
         model_run_id=None,

@@ -14,6 +14,7 @@ from webhook_helpers import record
 from otd_risk.settings import Settings
 from serving.app import ServeOptions, create_app
 from serving.keys import create_key
+from serving.store import home_store
 
 
 class FastSettings(Settings):
@@ -28,8 +29,8 @@ class FastSettings(Settings):
 @pytest.fixture
 def api(tmp_path):
     settings = FastSettings(home=tmp_path)
-    admin = create_key(tmp_path, "admin").key
-    reader = create_key(tmp_path, "reader").key
+    admin = create_key(home_store(tmp_path), "admin").key
+    reader = create_key(home_store(tmp_path), "reader").key
     app = create_app(settings, ServeOptions(reload_seconds=0, load_data=False))
     with TestClient(app) as client:
         client.admin = {"Authorization": f"Bearer {admin}"}

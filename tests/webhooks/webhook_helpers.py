@@ -15,6 +15,7 @@ import pandas as pd
 from serving.columns import RANKED_COLUMNS, STAGE_COLUMNS
 from serving.explain import delivery_dates
 from serving.runs import RunInfo, record_run
+from serving.store import home_store
 
 AS_OF = pd.Timestamp("2025-02-19", tz="UTC")
 
@@ -57,7 +58,7 @@ def ranked(
 
 def record(home: Path, risks: dict[str, float], **kw) -> RunInfo:
     return record_run(
-        home,
+        home_store(home),
         ranked(risks, **kw),
         model_version="7",
         model_run_id=None,

@@ -1,17 +1,13 @@
-"""Early-warning webhooks: registrations, events from scoring runs, persisted signed deliveries.
+"""Delivery of webhook events: registrations, the queue of persisted deliveries, signing,
+retries, and the worker that sends them (what to send is ``serving.webhooks.events``; the tables
+are the serving store's, ``serving.store.tables``).
 
 How it works, and why:
 
 - The worker *polls the run store* for scoring runs it has not turned into events yet (table
   ``webhook_runs``), so nothing in the scoring code has to know about webhooks.
-- For each new run, each webhook registered before the run gets one event per order that
-  newly crosses its threshold (``threshold_crossed``: at or above now, below it or absent in the
-  previous current run) and, separately, per order whose risk rose by more than its step
-  (``risk_rose``), whose predicted delivery moved past its due date (``forecast_late``:
-  ``predicted_days_late`` at most 0 in the previous current run, above 0 now) or by at least
-  ``forecast_step_days`` either way (``forecast_moved``). Runs without a forecast (models trained
-  before it) have no forecast events, nor does an order the previous run had no forecast of.
-  Every event's body carries the order's forecast. Only a run that becomes the current one
+- For each new run, each webhook registered before the run gets its events
+  (``serving.webhooks.events``). Only a run that becomes the current one
   (``serving.runs.current_run_query``: no run of its dataset recorded before it has a later
   as_of) has events; a back-dated run has none. The events of a run are inserted in the same
   transaction that marks the run processed: deliveries are persisted before anything is sent,
@@ -37,43 +33,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 import threading
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-import pandas as pd
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    and_,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from data.urls import redact_secrets, redact_url
-from serving.columns import FORECAST_COLUMNS, reasons_column
-from serving.db import serving_engine
 from serving.egress import (
-    AllowList,
     InvalidReceiverURL,
     Receiver,
     ReceiverRefused,
@@ -82,124 +56,18 @@ from serving.egress import (
     check_receiver,
     parse_receiver_url,
 )
-from serving.runs import SCORING_RUNS, RunInfo, current_run_query, load_run_rows
-from serving.schemas import forecast_records
+from serving.runs import RunInfo, current_run_query, load_run_rows
 from serving.secretbox import SecretBox, SecretUnreadable, is_sealed
+from serving.store import Store
+from serving.store.tables import DELIVERIES, SCORING_RUNS, WEBHOOK_RUNS, WEBHOOKS, utc, utc_now
+from serving.webhooks.config import WebhookConfig
+from serving.webhooks.events import delivery_rows, find_events
 
 log = logging.getLogger(__name__)
 
-EVENTS: tuple[str, ...] = ("threshold_crossed", "risk_rose", "forecast_late", "forecast_moved")
 SIGNATURE_HEADER = "X-OTD-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 EVENT_HEADER = "X-OTD-Event"
-
-WEBHOOK_METADATA = MetaData()
-"""Webhook tables; they live in the serving store's SQLite file next to the runs they read."""
-
-WEBHOOKS = Table(
-    "webhooks",
-    WEBHOOK_METADATA,
-    Column("webhook_id", String(16), primary_key=True),
-    Column("url", Text, nullable=False),
-    # Signing needs the secret itself: stored encrypted (serving.secretbox), "fernet:..."; rows
-    # from before that hold it in clear until a store opens and encrypts them.
-    Column("secret", Text, nullable=False),
-    Column("threshold", Float, nullable=False),
-    Column("risk_step", Float, nullable=True),
-    Column("plant_id", String(200), nullable=True),
-    Column("customer_id", String(200), nullable=True),
-    Column("lang", String(8), nullable=False, default="en"),
-    Column("description", Text, nullable=False, default=""),
-    Column("status", String(16), nullable=False, default="active"),
-    Column("consecutive_failures", Integer, nullable=False, default=0),
-    Column("last_error", Text, nullable=True),
-    Column("last_success_at", DateTime(timezone=True), nullable=True),
-    Column("failing_since", DateTime(timezone=True), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("deleted_at", DateTime(timezone=True), nullable=True),
-)
-
-WEBHOOK_RUNS = Table(
-    "webhook_runs",
-    WEBHOOK_METADATA,
-    Column("run_id", String(32), primary_key=True),
-    Column("processed_at", DateTime(timezone=True), nullable=False),
-    Column("n_events", Integer, nullable=False),
-)
-
-DELIVERIES = Table(
-    "webhook_deliveries",
-    WEBHOOK_METADATA,
-    Column("delivery_id", Integer, primary_key=True, autoincrement=True),
-    Column("webhook_id", String(16), ForeignKey("webhooks.webhook_id"), nullable=False),
-    Column("idempotency_key", String(64), nullable=False, unique=True),
-    Column("event", String(32), nullable=False),
-    Column("run_id", String(32), nullable=False),
-    Column("order_id", String(200), nullable=False),
-    Column("body", Text, nullable=False),
-    Column("status", String(16), nullable=False, default="pending"),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
-    Column("lease_until", DateTime(timezone=True), nullable=True),
-    Column("last_attempt_at", DateTime(timezone=True), nullable=True),
-    Column("last_status_code", Integer, nullable=True),
-    Column("last_error", Text, nullable=True),
-    Column("delivered_at", DateTime(timezone=True), nullable=True),
-    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
-    Index("ix_webhook_deliveries_hook", "webhook_id", "delivery_id"),
-)
-
-
-@dataclass(frozen=True)
-class WebhookConfig:
-    """Delivery knobs. Read from settings fields ``webhook_<name>`` when they exist."""
-
-    backoff_base_seconds: float = 30.0
-    """Wait after the first failed attempt; doubles with each further failure."""
-    backoff_cap_seconds: float = 3600.0
-    """Longest wait between two attempts of one delivery."""
-    max_failures: int = 8
-    """Consecutive failed attempts after which a webhook is marked ``failing``."""
-    risk_step: float = 0.2
-    """Default rise in risk (absolute, 0-1) between two runs that makes a ``risk_rose`` event."""
-    forecast_step_days: float = 3.0
-    """Days an order's predicted delivery must move (later or earlier) between two runs to make a
-    ``forecast_moved`` event."""
-    poll_seconds: float = 5.0
-    """How often the background worker looks for new runs and due deliveries."""
-    timeout_seconds: float = 10.0
-    """HTTP timeout of one delivery attempt."""
-    batch_size: int = 200
-    """Deliveries sent per round at most."""
-    allow_hosts: tuple[str, ...] = ()
-    """Receivers allowed although not public: hosts, ``host:port`` or networks
-    (``serving.egress.AllowList``). Empty: public addresses only."""
-    secret_key: str | None = None
-    """Fernet key that encrypts the signing secrets; None: the home's generated key file."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "allow_hosts", tuple(self.allow_hosts))
-        self.allow_list()  # a bad entry fails at start, naming it
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> WebhookConfig:
-        values = {
-            name: getattr(settings, f"webhook_{name}")
-            for name in cls.__dataclass_fields__
-            if getattr(settings, f"webhook_{name}", None) is not None
-        }
-        if "secret_key" in values and hasattr(values["secret_key"], "get_secret_value"):
-            values["secret_key"] = values["secret_key"].get_secret_value()
-        return cls(**values)
-
-    def allow_list(self) -> AllowList:
-        return AllowList.parse(self.allow_hosts)
-
-    def backoff(self, attempts: int) -> timedelta:
-        """Wait before the next attempt after ``attempts`` failed ones (1, 2, …)."""
-        seconds = self.backoff_base_seconds * 2 ** max(attempts - 1, 0)
-        return timedelta(seconds=min(seconds, self.backoff_cap_seconds))
 
 
 @dataclass(frozen=True)
@@ -272,97 +140,41 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     return bool(header) and hmac.compare_digest(sign(secret, body), header)
 
 
-def idempotency_key(webhook_id: str, run_id: str, order_id: str, event: str) -> str:
-    """Stable per (webhook, run, order, event): re-enqueueing a run cannot create a duplicate."""
-    raw = f"{webhook_id}\x1f{run_id}\x1f{order_id}\x1f{event}".encode()
-    return hashlib.sha256(raw).hexdigest()[:40]
-
-
-def find_events(
-    current: pd.DataFrame,
-    previous: pd.DataFrame | None,
-    *,
-    threshold: float,
-    risk_step: float,
-    forecast_step_days: float = WebhookConfig.forecast_step_days,
-    plant_id: str | None = None,
-    customer_id: str | None = None,
-) -> pd.DataFrame:
-    """Events between two runs' ranked rows: the current rows plus ``event``, ``previous_risk``,
-    ``previous_predicted_days_late`` and ``previous_predicted_delivery_date``, one row per
-    (order, event); an order can have several events. Forecast events need a forecast in both
-    runs: a run without one (NaN ``predicted_days_late``) has none."""
-    rows = current
-    if plant_id is not None:
-        rows = rows[rows["plant_id"] == plant_id]
-    if customer_id is not None:
-        rows = rows[rows["customer_id"] == customer_id]
-    before = _previous(rows, previous)
-    risk = rows["risk"]
-    prev_risk = before["risk"]
-    late_now = _column(rows, "predicted_days_late")
-    late_before = before["predicted_days_late"]
-    moved = (_delivery_day(rows) - _delivery_day(before)).abs()
-    events = {
-        "threshold_crossed": (risk >= threshold) & (prev_risk.isna() | (prev_risk < threshold)),
-        "risk_rose": prev_risk.notna() & ((risk - prev_risk) > risk_step),
-        # NaN compares false: without a forecast in either run, no forecast event.
-        "forecast_late": (late_now > 0) & (late_before <= 0),
-        "forecast_moved": moved >= forecast_step_days,
-    }
-    parts = []
-    for name, mask in events.items():
-        part = rows.loc[mask].assign(
-            event=name,
-            previous_risk=prev_risk[mask],
-            previous_predicted_days_late=late_before[mask],
-            previous_predicted_delivery_date=before["predicted_delivery_date"][mask],
-        )
-        parts.append(part)
-    out = pd.concat(parts, ignore_index=True)
-    return out.sort_values(["risk", "event"], ascending=[False, True], kind="stable")
-
-
-def _previous(rows: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
-    """The previous run's risk, forecast and due date of each of ``rows``' orders (NaN where the
-    previous run did not have the order), indexed like ``rows``."""
-    names = ["risk", "predicted_days_late", "predicted_delivery_date", "due_date"]
-    if previous is None or not len(previous):
-        return pd.DataFrame({c: np.nan for c in names}, index=rows.index)
-    prev = previous.drop_duplicates("order_id").set_index("order_id")
-    ids = rows["order_id"]
-    return pd.DataFrame({c: ids.map(_column(prev, c)) for c in names}, index=rows.index)
-
-
-def _column(rows: pd.DataFrame, name: str) -> pd.Series:
-    """``rows[name]``, or NaN throughout for rows recorded without it."""
-    return rows[name] if name in rows.columns else pd.Series(np.nan, index=rows.index)
-
-
-def _delivery_day(rows: pd.DataFrame) -> pd.Series:
-    """When each order is predicted to be delivered, in days since 1970 (the end of its due date
-    plus its days late): the forecast's movement counts a moved due date too."""
-    due = pd.to_datetime(rows["due_date"])
-    days = (due - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
-    return days + 1 + pd.to_numeric(_column(rows, "predicted_days_late"))
-
-
 class WebhookStore:
-    """Webhooks and their deliveries in the serving store under ``home``.
+    """Webhooks and their deliveries in a serving store.
 
-    ``resolve`` is how receiver hosts are resolved (``socket.getaddrinfo``); the tests of DNS
-    rebinding give one whose answer changes, since this machine's DNS cannot be told to."""
+    Signing secrets are encrypted with ``config.secret_key`` or, without one, the key file of
+    ``key_home`` (default: the folder of a SQLite store). Hosts sharing one store must share the
+    key: set ``OTD_RISK_WEBHOOK_SECRET_KEY`` on each. ``resolve`` is how receiver hosts are
+    resolved (``socket.getaddrinfo``); the tests of DNS rebinding give one whose answer changes,
+    since this machine's DNS cannot be told to."""
 
     def __init__(
-        self, home: Path, config: WebhookConfig | None = None, resolve: Resolver | None = None
+        self,
+        store: Store,
+        config: WebhookConfig | None = None,
+        resolve: Resolver | None = None,
+        *,
+        key_home: Path | None = None,
     ) -> None:
-        self.home = Path(home)
+        self.store = store
         self.config = config or WebhookConfig()
         self.resolve = resolve
-        self.engine = serving_engine(self.home)
-        WEBHOOK_METADATA.create_all(self.engine)
-        self.box = SecretBox.for_home(self.home, self.config.secret_key)
+        self.engine = store.engine
+        if key_home is None and not self.config.secret_key:
+            if store.sqlite_path is None:
+                raise ValueError(
+                    f"the webhooks of {store.label} need the key that encrypts their signing "
+                    "secrets: set OTD_RISK_WEBHOOK_SECRET_KEY (the same on every host sharing "
+                    "the store)"
+                )
+            key_home = store.sqlite_path.parent
+        self.box = SecretBox.for_home(key_home or Path("."), self.config.secret_key)
         self.encrypt_plain_secrets()
+
+    def _insert(self, table):
+        """An INSERT that can say ON CONFLICT DO NOTHING, in this store's dialect."""
+        return (sqlite_insert if self.store.is_sqlite else postgresql_insert)(table)
 
     def encrypt_plain_secrets(self) -> int:
         """Encrypt the secrets still stored in clear (rows from before encryption); returns how
@@ -423,7 +235,7 @@ class WebhookStore:
                     description=description,
                     status="active",
                     consecutive_failures=0,
-                    created_at=_now(now),
+                    created_at=utc_now(now),
                 )
             )
         return CreatedWebhook(webhook=self.get(webhook_id), secret=secret)
@@ -442,7 +254,7 @@ class WebhookStore:
     def delete(self, webhook_id: str, now: datetime | None = None) -> Webhook:
         """Stop a webhook: its pending deliveries become ``cancelled`` (kept, not erased)."""
         hook = self.get(webhook_id)
-        now = _now(now)
+        now = utc_now(now)
         with self.engine.begin() as conn:
             conn.execute(
                 update(WEBHOOKS)
@@ -485,7 +297,7 @@ class WebhookStore:
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         fields = Webhook.__dataclass_fields__
-        hooks = [Webhook(**{k: _utc(r[k]) for k in fields}) for r in rows]
+        hooks = [Webhook(**{k: utc(r[k]) for k in fields}) for r in rows]
         # URLs registered before credentials were refused are shown without them.
         return [replace(h, url=redact_url(h.url)) for h in hooks]
 
@@ -514,7 +326,7 @@ class WebhookStore:
         webhook registered before ``run``; marks the run processed. A run that does not become
         the current one (one recorded before it has a later as_of: ``otd-risk score --as-of``
         back in time) gets no events. Safe to call twice."""
-        now = _now(now)
+        now = utc_now(now)
         with self.engine.connect() as conn:
             hooks = (
                 conn.execute(
@@ -542,8 +354,8 @@ class WebhookStore:
         back_dated = later is not None
         values: list[dict] = []
         if hooks and not back_dated:  # no reader of this run: do not load its rows
-            current = load_run_rows(self.home, run.run_id)
-            previous = load_run_rows(self.home, prev_id) if prev_id else None
+            current = load_run_rows(self.store, run.run_id)
+            previous = load_run_rows(self.store, prev_id) if prev_id else None
             for hook in hooks:
                 step = hook["risk_step"]
                 events = find_events(
@@ -555,17 +367,17 @@ class WebhookStore:
                     plant_id=hook["plant_id"],
                     customer_id=hook["customer_id"],
                 )
-                values.extend(_delivery_rows(hook, run, events, now, self.config))
+                values.extend(delivery_rows(hook, run, events, now, self.config))
         with self.engine.begin() as conn:
             if values:
                 conn.execute(
-                    sqlite_insert(DELIVERIES).on_conflict_do_nothing(
+                    self._insert(DELIVERIES).on_conflict_do_nothing(
                         index_elements=["idempotency_key"]
                     ),
                     values,
                 )
             conn.execute(
-                sqlite_insert(WEBHOOK_RUNS)
+                self._insert(WEBHOOK_RUNS)
                 .values(run_id=run.run_id, processed_at=now, n_events=len(values))
                 .on_conflict_do_nothing(index_elements=["run_id"])
             )
@@ -575,7 +387,7 @@ class WebhookStore:
     def deliver_due(self, now: datetime | None = None, client: httpx.Client | None = None):
         """Send every pending delivery whose time has come (one POST each); returns a
         :class:`DeliveryRound`. ``now`` drives the schedule, so tests can step through time."""
-        now = _now(now)
+        now = utc_now(now)
         lease = now + timedelta(seconds=self.config.timeout_seconds * 3)
         with self.engine.connect() as conn:
             due = (
@@ -790,80 +602,6 @@ class WebhookWorker:
         return self._thread is not None and self._thread.is_alive()
 
 
-def event_payload(
-    hook: dict | Any,
-    run: RunInfo,
-    row: dict,
-    key: str,
-    config: WebhookConfig | None = None,
-) -> dict:
-    """The JSON body of one event (field names in English; the stage name and the reasons in
-    the webhook's language, the reasons as the run recorded them in it), with the order's
-    delivery forecast as the API gives it (null for a run without one) and the previous run's
-    days late and delivery date."""
-    from serving.i18n import stage_name
-
-    due = row.get("due_date")
-    # A run recorded before reasons were stored per language has only its own ``reasons``.
-    said = row.get(reasons_column(hook["lang"]))
-    forecast = forecast_records({c: [row.get(c)] for c in FORECAST_COLUMNS}, 1)[0]
-    before = row.get("previous_predicted_delivery_date")
-    return {
-        "event": row["event"],
-        "idempotency_key": key,
-        "webhook_id": hook["webhook_id"],
-        "order_id": str(row["order_id"]),
-        "risk": round(float(row["risk"]), 6),
-        "previous_risk": None
-        if pd.isna(row["previous_risk"])
-        else round(float(row["previous_risk"]), 6),
-        "threshold": hook["threshold"],
-        "top_stage": row["top_stage"],
-        "top_stage_name": stage_name(row["top_stage"], hook["lang"]),
-        "reasons": list(said if isinstance(said, list | tuple) else row["reasons"]),
-        "plant_id": _text(row.get("plant_id")),
-        "customer_id": _text(row.get("customer_id")),
-        "due_date": None if pd.isna(due) else pd.Timestamp(due).strftime("%Y-%m-%d"),
-        **forecast,
-        "previous_predicted_days_late": _number(row.get("previous_predicted_days_late")),
-        "previous_predicted_delivery_date": before if isinstance(before, str) else None,
-        "forecast_step_days": (config or WebhookConfig()).forecast_step_days,
-        "model_version": run.model_version,
-        "run_id": run.run_id,
-        "scored_at": run.created_at.astimezone(UTC).isoformat(),
-        "as_of": pd.Timestamp(run.as_of).isoformat(),
-    }
-
-
-def _delivery_rows(
-    hook, run: RunInfo, events: pd.DataFrame, now: datetime, config: WebhookConfig
-) -> list[dict]:
-    out = []
-    for row in events.to_dict("records"):
-        key = idempotency_key(hook["webhook_id"], run.run_id, str(row["order_id"]), row["event"])
-        body = json.dumps(
-            event_payload(hook, run, row, key, config),
-            ensure_ascii=False,
-            separators=(",", ":"),
-            allow_nan=False,  # a NaN would be invalid JSON for the receiver: a bug, not a body
-        )
-        out.append(
-            {
-                "webhook_id": hook["webhook_id"],
-                "idempotency_key": key,
-                "event": row["event"],
-                "run_id": run.run_id,
-                "order_id": str(row["order_id"]),
-                "body": body,
-                "status": "pending",
-                "attempts": 0,
-                "created_at": now,
-                "next_attempt_at": now,
-            }
-        )
-    return out
-
-
 @dataclass(frozen=True)
 class _Target:
     """A receiver as checked for one round of sends: where to send (``url`` names the checked
@@ -899,38 +637,20 @@ def _post(client: httpx.Client, row, target: _Target) -> tuple[int | None, str |
 
 
 def _run_info(row) -> RunInfo:
-    return RunInfo(**{k: _utc(row[k]) for k in RunInfo.__dataclass_fields__})
+    return RunInfo(**{k: utc(row[k]) for k in RunInfo.__dataclass_fields__})
 
 
 def _delivery(row) -> Delivery:
-    return Delivery(**{k: _utc(row[k]) for k in Delivery.__dataclass_fields__})
-
-
-def _text(value: object) -> str | None:
-    return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-
-
-def _number(value: object) -> float | None:
-    return None if value is None or pd.isna(value) else float(value)
-
-
-def _now(now: datetime | None) -> datetime:
-    # SQLite keeps wall-clock text without the offset: store and compare everything in UTC.
-    if now is None:
-        return datetime.now(UTC)
-    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
-
-
-def _utc(value):
-    # SQLite hands back naive datetimes; they were stored in UTC.
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+    return Delivery(**{k: utc(row[k]) for k in Delivery.__dataclass_fields__})
 
 
 def start_webhook_worker(app: Any, settings: Any) -> WebhookWorker:
     """Start the sender of a server process (called from the app's lifespan); the routes reach
     the same store through ``app.state.webhook_store``."""
-    store = WebhookStore(settings.ensure_home(), WebhookConfig.from_settings(settings))
+    store = WebhookStore(
+        app.state.serving.store,
+        WebhookConfig.from_settings(settings),
+        key_home=settings.ensure_home(),
+    )
     app.state.webhook_store = store
     return WebhookWorker(store).start()
