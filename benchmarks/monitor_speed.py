@@ -56,9 +56,7 @@ def main() -> None:
         model = champion.risk_model
         base = load_reference(settings, champion.run_id)
         base = base[["order_id", *model.feature_names]]
-        numeric = [
-            s["name"] for s in model.feature_specs if s["kind"] == "numeric" and s["name"] in base
-        ]
+        numeric = [s.name for s in model.feature_specs if s.kind == "numeric" and s.name in base]
         rng = np.random.default_rng(0)
         store = open_store(settings.serving_store_url)
         # Runs with their inputs only (an empty ranked list): what monitoring reads.
@@ -91,7 +89,7 @@ def main() -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
             f"monitor: {len(result.runs)} runs, {args.runs * args.rows:,} scored rows, "
-            f"{summary['realised']['n_matured']:,} matured; status {summary['status']!r}"
+            f"{summary.realised.n_matured:,} matured; status {summary.status!r}"
         )
         print(
             f"run_monitor {computed:.1f} s + write_outputs {total - computed:.1f} s = "

@@ -10,9 +10,11 @@ context columns of the feature frame (``CONTEXT_COLUMNS``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, get_args
 
 import pandas as pd
 
@@ -21,6 +23,19 @@ from data.dataset import Dataset
 
 Kind = Literal["numeric", "categorical"]
 Direction = Literal["higher", "lower"]
+Unit = Literal["days", "rate", "ratio", "count", "share", "multiple", "number", "category"]
+"""What a feature's value is measured in, declared with it (drift is judged and shown in it):
+
+- ``days``: days, signed where the meaning says so (slack, days behind plan, days late);
+- ``rate``: a share in [0, 1] of an entity's past outcomes (on-time, late and delay rates;
+  a trend is the difference of two, in the same points);
+- ``ratio``: planned load over capacity;
+- ``count``: how many orders a customer, product or plant had (per-entity volumes);
+- ``share``: a share in [0, 1] of the order's own (its stages completed);
+- ``multiple``: times the usual (the quantity against the product's mean);
+- ``number``: a plain number of the order's own (its open purchase orders) or an extra column's;
+- ``category``: a categorical value (``kind == "categorical"``).
+"""
 
 PRODUCT_GROUP_COLUMNS: tuple[str, ...] = ("product_family", "product_group")
 """Extra orders columns that group products (first present wins); else the product id."""
@@ -66,6 +81,8 @@ class FeatureSpec:
     """The same sentence in Simplified Chinese."""
     table: str
     """The contract table the feature comes from."""
+    unit: Unit
+    """What the value is measured in (:data:`Unit`)."""
     kind: Kind = "numeric"
     direction: Direction | None = None
     """Which values make a late delivery more likely ("higher" / "lower"); None: no order."""
@@ -78,6 +95,33 @@ class FeatureSpec:
     magnitude ("the due date passed 3.0 days ago", not "is -3.0 days away")."""
     template_negative_zh: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.unit not in get_args(Unit):
+            raise ValueError(
+                f"feature {self.name!r} has unit {self.unit!r}; use one of {get_args(Unit)}"
+            )
+        if (self.unit == "category") != (self.kind == "categorical"):
+            raise ValueError(
+                f"feature {self.name!r} is {self.kind} with unit {self.unit!r}: a categorical "
+                "feature has unit 'category', and only a categorical one"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (tuples as lists), for a saved model's metadata."""
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        """Read :meth:`to_dict`'s output, also from models saved before a field existed (a
+        missing field takes its default; a missing ``unit`` is :func:`saved_unit`'s)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in fields}
+        values["needs"] = tuple(values.get("needs", ()))
+        if "unit" not in values:
+            values["unit"] = saved_unit(str(values["name"]), str(values.get("kind", "numeric")))
+        return cls(**values)
+
     def sentence(self, value: object, context: dict[str, object], lang: str = "en") -> str:
         """The reason sentence for this value and context."""
         template = self.template_zh if lang == "zh" else self.template
@@ -87,11 +131,12 @@ class FeatureSpec:
         return template.format(value=value, **context)
 
 
-def _spec(name, stage, table, description, template, template_zh, **kw) -> FeatureSpec:
+def _spec(name, stage, table, unit, description, template, template_zh, **kw) -> FeatureSpec:
     return FeatureSpec(
         name=name,
         stage=stage,
         table=table,
+        unit=unit,
         description=description,
         template=template,
         template_zh=template_zh,
@@ -104,6 +149,7 @@ _ORDER = [
         "slack_days",
         "order",
         "orders",
+        "days",
         "Days from as_of to the end of the due date (in the dataset's time zone); negative "
         "when past due.",
         "the due date is {value:.1f} days away",
@@ -116,6 +162,7 @@ _ORDER = [
         "order_age_days",
         "order",
         "orders",
+        "days",
         "Days since the order was received.",
         "the order was received {value:.0f} days ago",
         "订单已接收 {value:.0f} 天",
@@ -125,6 +172,7 @@ _ORDER = [
         "quoted_lead_days",
         "order",
         "orders",
+        "days",
         "Days from the order's receipt to the end of its due date: the lead time quoted.",
         "the quoted lead time is {value:.0f} days",
         "承诺交货周期为 {value:.0f} 天",
@@ -134,6 +182,7 @@ _ORDER = [
         "quantity_vs_product_norm",
         "order",
         "orders",
+        "multiple",
         "Quantity divided by the mean quantity of the product's orders received by as_of.",
         "the quantity is {value:.1f} times the usual for product {ctx_product_id}",
         "数量是产品 {ctx_product_id} 常规数量的 {value:.1f} 倍",
@@ -143,6 +192,7 @@ _ORDER = [
         "priority",
         "order",
         "orders",
+        "category",
         "The order's priority as given (e.g. normal, rush).",
         "the order's priority is {value}",
         "订单优先级为 {value}",
@@ -153,6 +203,7 @@ _ORDER = [
         f"customer_ontime_rate_{HISTORY_WINDOW_DAYS}d",
         "order",
         "orders",
+        "rate",
         f"Share of the customer's orders delivered in the last {HISTORY_WINDOW_DAYS} days "
         "before as_of that arrived by their due date.",
         f"customer {{ctx_customer_id}} received {{value:.0%}} of its orders on time over the "
@@ -164,6 +215,7 @@ _ORDER = [
         f"customer_delivered_{HISTORY_WINDOW_DAYS}d",
         "order",
         "orders",
+        "count",
         f"Number of the customer's orders delivered in the last {HISTORY_WINDOW_DAYS} days.",
         f"{{value:.0f}} orders were delivered to customer {{ctx_customer_id}} over the last "
         f"{HISTORY_WINDOW_DAYS} days",
@@ -174,6 +226,7 @@ _ORDER = [
         f"product_ontime_rate_{HISTORY_WINDOW_DAYS}d",
         "order",
         "orders",
+        "rate",
         f"Share of the product's orders delivered in the last {HISTORY_WINDOW_DAYS} days that "
         "arrived by their due date.",
         f"product {{ctx_product_id}} was delivered on time {{value:.0%}} of the time over the "
@@ -185,6 +238,7 @@ _ORDER = [
         f"product_delivered_{HISTORY_WINDOW_DAYS}d",
         "order",
         "orders",
+        "count",
         f"Number of the product's orders delivered in the last {HISTORY_WINDOW_DAYS} days.",
         f"{{value:.0f}} orders of product {{ctx_product_id}} were delivered over the last "
         f"{HISTORY_WINDOW_DAYS} days",
@@ -198,6 +252,7 @@ _PLANNING = [
         "current_stage",
         "planning",
         "order_stages",
+        "category",
         "The first stage (in process order) the order has and has not completed at as_of; "
         "'done' when all its stages are completed.",
         "the order is at the {value} stage",
@@ -208,6 +263,7 @@ _PLANNING = [
         "remaining_planned_days",
         "planning",
         "order_stages",
+        "days",
         "Days from as_of to the latest planned end of the stages not completed yet (0 when "
         "none is left): the remaining planned lead time.",
         "the plan needs {value:.1f} more days",
@@ -218,6 +274,7 @@ _PLANNING = [
         "plan_margin_days",
         "planning",
         "order_stages",
+        "days",
         "Days left to the due date minus the remaining planned lead time; negative when the "
         "plan itself ends after the due date.",
         "the plan leaves {value:.1f} days of margin before the due date",
@@ -230,6 +287,7 @@ _PLANNING = [
         "share_stages_completed",
         "planning",
         "order_stages",
+        "share",
         "Share of the order's stages completed at as_of.",
         "{value:.0%} of the order's stages are completed",
         "订单已完成 {value:.0%} 的阶段",
@@ -252,6 +310,7 @@ _BEHIND = [
         f"{s}_days_behind",
         s,
         "order_stages",
+        "days",
         f"Days the {s} stage is behind its planned end: completion minus planned end when "
         f"completed by as_of, else days past the planned end so far (0 while it is ahead).",
         f"the {s} stage is {{value:.1f}} days behind plan",
@@ -266,6 +325,7 @@ _OVER_TYPICAL = [
         f"{s}_days_over_typical",
         s,
         "order_stages",
+        "days",
         f"While the order is in the {s} stage: days the stage has run so far minus its typical "
         "duration (recency-weighted geometric mean of its completions at the plant for the "
         "product group, known at as_of); empty when the order is in another stage.",
@@ -282,6 +342,7 @@ _LAST_SEASON = [
         f"{s}_added_last_season",
         s,
         "order_stages",
+        "days",
         f"Mean days the {s} stage added beyond its plan for the orders of the order's "
         + ("customer region" if s in ("shipping", "warehouse") else "plant")
         + " whose stage completed in the 28 days ending a year before this order's planned end "
@@ -300,6 +361,7 @@ _TYPICAL = [
         "typical_remaining_days",
         "planning",
         "order_stages",
+        "days",
         "What is left at the usual pace: the rest of the current stage by its typical duration "
         "(0 once it has run longer) plus the typical durations of the order's stages still to "
         "come.",
@@ -311,6 +373,7 @@ _TYPICAL = [
         "typical_days_past_due",
         "planning",
         "order_stages",
+        "days",
         "typical_remaining_days minus the days left to the due date: positive when the usual "
         "pace of the remaining stages misses the due date.",
         "at the usual pace the order arrives {value:.1f} days after its due date",
@@ -326,6 +389,7 @@ _LEAD = [
         "typical_lead_days",
         "order",
         "orders",
+        "days",
         "Typical days from receipt to delivery of the plant's orders for the customer group "
         "(recency-weighted geometric mean over deliveries known at as_of, shrunk towards the "
         "plant's and then everyone's).",
@@ -338,6 +402,7 @@ _LEAD = [
         "lead_days_past_due",
         "order",
         "orders",
+        "days",
         "The typical lead time still ahead of the order (typical_lead_days minus its age, at "
         "least 0) minus the days left to the due date: positive when the usual lead time misses "
         "the due date.",
@@ -356,6 +421,7 @@ _PROCUREMENT = [
         "open_po_count",
         "procurement",
         "purchase_orders",
+        "number",
         "Purchase orders for this order placed and not received at as_of.",
         "{value:.0f} purchase orders for this order are still open",
         "本订单有 {value:.0f} 个采购单尚未到货",
@@ -365,6 +431,7 @@ _PROCUREMENT = [
         "po_max_days_past_promised",
         "procurement",
         "purchase_orders",
+        "days",
         "Over the order's open purchase orders, the most days past the supplier's promised "
         "date (negative: days until it); empty without open purchase orders.",
         "a purchase order for this order is {value:.1f} days past its promised date",
@@ -375,6 +442,7 @@ _PROCUREMENT = [
         "po_promised_vs_production_start",
         "procurement",
         "purchase_orders",
+        "days",
         "Days between the latest promised date of the order's open purchase orders and the "
         "planned start of production (the planned end of procurement); positive when the "
         "material is promised after production should start.",
@@ -390,6 +458,7 @@ for _w in SUPPLIER_WINDOWS_DAYS:
             f"supplier_ontime_rate_{_w}d",
             "procurement",
             "purchase_orders",
+            "rate",
             f"On-time rate, over purchase orders whose outcome became known in the {_w} days "
             "before as_of, of the least punctual supplier (by 90-day rate) among the order's open "
             "purchase orders.",
@@ -403,6 +472,7 @@ for _w in SUPPLIER_WINDOWS_DAYS:
             f"supplier_mean_days_late_{_w}d",
             "procurement",
             "purchase_orders",
+            "days",
             f"Mean days late (early counts 0) of that supplier's purchase orders received in the "
             f"{_w} days before as_of.",
             f"supplier {{ctx_supplier_id}} was {{value:.1f}} days late on average over the last "
@@ -416,6 +486,7 @@ _PROCUREMENT.append(
         "supplier_ontime_trend",
         "procurement",
         "purchase_orders",
+        "rate",
         "That supplier's 30-day on-time rate minus its 365-day rate: negative when it is getting "
         "worse.",
         "supplier {ctx_supplier_id}'s on-time rate moved by {value:+.0%} recently",
@@ -429,6 +500,7 @@ _CAPACITY = [
         "plant_open_orders",
         "production",
         "orders",
+        "count",
         "Orders open at the order's plant at as_of: the backlog.",
         "plant {ctx_plant_id} has {value:.0f} open orders",
         "工厂 {ctx_plant_id} 有 {value:.0f} 个未完成订单",
@@ -438,6 +510,7 @@ _CAPACITY = [
         f"plant_load_ratio_next_{CAPACITY_LOOKAHEAD_DAYS}d",
         "production",
         "capacity",
+        "ratio",
         f"Planned load over capacity at the plant for the {CAPACITY_LOOKAHEAD_DAYS} days from "
         "as_of's date, from the capacity figures known at as_of.",
         f"plant {{ctx_plant_id}} is loaded at {{value:.0%}} of capacity over the next "
@@ -449,6 +522,7 @@ _CAPACITY = [
         "production_window_load_ratio",
         "production",
         "capacity",
+        "ratio",
         "Planned load over capacity at the plant over the order's planned production window "
         "(from the planned end of the stage before production to production's planned end), "
         "from the capacity figures known at as_of.",
@@ -480,6 +554,7 @@ for _s in DELAY_RATE_STAGES:
                 f"{_s}_delay_rate_{_g}_{DELAY_RATE_WINDOW_DAYS}d",
                 _s,
                 "order_stages",
+                "rate",
                 f"Share of {_s} stages of {_what} completed in the {DELAY_RATE_WINDOW_DAYS} days "
                 f"before as_of that finished more than {DELAY_THRESHOLD_DAYS:g} day after their "
                 f"planned end (rework, holds, delays).",
@@ -538,6 +613,7 @@ def _extra_spec(name: str, series: pd.Series) -> FeatureSpec:
             stage="order",
             table="orders",
             kind="numeric",
+            unit="number",
             column=name,
             description=f"The orders column '{name}' as given (an extra column).",
             template=f"{name} is {{value:.4g}}",
@@ -548,6 +624,7 @@ def _extra_spec(name: str, series: pd.Series) -> FeatureSpec:
         stage="order",
         table="orders",
         kind="categorical",
+        unit="category",
         column=name,
         description=f"The orders column '{name}' as given (an extra column, a category).",
         template=f"{name} is {{value}}",
@@ -655,6 +732,7 @@ def rate_specs(dataset: Dataset, keys: Sequence[Sequence[str]]) -> list[FeatureS
                 "(due date over), shrunk towards the overall late rate.",
                 template=f"{en} were late {{value:.0%}} of the time",
                 template_zh=f"{zh}延误率为 {{value:.0%}}",
+                unit="rate",
                 direction="higher",
                 **common,
             ),
@@ -664,6 +742,7 @@ def rate_specs(dataset: Dataset, keys: Sequence[Sequence[str]]) -> list[FeatureS
                 f"outcome's weight halves every {RATE_HALF_LIFE_DAYS:g} days).",
                 template=f"{en} were late {{value:.0%}} of the time in recent months",
                 template_zh=f"{zh}近期延误率为 {{value:.0%}}",
+                unit="rate",
                 direction="higher",
                 **common,
             ),
@@ -673,6 +752,7 @@ def rate_specs(dataset: Dataset, keys: Sequence[Sequence[str]]) -> list[FeatureS
                 "delivered by as_of, shrunk towards the overall mean.",
                 template=f"{en} were {{value:.1f}} days late on average",
                 template_zh=f"{zh}平均延误 {{value:.1f}} 天",
+                unit="days",
                 direction="higher",
                 **common,
             ),
@@ -682,6 +762,7 @@ def rate_specs(dataset: Dataset, keys: Sequence[Sequence[str]]) -> list[FeatureS
                 "before as_of, capped at 100: how much history stands behind the rates.",
                 template=f"{{value:.0f}} {en} were settled over the last year",
                 template_zh=f"{zh}过去一年已结案 {{value:.0f}} 个",
+                unit="count",
                 **common,
             ),
         ]
@@ -711,3 +792,30 @@ def feature_specs(
 def stage_map(specs: Sequence[FeatureSpec]) -> dict[str, str]:
     """Feature name -> explanation stage."""
     return {f.name: f.stage for f in specs}
+
+
+_SAVED_UNIT_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"_rate_|_trend$", "rate"),
+    (r"_load_ratio", "ratio"),
+    (r"_delivered_\d+d$|^plant_open_orders$|^settled_", "count"),
+    (r"_days|_added_last_season$|^po_promised_vs_production_start$", "days"),
+)
+"""How monitoring read a unit from a feature's name before specs carried it (first match)."""
+
+
+def saved_unit(name: str, kind: str) -> Unit:
+    """The unit of a feature saved without one (models trained before units were declared):
+    the registry's when it knows the name, else what monitoring then read from the name (so an
+    older champion's drift is judged as it was)."""
+    if kind == "categorical":
+        return "category"
+    known = {f.name: f.unit for f in FEATURES}
+    return known.get(name) or unit_read_from_name(name)
+
+
+def unit_read_from_name(name: str) -> Unit:
+    """The unit monitoring read from a numeric feature's name before specs carried one."""
+    for pattern, unit in _SAVED_UNIT_PATTERNS:
+        if re.search(pattern, name):
+            return unit  # type: ignore[return-value]
+    return "number"

@@ -7,10 +7,12 @@ reference_data=...)`` returns a snapshot whose tests carry the drift verdicts.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
+
+from features.registry import FeatureSpec, Unit
 
 PREDICTION_COLUMN = "risk"
 
@@ -33,45 +35,46 @@ class DriftMethod:
 # supplier degradation (tests/monitoring/test_planted_degradation.py, docs/monitoring.md).
 
 DAYS_METHOD = DriftMethod("abs_wasserstein", 1.0)
-"""Features in days (``*_days*``, ``po_promised_vs_production_start``): Wasserstein distance in
-days, drift at one day. Runs with no change: <= 0.4; the degraded supplier: 1.2-2.9."""
+"""Features in days (unit ``days``): Wasserstein distance in days, drift at one day. Runs with no
+change: <= 0.4; the degraded supplier: 1.2-2.9."""
 
 RATE_METHOD = DriftMethod("abs_wasserstein", 0.05)
-"""Shares in [0, 1] (``*_rate_*``, ``*_trend``): Wasserstein distance in share units, drift at 5
-points. Runs with no change: <= 0.025; the degraded supplier's on-time rates: 0.13-0.23."""
+"""An entity's past outcome shares in [0, 1] (unit ``rate``): Wasserstein distance in share units,
+drift at 5 points. Runs with no change: <= 0.025; the degraded supplier's on-time rates:
+0.13-0.23."""
 
 RATIO_METHOD = DriftMethod("abs_wasserstein", 0.1)
-"""Load over capacity (``*_load_ratio*``): Wasserstein distance in ratio units, drift at 10
-points of utilisation."""
+"""Load over capacity (unit ``ratio``): Wasserstein distance in ratio units, drift at 10 points
+of utilisation."""
 
 COUNT_METHOD = DriftMethod("rel_wasserstein", 0.25)
-"""Per-entity counts (``*_delivered_365d``, ``plant_open_orders``): Wasserstein distance relative
-to the reference mean, drift at 25%: a few entities' counts move by a share of their level."""
+"""Per-entity counts (unit ``count``): Wasserstein distance relative to the reference mean, drift
+at 25%: a few entities' counts move by a share of their level."""
 
 NUMERIC_METHOD = DriftMethod("wasserstein", 0.1)
-"""Other numeric features and the predicted risk: normed Wasserstein, fixed so that a small or
-mostly empty sample does not switch to K-S."""
+"""The order's own numbers, shares and multiples (units ``number``, ``share``, ``multiple``:
+spread across orders, so the reference's spread is no tiny denominator) and the predicted risk:
+normed Wasserstein, fixed so that a small or mostly empty sample does not switch to K-S."""
 
 CATEGORICAL_METHOD = DriftMethod("jensenshannon", 0.1)
 """Categorical features: Jensen-Shannon distance (Evidently's large-sample default), fixed."""
 
-_UNIT_PATTERNS: tuple[tuple[str, DriftMethod], ...] = (
-    (r"_rate_|_trend$", RATE_METHOD),
-    (r"_load_ratio", RATIO_METHOD),
-    (r"_delivered_\d+d$|^plant_open_orders$|^settled_", COUNT_METHOD),
-    (r"_days|_added_last_season$|^po_promised_vs_production_start$", DAYS_METHOD),
-)
-"""First match wins; names from features/registry.py."""
+METHOD_BY_UNIT: dict[Unit, DriftMethod] = {
+    "days": DAYS_METHOD,
+    "rate": RATE_METHOD,
+    "ratio": RATIO_METHOD,
+    "count": COUNT_METHOD,
+    "share": NUMERIC_METHOD,
+    "multiple": NUMERIC_METHOD,
+    "number": NUMERIC_METHOD,
+    "category": CATEGORICAL_METHOD,
+}
+"""The drift method of each unit of ``features.registry.Unit``."""
 
 
-def drift_method(column: str, kind: str) -> DriftMethod:
-    """The method and threshold for one column (``kind``: numeric or categorical)."""
-    if kind == "categorical":
-        return CATEGORICAL_METHOD
-    for pattern, method in _UNIT_PATTERNS:
-        if re.search(pattern, column):
-            return method
-    return NUMERIC_METHOD
+def drift_method(spec: FeatureSpec) -> DriftMethod:
+    """The method and threshold for one feature, from its declared unit."""
+    return METHOD_BY_UNIT[spec.unit]
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class ColumnDrift:
     method: str
     threshold: float
     drifted: bool
+    unit: Unit | None = None
+    """The feature's unit: ``score`` is a distance in it for ``days``, ``rate`` and ``ratio``,
+    relative to the reference mean for ``count`` (None for the predicted risk)."""
 
 
 @dataclass
@@ -106,13 +112,13 @@ def compute_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     *,
-    numerical: list[str],
-    categorical: list[str],
+    features: Sequence[FeatureSpec],
     drift_share: float = 0.5,
     max_rows: int = 50_000,
     seed: int = 0,
 ) -> DriftResult:
-    """Drift of every feature (and of ``risk`` when both frames have it), current vs reference.
+    """Drift of every feature in ``features`` that both frames hold (and of ``risk`` when both
+    have it), current vs reference, each by the method of its unit.
 
     Large frames are sampled to ``max_rows`` rows each (seeded): drift statistics on hundreds of
     thousands of rows cost minutes and flag negligible shifts as significant.
@@ -121,8 +127,10 @@ def compute_drift(
     from evidently.presets import DataDriftPreset
 
     has_prediction = PREDICTION_COLUMN in reference.columns and PREDICTION_COLUMN in current.columns
-    num = [c for c in numerical if c in reference.columns and c in current.columns]
-    cat = [c for c in categorical if c in reference.columns and c in current.columns]
+    both = set(reference.columns) & set(current.columns)
+    specs = {s.name: s for s in features if s.name in both}
+    num = [c for c, s in specs.items() if s.kind == "numeric"]
+    cat = [c for c, s in specs.items() if s.kind == "categorical"]
     if has_prediction:
         num = [*num, PREDICTION_COLUMN]
     columns = num + cat
@@ -134,8 +142,9 @@ def compute_drift(
             frame[c] = frame[c].astype("object").where(frame[c].notna(), None)
 
     _register_methods()
-    methods = {c: drift_method(c, "numeric") for c in num}
-    methods.update({c: drift_method(c, "categorical") for c in cat})
+    methods = {c: drift_method(s) for c, s in specs.items()}
+    if has_prediction:
+        methods[PREDICTION_COLUMN] = NUMERIC_METHOD
     definition = DataDefinition(numerical_columns=num, categorical_columns=cat)
     preset = DataDriftPreset(
         drift_share=drift_share,
@@ -147,7 +156,7 @@ def compute_drift(
         current_data=Dataset.from_pandas(cur, data_definition=definition),
         reference_data=Dataset.from_pandas(ref, data_definition=definition),
     )
-    per_column = _value_drifts(snapshot.dict())
+    per_column = _value_drifts(snapshot.dict(), {c: s.unit for c, s in specs.items()})
     prediction = per_column.pop(PREDICTION_COLUMN, None) if has_prediction else None
     drifted = [c for c, d in per_column.items() if d.drifted]
     share = len(drifted) / len(per_column) if per_column else 0.0
@@ -196,7 +205,7 @@ def _register_methods() -> None:
             )
 
 
-def _value_drifts(snapshot: dict) -> dict[str, ColumnDrift]:
+def _value_drifts(snapshot: dict, units: dict[str, Unit]) -> dict[str, ColumnDrift]:
     """Per-column drift scores and verdicts from an Evidently snapshot's metrics and tests."""
     by_metric: dict[str, dict] = {}
     for metric in snapshot.get("metrics", []):
@@ -221,6 +230,7 @@ def _value_drifts(snapshot: dict) -> dict[str, ColumnDrift]:
             method=m["method"],
             threshold=m["threshold"],
             drifted=verdicts.get(metric_id, False),
+            unit=units.get(m["column"]),
         )
         for metric_id, m in by_metric.items()
     }

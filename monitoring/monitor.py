@@ -4,6 +4,7 @@ accuracy on matured orders, and a status — computed first, then written (HTML,
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,16 +12,20 @@ from pathlib import Path
 import pandas as pd
 
 from data.dataset import Dataset
+from features.registry import FeatureSpec
 from monitoring.config import MonitoringConfig as Settings  # the settings monitoring reads
 from monitoring.config import RunLog
 from monitoring.drift import DriftResult, compute_drift
 from monitoring.realised import Realised, known_outcomes, realised_performance
 from monitoring.status import Status, Thresholds, decide_status
-
-LATEST_SUMMARY = "monitoring/latest.json"
-"""Under the project home: the latest summary, which ``GET /v1/monitoring`` returns (the API
-reads the same path, declared again in serving/routers/monitoring.py so that the server never
-imports this package and Evidently)."""
+from monitoring.summary import (
+    LATEST_SUMMARY,
+    CalibrationBin,
+    FeatureDrift,
+    MonitoringSummary,
+    PredictionDrift,
+    RealisedSummary,
+)
 
 
 @dataclass
@@ -36,47 +41,49 @@ class MonitorResult:
     runs: list[str]
     since: str | None
 
-    def summary(self) -> dict:
-        """The stable JSON interface for alerting."""
+    def summary(self) -> MonitoringSummary:
+        """The stable interface for alerting (:class:`monitoring.summary.MonitoringSummary`)."""
         drift = self.drift
-        return {
-            "status": self.status,
-            "reasons": self.reasons,
-            "model_version": self.model_version,
-            "generated_at": datetime.now(UTC).isoformat(),
-            "since": self.since,
-            "runs": self.runs,
-            "drift": {
-                name: {
-                    "score": d.score,
-                    "drifted": d.drifted,
-                    "method": d.method,
-                    "threshold": d.threshold,
-                }
+        realised = self.realised
+        return MonitoringSummary(
+            status=self.status,
+            reasons=self.reasons,
+            model_version=self.model_version,
+            generated_at=datetime.now(UTC).isoformat(),
+            since=self.since,
+            runs=self.runs,
+            drift={
+                name: FeatureDrift(
+                    score=d.score,
+                    drifted=d.drifted,
+                    method=d.method,
+                    threshold=d.threshold,
+                    unit=d.unit,
+                )
                 for name, d in (drift.features.items() if drift else [])
             },
-            "drifted_share": drift.drifted_share if drift else None,
-            "dataset_drift": drift.dataset_drift if drift else None,
-            "prediction_drift": (
-                {"score": drift.prediction.score, "drifted": drift.prediction.drifted}
+            drifted_share=drift.drifted_share if drift else None,
+            dataset_drift=drift.dataset_drift if drift else None,
+            prediction_drift=(
+                PredictionDrift(score=drift.prediction.score, drifted=drift.prediction.drifted)
                 if drift and drift.prediction
                 else None
             ),
-            "realised": {
-                "n_matured": self.realised.n_matured,
-                "n_late": self.realised.n_late,
-                "roc_auc": self.realised.roc_auc,
-                "pr_auc": self.realised.pr_auc,
-                "brier": self.realised.brier,
-                "reference_pr_auc": self.reference_pr_auc,
-                "calibration_by_decile": self.realised.calibration,
+            realised=RealisedSummary(
+                n_matured=realised.n_matured,
+                n_late=realised.n_late,
+                roc_auc=realised.roc_auc,
+                pr_auc=realised.pr_auc,
+                brier=realised.brier,
+                reference_pr_auc=self.reference_pr_auc,
+                calibration_by_decile=[CalibrationBin(**b) for b in realised.calibration],
                 # The delivery forecast beside the risk: error and interval coverage.
-                "n_delivered": self.realised.n_delivered,
-                "mae_days": self.realised.mae_days,
-                "coverage_80": self.realised.coverage_80,
-                "coverage_95": self.realised.coverage_95,
-            },
-        }
+                n_delivered=realised.n_delivered,
+                mae_days=realised.mae_days,
+                coverage_80=realised.coverage_80,
+                coverage_95=realised.coverage_95,
+            ),
+        )
 
 
 def thresholds_from(settings: Settings) -> Thresholds:
@@ -93,19 +100,18 @@ def monitor(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     outcomes: pd.DataFrame | None,
-    feature_kinds: dict[str, str],
+    features: Sequence[FeatureSpec],
     model_version: str,
     reference_pr_auc: float | None,
     thresholds: Thresholds,
     runs: list[str] | None = None,
     since: str | None = None,
 ) -> MonitorResult:
-    """Pure: figures and status from a reference frame, the scored rows and known outcomes."""
-    numerical = [f for f, k in feature_kinds.items() if k == "numeric"]
-    categorical = [f for f, k in feature_kinds.items() if k == "categorical"]
+    """Pure: figures and status from a reference frame, the scored rows and known outcomes;
+    each feature's drift judged in its unit (``features``: the champion's specs)."""
     drift = None
     if len(current) and len(reference):
-        drift = compute_drift(reference, current, numerical=numerical, categorical=categorical)
+        drift = compute_drift(reference, current, features=features)
     realised = (
         realised_performance(current, outcomes)
         if outcomes is not None and len(current)
@@ -143,14 +149,13 @@ def run_monitor(
     outcomes = None
     if dataset is not None:
         outcomes = known_outcomes(dataset, dataset.snapshot_time(), settings.late_grace_days)
-    kinds = {s["name"]: s["kind"] for s in champion.risk_model.feature_specs}
     metrics = champion.metrics or {}
     reference_pr_auc = metrics.get("pr_auc")
     return monitor(
         reference=reference,
         current=current,
         outcomes=outcomes,
-        feature_kinds=kinds,
+        features=champion.risk_model.feature_specs,
         model_version=str(champion.version),
         reference_pr_auc=reference_pr_auc,
         thresholds=thresholds_from(settings),
@@ -175,11 +180,11 @@ def load_reference(settings: Settings, run_id: str | None) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def write_outputs(result: MonitorResult, out: Path | None, settings: Settings) -> dict:
+def write_outputs(result: MonitorResult, out: Path | None, settings: Settings) -> MonitoringSummary:
     """Write report.html and summary.json (to ``out`` when given), the home's latest summary, and
     an MLflow monitoring run. Returns the summary."""
     summary = result.summary()
-    text = json.dumps(summary, indent=2, default=str)
+    text = json.dumps(summary.model_dump(mode="json"), indent=2)
     home = settings.ensure_home()
     latest = home / LATEST_SUMMARY
     latest.parent.mkdir(parents=True, exist_ok=True)
@@ -202,7 +207,7 @@ def write_outputs(result: MonitorResult, out: Path | None, settings: Settings) -
 
 
 def _log_to_mlflow(
-    result: MonitorResult, summary: dict, settings: Settings, out: Path | None
+    result: MonitorResult, summary: MonitoringSummary, settings: Settings, out: Path | None
 ) -> None:
     import mlflow
 
@@ -212,7 +217,7 @@ def _log_to_mlflow(
     with mlflow.start_run(experiment_id=experiment_id, run_name="monitor"):
         mlflow.set_tags({"status": result.status, "model_version": result.model_version})
         figures = {
-            "drifted_share": summary["drifted_share"],
+            "drifted_share": summary.drifted_share,
             "n_matured": result.realised.n_matured,
             "realised_roc_auc": result.realised.roc_auc,
             "realised_pr_auc": result.realised.pr_auc,
@@ -222,6 +227,6 @@ def _log_to_mlflow(
             "realised_coverage_95": result.realised.coverage_95,
         }
         mlflow.log_metrics({k: float(v) for k, v in figures.items() if v is not None})
-        mlflow.log_dict(summary, "summary.json")
+        mlflow.log_dict(summary.model_dump(mode="json"), "summary.json")
         if out is not None and (out / "report.html").exists():
             mlflow.log_artifact(str(out / "report.html"))

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from data.contract import EXPLANATION_STAGES, STAGES
+from features.registry import FeatureSpec
 from serving.cause import likely_cause_stages
 from serving.columns import STAGE_COLUMNS, STAGE_DAYS_COLUMNS
 from serving.i18n import stage_name, t
@@ -149,7 +150,7 @@ class Explainer:
         }
         self._feature_stages = model.stage_matrix.argmax(axis=1)
         """Each feature's explanation stage, as its position in ``EXPLANATION_STAGES``."""
-        specs = {s["name"]: s for s in model.feature_specs}
+        specs = {s.name: s for s in model.feature_specs}
         self._templates = {
             lang: [_template(specs.get(n), n, lang) for n in model.feature_names]
             for lang in TEMPLATE_LANGS
@@ -445,22 +446,18 @@ def _negative_templates(model: RiskModel, lang: str) -> dict[str, str]:
     """Per feature, the sentence for values below zero, where the registry has one."""
     out = {}
     for spec in model.feature_specs:
-        text = (spec.get("template_negative_zh") if lang == "zh" else None) or spec.get(
-            "template_negative"
-        )
+        text = (spec.template_negative_zh if lang == "zh" else None) or spec.template_negative
         if text:
-            out[spec["name"]] = text
+            out[spec.name] = text
     return out
 
 
-def _template(spec: Mapping | None, name: str, lang: str) -> tuple[str, tuple[str, ...]]:
+def _template(spec: FeatureSpec | None, name: str, lang: str) -> tuple[str, tuple[str, ...]]:
     if spec is None:
         text = f"{name} is {{value}}"
     else:
         text = (
-            (spec.get("template_zh") if lang == "zh" else None)
-            or spec.get("template")
-            or (f"{name} is {{value}}")
+            (spec.template_zh if lang == "zh" else None) or spec.template or f"{name} is {{value}}"
         )
     fields = tuple(f for _, f, _, _ in string.Formatter().parse(text) if f and f != "value")
     return text, fields

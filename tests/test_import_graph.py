@@ -19,13 +19,14 @@ LAYERS: dict[str, int] = {
     "data": 0,
     "features": 1,
     "training": 2,
-    "serving": 3,
     "monitoring": 3,
-    "otd_risk": 4,
+    "serving": 4,
+    "otd_risk": 5,
 }
-"""Each package's floor. A module may import its own package and any lower floor; ``serving``
-and ``monitoring`` share a floor and do not import each other (what both need lives lower).
-``otd_risk`` (settings and the CLI) is the top: nothing below imports it."""
+"""Each package's floor. A module may import its own package and any lower floor. ``serving``
+sits above ``monitoring``: the API serves the summary monitoring wrote (``monitoring.summary``),
+while monitoring reads the scoring runs through a ``RunLog`` the CLI hands it, never through
+serving's store. ``otd_risk`` (settings and the CLI) is the top: nothing below imports it."""
 
 Edge = tuple[str, str, int]
 """(importing module, imported module, line)."""
@@ -261,7 +262,10 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
         ),
         (
             {"monitoring/m.py": "import serving.state as s\n", "serving/state.py": ""},
-            ["monitoring.m (line 1) imports serving.state: imports across a floor"],
+            [
+                "monitoring.m (line 1) imports serving.state: "
+                + "imports up a floor (monitoring < serving)"
+            ],
         ),
         (
             {"otd_risk/cli.py": "from serving import app\nimport data\n", "serving/app.py": ""},

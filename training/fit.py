@@ -18,6 +18,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
+from features.registry import FeatureSpec
 from training.model import RiskModel
 
 # Shaped for explanation speed: TreeSHAP cost grows with trees x leaves x depth^2 and explanations
@@ -206,7 +207,7 @@ def fit_risk_model(
     feature_names: Sequence[str],
     categorical: Sequence[str],
     stage_map: Mapping[str, str],
-    feature_specs: Sequence[Mapping[str, Any]] = (),
+    feature_specs: Sequence[FeatureSpec] = (),
     params: Mapping[str, Any] | None = None,
     num_boost_round: int = NUM_BOOST_ROUND,
     seed: int = 42,

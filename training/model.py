@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.special import expit
 
 from data.contract import EXPLANATION_STAGES
-from features.registry import STAGE_COLUMNS, STAGE_OF
+from features.registry import STAGE_COLUMNS, STAGE_OF, FeatureSpec
 from training.forecast import DelayForecast, Forecast
 
 BOOSTER_FILE = "booster.txt"
@@ -70,7 +70,7 @@ class RiskModel:
         categorical_levels: Mapping[str, Sequence[str]],
         calibrator: Any,
         stage_map: Mapping[str, str],
-        feature_specs: Sequence[Mapping[str, Any]] = (),
+        feature_specs: Sequence[FeatureSpec] = (),
         meta: Mapping[str, Any] | None = None,
         forecast: DelayForecast | None = None,
     ) -> None:
@@ -81,7 +81,7 @@ class RiskModel:
         self.categorical_levels = {k: [str(v) for v in lv] for k, lv in categorical_levels.items()}
         self.calibrator = calibrator
         self.stage_map = dict(stage_map)
-        self.feature_specs = [dict(s) for s in feature_specs]
+        self.feature_specs = list(feature_specs)
         self.meta = dict(meta or {})
         unknown = {s for s in self.stage_map.values()} - set(EXPLANATION_STAGES)
         if unknown:
@@ -226,7 +226,7 @@ class RiskModel:
             "feature_names": self.feature_names,
             "categorical_levels": self.categorical_levels,
             "stage_map": self.stage_map,
-            "feature_specs": self.feature_specs,
+            "feature_specs": [s.to_dict() for s in self.feature_specs],
             "meta": self.meta,
         }
         (path / META_FILE).write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
@@ -255,7 +255,8 @@ class RiskModel:
             meta["categorical_levels"],
             calibrator,
             meta["stage_map"],
-            meta.get("feature_specs", []),
+            # Models saved before a spec field existed (``unit``) read as FeatureSpecs too.
+            [FeatureSpec.from_dict(s) for s in meta.get("feature_specs", [])],
             meta.get("meta", {}),
             forecast,
         )

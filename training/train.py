@@ -1,9 +1,11 @@
 """Train, evaluate against the baselines, log to MLflow, register, and gate promotion.
 
-``train_model(dataset, ...)`` is the one entry point (``otd-risk train`` and the demo call it),
-in three steps: :func:`prepare_training_data` (training set, time split, what the training window
-decides), fitting, :func:`evaluate_on_validation` (pure: otd-risk and every baseline on the
-validation window), then logging, registering and the promotion gate.
+``train_model(dataset, ...)`` is the one entry point (``otd-risk train`` and the demo call it).
+It composes :func:`prepare_training_data` (training set, time split, what the training window
+decides), fitting, then three steps: :func:`evaluate` (pure: every figure measured on the
+validation window, an :class:`Evaluation`), :func:`log_run` (writes an evaluation and the
+model's artifacts to the active MLflow run) and :func:`register_and_gate` (registers the version
+and lets the promotion gate decide on the champion alias).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import dataclasses
 import json
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ from data.contract import CONTRACT_VERSION, STAGES
 from data.dataset import Dataset
 from data.urls import redact_url
 from features.build import build_features_at, history_feature_frame
-from features.registry import feature_specs, rate_key_columns
+from features.registry import FeatureSpec, feature_specs, rate_key_columns
 from features.training_set import TARGET_PREFIX, build_forecast_set, build_training_set
 from training.baselines import CellRate, LogisticBaseline, PlannerRule, TypicalDurations
 from training.config import TrainingConfig as Settings  # the settings training reads
@@ -49,6 +52,7 @@ from training.forecast import DelayForecast
 from training.groups import best_pairs, rank_groups
 from training.model import RiskModel
 from training.reference import open_order_reference
+from training.registry import GateDecision
 
 Progress = Callable[[str], None]
 
@@ -139,7 +143,7 @@ class TrainingData:
     train: pd.DataFrame
     valid: pd.DataFrame
     split: Split
-    specs: list[Any]
+    specs: list[FeatureSpec]
     """The FeatureSpecs the model uses (empty/constant and excluded ones removed)."""
     rate_pairs: list[tuple[str, str]]
     best_group: tuple[str, ...]
@@ -165,6 +169,10 @@ class Evaluation:
     recent_ece: dict[str, float]
     notes: dict[str, str]
     forecast: ForecastEvaluation | None = None
+    n_examples: dict[str, int] = field(default_factory=dict)
+    """Examples and orders per window (:func:`_n_examples`)."""
+    plot_rows: pd.DataFrame | None = None
+    """The validation rows the importance and SHAP plots are drawn from (seeded sample)."""
 
 
 @dataclass
@@ -221,35 +229,7 @@ def train_model(
         dataset, t, settings, extra, step=step, train_fraction=train_fraction
     )
     lap("features")
-    features = [s.name for s in data.specs]
-    categorical = [s.name for s in data.specs if s.kind == "categorical"]
-    step(
-        f"fitting LightGBM on {len(data.train):,} examples "
-        f"({data.train['order_id'].nunique():,} orders; choosing the tree shape)"
-    )
-    model = fit_risk_model(
-        data.train,
-        feature_names=features,
-        categorical=categorical,
-        stage_map={s.name: s.stage for s in data.specs},
-        feature_specs=[_spec_dict(s) for s in data.specs],
-        params=lgbm_params,
-        seed=settings.seed,
-        refit=settings.refit_on_all_training,
-        min_rounds=settings.min_boost_rounds,
-        recency_half_life_days=settings.recency_half_life_days,
-        meta={
-            "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
-            "cutoff": t.isoformat(),
-            "validation_cut": data.split.validation_cut.isoformat(),
-            "contract_version": CONTRACT_VERSION,
-            "rate_pairs": [list(p) for p in data.rate_pairs],
-            "late_grace_days": settings.late_grace_days,
-            "dataset_fingerprint": dataset.fingerprint(),
-            "dataset_source": dataset.source,
-            "dataset_tz": dataset.tz,
-        },
-    )
+    model = fit_model(dataset, data, settings, lgbm_params=lgbm_params, step=step)
     lap("fit")
     cut = dataset.cut(t)
     step("fitting the delivery forecast (what each remaining stage will add, intervals)")
@@ -261,34 +241,43 @@ def train_model(
         "cell rate, logistic regression, planner's rule; the forecast against on-plan and "
         "typical durations)"
     )
-    evaluation = evaluate_on_validation(model, data, cut, settings)
-    evaluation.forecast = evaluate_forecast(model, forecast_data, data, cut, settings)
+    evaluation = evaluate(model, data, forecast_data, cut, settings)
     lap("baselines_and_metrics")
-    result = _log_and_register(
-        model,
-        data,
-        evaluation,
-        settings=settings,
-        experiment=experiment,
-        force=force,
-        step=step,
-        tags={
-            "dataset_fingerprint": dataset.fingerprint(),
-            "dataset_source": dataset.source,
-            "dataset_tz": dataset.tz,
-        },
-        reference=lambda m: open_order_reference(
-            dataset,
-            m,
-            t,
-            extra_order_columns=extra,
-            rate_pairs=data.rate_pairs,
-            seed=settings.seed,
-        ),
-        train_fraction=train_fraction,
-        cut=cut,
-    )
+    step(f"logging to MLflow at {redact_url(settings.tracking_uri)}")
+    with _training_run(settings, experiment, data.split) as run:
+        log_run(
+            model,
+            data,
+            evaluation,
+            settings=settings,
+            step=step,
+            tags={
+                "dataset_fingerprint": dataset.fingerprint(),
+                "dataset_source": dataset.source,
+                "dataset_tz": dataset.tz,
+            },
+            reference=lambda m: open_order_reference(
+                dataset,
+                m,
+                t,
+                extra_order_columns=extra,
+                rate_pairs=data.rate_pairs,
+                seed=settings.seed,
+            ),
+            train_fraction=train_fraction,
+        )
+        registration = register_and_gate(
+            model,
+            data,
+            evaluation,
+            settings=settings,
+            run_id=run.info.run_id,
+            force=force,
+            step=step,
+            cut=cut,
+        )
     lap("mlflow")
+    result = _train_result(run.info.run_id, model, data, evaluation, registration)
     result.timings = timings
     return result
 
@@ -371,6 +360,70 @@ def prepare_training_data(
         dropped=[s.name for s in dropped],
         counts=counts,
     )
+
+
+def fit_model(
+    dataset: Dataset,
+    data: TrainingData,
+    settings: Settings,
+    *,
+    lgbm_params: Mapping[str, Any] | None = None,
+    step: Progress | None = None,
+) -> RiskModel:
+    """The risk model fitted on ``data``'s training window (tree shape, early stopping, refit and
+    calibration: ``training.fit.fit_risk_model``), with what serving needs to know about its
+    training in ``meta``."""
+    step = step or (lambda _msg: None)
+    t = data.split.cutoff
+    features = [s.name for s in data.specs]
+    categorical = [s.name for s in data.specs if s.kind == "categorical"]
+    step(
+        f"fitting LightGBM on {len(data.train):,} examples "
+        f"({data.train['order_id'].nunique():,} orders; choosing the tree shape)"
+    )
+    return fit_risk_model(
+        data.train,
+        feature_names=features,
+        categorical=categorical,
+        stage_map={s.name: s.stage for s in data.specs},
+        feature_specs=data.specs,
+        params=lgbm_params,
+        seed=settings.seed,
+        refit=settings.refit_on_all_training,
+        min_rounds=settings.min_boost_rounds,
+        recency_half_life_days=settings.recency_half_life_days,
+        meta={
+            "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
+            "cutoff": t.isoformat(),
+            "validation_cut": data.split.validation_cut.isoformat(),
+            "contract_version": CONTRACT_VERSION,
+            "rate_pairs": [list(p) for p in data.rate_pairs],
+            "late_grace_days": settings.late_grace_days,
+            "dataset_fingerprint": dataset.fingerprint(),
+            "dataset_source": dataset.source,
+            "dataset_tz": dataset.tz,
+        },
+    )
+
+
+def evaluate(
+    model: RiskModel,
+    data: TrainingData,
+    forecast_data: ForecastData | None,
+    cut: Dataset,
+    settings: Settings,
+) -> Evaluation:
+    """Everything measured on the validation window, nothing logged: otd-risk and every
+    baseline (:func:`evaluate_on_validation`), the delivery forecast against its baselines
+    (:func:`evaluate_forecast`, when the model has one), the example counts and the rows the
+    plots are drawn from."""
+    evaluation = evaluate_on_validation(model, data, cut, settings)
+    if forecast_data is not None and model.forecast is not None:
+        evaluation.forecast = evaluate_forecast(model, forecast_data, data, cut, settings)
+    evaluation.n_examples = _n_examples(model, data)
+    valid = data.valid
+    evaluation.plot_rows = valid.sample(min(len(valid), PLOT_ROWS), random_state=settings.seed)
+    return evaluation
 
 
 def evaluate_on_validation(
@@ -552,47 +605,64 @@ def _order_rows(cut: Dataset, train: pd.DataFrame, keys: Sequence[str]) -> pd.Da
     return pd.concat([columns, per_order], axis=1).reset_index()
 
 
-def _log_and_register(
+@contextmanager
+def _training_run(settings: Settings, experiment: str, split: Split) -> Iterator[Any]:
+    """The MLflow run one training writes to (its evaluation, the model, the gate's decision)."""
+    import mlflow
+
+    from training.registry import use_tracking
+
+    use_tracking(settings, experiment)
+    with mlflow.start_run(run_name=f"train-{split.cutoff:%Y%m%d-%H%M}") as run:
+        yield run
+
+
+def log_run(
     model: RiskModel,
     data: TrainingData,
     evaluation: Evaluation,
     *,
     settings: Settings,
-    experiment: str,
-    force: bool,
-    step: Progress,
-    tags: Mapping[str, str],
-    reference: Callable[[RiskModel], pd.DataFrame] | None,
-    train_fraction: float,
-    cut: Dataset,
+    step: Progress | None = None,
+    tags: Mapping[str, str] | None = None,
+    reference: Callable[[RiskModel], pd.DataFrame] | None = None,
+    train_fraction: float = 1.0,
+) -> None:
+    """Write an evaluation and the model's artifacts to the active MLflow run: parameters, tags,
+    metrics, the feature registry, metrics by horizon, plots and the monitoring reference
+    (built by ``reference`` when given, else sampled from the training examples)."""
+    step = step or (lambda _msg: None)
+    _log_training(model, data, evaluation, settings, tags or {}, train_fraction)
+    _log_artifacts(model, data, evaluation, settings, step, reference)
+
+
+@dataclass
+class Registration:
+    """The registered version and the promotion gate's decision on it."""
+
+    version: str
+    gate: GateDecision
+
+
+def _train_result(
+    run_id: str,
+    model: RiskModel,
+    data: TrainingData,
+    evaluation: Evaluation,
+    registration: Registration,
 ) -> TrainResult:
-    """Log the run (parameters, metrics, plots, reference, model), register a version and let
-    the gate decide on the champion alias, all in one MLflow run."""
-    import mlflow
-
-    from training.registry import use_tracking
-
-    step(f"logging to MLflow at {redact_url(settings.tracking_uri)}")
-    use_tracking(settings, experiment)
-    split = data.split
-    with mlflow.start_run(run_name=f"train-{split.cutoff:%Y%m%d-%H%M}") as run:
-        _log_training(model, data, evaluation, settings, tags, train_fraction)
-        _log_artifacts(model, data, evaluation, settings, step, reference)
-        version, gate = _register_and_gate(
-            model, data, evaluation, settings, force, step, run, cut=cut
-        )
-
-    n = _n_examples(model, data)
+    gate = registration.gate
+    forecast = evaluation.forecast
     return TrainResult(
-        run_id=run.info.run_id,
-        version=version,
+        run_id=run_id,
+        version=registration.version,
         promoted=gate.promoted,
         decision=gate.text,
         metrics=evaluation.overall,
         by_horizon=evaluation.by_horizon,
-        n_examples=n,
-        cutoff=split.cutoff,
-        validation_cut=split.validation_cut,
+        n_examples=evaluation.n_examples,
+        cutoff=data.split.cutoff,
+        validation_cut=data.split.validation_cut,
         gate_metric=gate.metric,
         new_score=gate.new_score,
         champion_score=gate.champion_score,
@@ -604,10 +674,10 @@ def _log_and_register(
         rate_pairs=list(data.rate_pairs),
         dropped_features=list(data.dropped),
         beaten_by=list(gate.beaten_by),
-        forecast_metrics=evaluation.forecast.metrics if evaluation.forecast else {},
-        forecast_gains=evaluation.forecast.gains if evaluation.forecast else {},
-        forecast_agreement=evaluation.forecast.agreement if evaluation.forecast else {},
-        forecast_by_horizon=evaluation.forecast.by_horizon if evaluation.forecast else {},
+        forecast_metrics=forecast.metrics if forecast else {},
+        forecast_gains=forecast.gains if forecast else {},
+        forecast_agreement=forecast.agreement if forecast else {},
+        forecast_by_horizon=forecast.by_horizon if forecast else {},
     )
 
 
@@ -665,7 +735,7 @@ def _log_training(
             "refit_on_all_training": settings.refit_on_all_training,
             "late_grace_days": settings.late_grace_days,
             "promotion_metric": settings.promotion_metric,
-            **{f"n_{k}": v for k, v in _n_examples(model, data).items()},
+            **{f"n_{k}": v for k, v in evaluation.n_examples.items()},
             **{f"counts.{k}": v for k, v in data.counts.items()},
         }
     )
@@ -739,13 +809,14 @@ def _log_artifacts(
 
     from training import plots
 
-    mlflow.log_dict({"features": list(model.feature_specs)}, "feature_registry.json")
+    mlflow.log_dict(
+        {"features": [s.to_dict() for s in model.feature_specs]}, "feature_registry.json"
+    )
     for key, frame in evaluation.by_horizon.items():
         mlflow.log_text(frame.to_csv(), f"metrics/{key}_by_horizon.csv")
 
     step("plots: calibration, ROC/PR, importance by stage, SHAP summary")
-    valid = data.valid
-    sample = valid.sample(min(len(valid), PLOT_ROWS), random_state=settings.seed)
+    sample = evaluation.plot_rows if evaluation.plot_rows is not None else data.valid
     figures = {
         "plots/calibration.png": plots.calibration_figure(
             evaluation.y, {k: evaluation.probs[k] for k in ("otd_risk", *PROBABILITY_BASELINES)}
@@ -776,27 +847,29 @@ def _log_artifacts(
         mlflow.log_artifact(str(path), "reference")
 
 
-def _register_and_gate(
+def register_and_gate(
     model: RiskModel,
     data: TrainingData,
     evaluation: Evaluation,
-    settings: Settings,
-    force: bool,
-    step: Progress,
-    run: Any,
     *,
+    settings: Settings,
+    run_id: str,
     cut: Dataset,
-) -> tuple[str, Any]:
-    """Log and register the model, then the promotion gate: it must beat the current champion
-    and every baseline on the same validation window."""
+    force: bool = False,
+    step: Progress | None = None,
+) -> Registration:
+    """Log the model to the active MLflow run (``run_id``) and register it as a new version,
+    then the promotion gate: it must beat the current champion and every baseline on the same
+    validation window. The decision is logged to the run and returned."""
     import mlflow
 
     from training.model import log_risk_model
     from training.registry import promotion_gate, register_version
 
+    step = step or (lambda _msg: None)
     step("logging and registering the model")
     info = log_risk_model(model, name="model", input_example=data.valid[model.feature_names])
-    version = register_version(info.model_uri, settings, run.info.run_id)
+    version = register_version(info.model_uri, settings, run_id)
 
     step("promotion gate (the champion and every baseline)")
     metric = settings.promotion_metric
@@ -836,7 +909,7 @@ def _register_and_gate(
         {"gate.decision": gate.text, "gate.promoted": str(gate.promoted), "model_version": version}
     )
     mlflow.log_text(json.dumps(dataclasses.asdict(gate), indent=1), "gate_decision.json")
-    return version, gate
+    return Registration(version, gate)
 
 
 def metrics_table(result: TrainResult) -> pd.DataFrame:
@@ -844,7 +917,7 @@ def metrics_table(result: TrainResult) -> pd.DataFrame:
     return pd.DataFrame(result.metrics).T.loc[list(MODEL_KEYS)]
 
 
-def without_excluded(specs: Sequence[Any], settings: Settings) -> list[Any]:
+def without_excluded(specs: Sequence[FeatureSpec], settings: Settings) -> list[FeatureSpec]:
     """``specs`` minus the features named in ``settings.exclude_features``; a name that is not
     a feature of this dataset is refused (a typo would otherwise exclude nothing, silently)."""
     excluded = set(settings.exclude_features)
@@ -859,11 +932,6 @@ def without_excluded(specs: Sequence[Any], settings: Settings) -> list[Any]:
     if not kept:
         raise TrainingDataError("exclude_features leaves no feature; remove some names from it")
     return kept
-
-
-def _spec_dict(spec: Any) -> dict[str, Any]:
-    out = dataclasses.asdict(spec) if dataclasses.is_dataclass(spec) else dict(spec)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
 def _sample_orders(train: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
@@ -899,7 +967,11 @@ __all__ = [
     "TrainingDataError",
     "metrics_table",
     "train_model",
+    "evaluate",
     "evaluate_on_validation",
+    "fit_model",
+    "log_run",
+    "register_and_gate",
     "prepare_training_data",
     "without_excluded",
 ]

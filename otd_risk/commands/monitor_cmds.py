@@ -67,7 +67,7 @@ def monitor(
     )
     for reason in result.reasons:
         console.print(f"  - {reason}")
-    realised = summary["realised"]
+    realised = summary.realised.model_dump()
     columns = (
         "n_matured",
         "roc_auc",

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 
+# The summary's model and path only (pydantic): the server never imports the monitoring
+# computations and Evidently.
+from monitoring.summary import LATEST_SUMMARY, MonitoringSummary
 from serving.deps import READER, SettingsDep
 from serving.errors import ApiError
 from serving.schemas import ErrorResponse
-
-LATEST_SUMMARY = "monitoring/latest.json"
-"""Where ``otd-risk monitor`` keeps its latest summary, under the project home (the monitoring
-package writes it; the API only reads the file, so the server never imports Evidently)."""
 
 router = APIRouter(
     prefix="/v1/monitoring",
@@ -22,19 +19,6 @@ router = APIRouter(
     dependencies=READER,
     responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
 )
-
-
-class MonitoringSummary(BaseModel):
-    """The monitor's stable interface for alerting (see ``otd-risk monitor --help``)."""
-
-    status: str = Field(description="`ok`, `watch` or `retrain recommended`.")
-    reasons: list[str]
-    model_version: str
-    generated_at: str
-    drift: dict[str, Any] = Field(description="Per feature: score, drifted, method, threshold.")
-    drifted_share: float | None
-    prediction_drift: dict[str, Any] | None
-    realised: dict[str, Any] = Field(description="n_matured, roc_auc, pr_auc, brier, ...")
 
 
 @router.get(

@@ -281,7 +281,7 @@ def order_risk(
         rows, lang=lang, expected_slips=data.expected_slips, num_threads=1
     )
     contrib = explained.contributions
-    specs = {s["name"]: s for s in rm.feature_specs}
+    specs = {s.name: s for s in rm.feature_specs}
     values = contrib.values[0]
     order = np.argsort(-np.abs(values), kind="stable")
     feats = [
@@ -290,7 +290,7 @@ def order_risk(
             stage=rm.stage_map.get(rm.feature_names[j], "order"),
             value=_value(rows[rm.feature_names[j]][0]),
             contribution=float(values[j]),
-            description=str(specs.get(rm.feature_names[j], {}).get("description", "")),
+            description=spec.description if (spec := specs.get(rm.feature_names[j])) else "",
         )
         for j in order
     ]

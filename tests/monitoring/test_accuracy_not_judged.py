@@ -28,7 +28,7 @@ def _monitor(n: int, n_late: int, reference_pr_auc: float | None = 0.62):
         reference=pd.DataFrame(),  # no drift computed: only realised accuracy is looked at
         current=scored,
         outcomes=outcomes,
-        feature_kinds={},
+        features=[],
         model_version="3",
         reference_pr_auc=reference_pr_auc,
         thresholds=Thresholds(min_matured=100),
@@ -64,7 +64,7 @@ def test_no_matured_order_says_when_orders_mature():
         reference=pd.DataFrame(),
         current=_scored_and_outcomes(50, 10)[0],
         outcomes=pd.DataFrame({"order_id": [], "late": []}),
-        feature_kinds={},
+        features=[],
         model_version="3",
         reference_pr_auc=0.62,
         thresholds=Thresholds(),

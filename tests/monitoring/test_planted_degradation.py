@@ -129,7 +129,6 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
     # Outcomes known at the world's end: every order's, the latest ones included.
     outcomes = known_outcomes(full, full.snapshot_time())
     reference = load_reference(settings, champion.run_id)
-    kinds = {s["name"]: s["kind"] for s in champion.risk_model.feature_specs}
 
     def run(ids: list[str]) -> tuple[MonitorResult, pd.DataFrame]:
         current = log.load(ids)
@@ -137,7 +136,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
             reference=reference,
             current=current,
             outcomes=outcomes,
-            feature_kinds=kinds,
+            features=champion.risk_model.feature_specs,
             model_version=champion.version,
             reference_pr_auc=champion.metrics.get("pr_auc"),
             thresholds=thresholds_from(settings),

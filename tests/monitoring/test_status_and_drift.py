@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.registry import FEATURES, FeatureSpec
 from monitoring.drift import compute_drift
 from monitoring.status import Thresholds, decide_status
 
@@ -26,10 +27,25 @@ def _frames(shift: float, n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, p
     return ref, cur
 
 
+def _specs(*names: str) -> list[FeatureSpec]:
+    """The registry's specs by name; ``supplier_on_time_90d`` is outside it: a plain number."""
+    known = {f.name: f for f in FEATURES}
+    plain = FeatureSpec(
+        name="supplier_on_time_90d",
+        stage="procurement",
+        description="",
+        template="",
+        template_zh="",
+        table="purchase_orders",
+        unit="number",
+    )
+    return [known.get(n, plain) for n in names]
+
+
 def test_no_drift_between_samples_of_one_distribution():
     ref, cur = _frames(shift=0.0)
     result = compute_drift(
-        ref, cur, numerical=["supplier_on_time_90d", "slack_days"], categorical=["priority"]
+        ref, cur, features=_specs("supplier_on_time_90d", "slack_days", "priority")
     )
     assert set(result.features) == {"supplier_on_time_90d", "slack_days", "priority"}
     assert not any(d.drifted for d in result.features.values())
@@ -40,7 +56,7 @@ def test_no_drift_between_samples_of_one_distribution():
 def test_a_shifted_feature_is_flagged_and_the_others_are_not():
     ref, cur = _frames(shift=0.3)
     result = compute_drift(
-        ref, cur, numerical=["supplier_on_time_90d", "slack_days"], categorical=["priority"]
+        ref, cur, features=_specs("supplier_on_time_90d", "slack_days", "priority")
     )
     assert result.features["supplier_on_time_90d"].drifted
     assert result.features["supplier_on_time_90d"].score > 0.5
@@ -50,7 +66,7 @@ def test_a_shifted_feature_is_flagged_and_the_others_are_not():
 
 def test_large_frames_are_sampled_to_the_cap():
     ref, cur = _frames(shift=0.0, n=5000)
-    result = compute_drift(ref, cur, numerical=["slack_days"], categorical=[], max_rows=1000)
+    result = compute_drift(ref, cur, features=_specs("slack_days"), max_rows=1000)
     assert (result.n_reference, result.n_current) == (1000, 1000)
 
 

@@ -150,7 +150,7 @@ def test_planner_page_end_to_end(served, browser):
     from serving.runs import latest_run
 
     # Named as the server names it (Content-Disposition), not a fixed name.
-    stamp = latest_run(served.store).created_at.strftime("%Y%m%d-%H%M")
+    stamp = latest_run(home_store(served.settings.home)).created_at.strftime("%Y%m%d-%H%M")
     assert files[0].name == f"otd-risk-at-risk-{stamp}.csv"
     data = files[0].read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")  # BOM: Excel on Chinese Windows reads UTF-8

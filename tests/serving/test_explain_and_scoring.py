@@ -70,7 +70,7 @@ def _shap_reasons(rm, explainer, features, out, i):
             out[f"stage_days_{stage}"].iloc[i] >= 0.5
         ):
             contrib[i, rm.feature_names.index(f"{stage}_days_behind")] = -np.inf
-    specs = {s["name"]: s for s in rm.feature_specs}
+    specs = {s.name: s for s in rm.feature_specs}
     row = features.iloc[i]
     ctx = {k: v for k, v in row.items() if str(k).startswith("ctx_")}
     in_top = np.array([rm.stage_map[f] == out["top_stage"].iloc[i] for f in rm.feature_names])
@@ -81,9 +81,9 @@ def _shap_reasons(rm, explainer, features, out, i):
     def said(j: int) -> str:
         name = rm.feature_names[j]
         spec, value = specs[name], row[name]
-        if spec.get("template_negative") and value < 0:
-            return spec["template_negative"].format(value=-value, **ctx)
-        return spec["template"].format(value=value, **ctx)
+        if spec.template_negative and value < 0:
+            return spec.template_negative.format(value=-value, **ctx)
+        return spec.template.format(value=value, **ctx)
 
     return [said(lead), said(rest)]
 

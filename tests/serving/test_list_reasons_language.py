@@ -51,7 +51,7 @@ def test_list_in_chinese_and_english_for_the_same_orders(client, reader, served)
     # Exactly what explain says in Chinese for those orders (filled from template_zh).
     top = served.scores.head(40)
     assert [i["reasons"] for i in zh["items"]] == top["reasons_zh"].tolist()
-    zh_templates = {s.get("template_zh") for s in served.loaded.risk_model.feature_specs}
+    zh_templates = {s.template_zh for s in served.loaded.risk_model.feature_specs}
     prefixes = {tpl.split("{")[0] for tpl in zh_templates if tpl and tpl.split("{")[0]}
     assert any(s.startswith(p) for s in zh_said for p in prefixes)
 

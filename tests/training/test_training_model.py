@@ -93,7 +93,8 @@ def test_save_and_load_round_trip(model, frame, tmp_path):
     X = frame.head(100)
     np.testing.assert_array_equal(again.predict_risk(X), model.predict_risk(X))
     assert again.stage_map == model.stage_map
-    assert again.feature_specs[0]["template_zh"] == feature_specs()[0]["template_zh"]
+    assert again.feature_specs[0].template_zh == feature_specs()[0].template_zh
+    assert again.feature_specs == feature_specs()  # FeatureSpecs again, units included
     with pytest.raises(FileNotFoundError, match="otd-risk train"):
         RiskModel.load(tmp_path / "nothing")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.registry import FeatureSpec
+
 FEATURES = [
     "slack_days",
     "remaining_planned_days",
@@ -25,16 +27,18 @@ STAGE_MAP = {
 CATEGORICAL = ["priority"]
 
 
-def feature_specs() -> list[dict]:
+def feature_specs() -> list[FeatureSpec]:
     return [
-        {
-            "name": f,
-            "stage": STAGE_MAP[f],
-            "description": f,
-            "template": f"{f} is {{value}}",
-            "template_zh": f"{f} = {{value}}",
-            "kind": "category" if f in CATEGORICAL else "number",
-        }
+        FeatureSpec(
+            name=f,
+            stage=STAGE_MAP[f],
+            description=f,
+            template=f"{f} is {{value}}",
+            template_zh=f"{f} = {{value}}",
+            table="orders",
+            kind="categorical" if f in CATEGORICAL else "numeric",
+            unit="category" if f in CATEGORICAL else "number",
+        )
         for f in FEATURES
     ]
 
