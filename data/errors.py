@@ -34,7 +34,7 @@ class ContractError(Exception):
         table: str,
         column: str | None,
         expected: str,
-        rows: Sequence[tuple[object, object]] = (),
+        rows: Sequence[tuple[int, object]] = (),
         n_bad: int | None = None,
         *,
         id_column: str | None = None,

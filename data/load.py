@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -48,8 +49,13 @@ def _iso_timestamps(values: pd.Series) -> pd.Series:
     utc = values.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
     ns = utc.to_numpy().astype("int64")
     present = utc.notna().to_numpy()
-    unit = "ns"
-    for candidate, step in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+    unit: Literal["s", "ms", "us", "ns"] = "ns"
+    steps: tuple[tuple[Literal["s", "ms", "us"], int], ...] = (
+        ("s", 10**9),
+        ("ms", 10**6),
+        ("us", 10**3),
+    )
+    for candidate, step in steps:
         if not (ns[present] % step).any():
             unit = candidate
             break
@@ -351,11 +357,11 @@ def _csv_records(path: Path, wanted: set[int]) -> tuple[dict[int, tuple[int, int
     return found, width
 
 
-def _csv_locator(path: Path, kept: np.ndarray | None):
+def _csv_locator(path: Path, kept: np.ndarray | None) -> Locator:
     """Row positions of a table read from ``path`` -> ``file line N`` (and a hint for a line
     with fewer fields than the header: pandas fills them as empty)."""
 
-    def where(positions: list[int]) -> list[str]:
+    def where(positions: Sequence[int]) -> list[str]:
         read = [int(kept[p]) if kept is not None else p for p in positions]
         try:
             lines, width = _csv_records(path, set(read))
@@ -376,7 +382,7 @@ def _csv_locator(path: Path, kept: np.ndarray | None):
     return where
 
 
-def _row_locator(positions: list[int]) -> list[str]:
+def _row_locator(positions: Sequence[int]) -> list[str]:
     return [f"row {p + 1}" for p in positions]
 
 
@@ -668,8 +674,9 @@ def type_table(table: Table, raw: pd.DataFrame, tz: str) -> pd.DataFrame:
             try:
                 typed[name] = _typed_column(table, table.column(name), frame[name], tz)
             except ContractError as exc:
-                if table.row_id in frame.columns:
-                    exc.with_ids(table.row_id, frame[table.row_id].to_numpy())
+                row_id = table.row_id
+                if row_id is not None and row_id in frame.columns:
+                    exc.with_ids(row_id, frame[row_id].to_numpy())
                 raise
         else:
             typed[name] = frame[name]
@@ -711,7 +718,9 @@ def load_dataset(
         raw = _read_sql(source)
         text = _safe_url(source)
         note = " (rows counted from 1, in the order the database returned them)"
-        origins = {name: (f"{text}, table {name}", _row_locator, note) for name in raw}
+        origins: dict[str, Origin] = {
+            name: (f"{text}, table {name}", _row_locator, note) for name in raw
+        }
     else:
         raw, skipped, origins = _read_folder(Path(text))
     try:

@@ -691,7 +691,10 @@ def _ground_truth(o: _Orders, s: _Stages, orders: pd.DataFrame) -> pd.DataFrame:
     cause = np.where(late, np.array(STAGES, dtype=object)[worst], None)
     worst_delay = delay[rows, worst]
     by_mechanism = s.mechanism_days[rows, worst] >= 0.5 * worst_delay
-    mechanism = np.where(late, np.where(by_mechanism, s.mechanism[rows, worst], "noise"), None)
+    # numpy turns None into an object array; its stubs accept no None there.
+    mechanism = np.where(  # type: ignore[call-overload]
+        late, np.where(by_mechanism, s.mechanism[rows, worst], "noise"), None
+    )
     truth = pd.DataFrame(
         {
             "order_id": orders["order_id"],

@@ -41,46 +41,38 @@ def summarize(dataset: Dataset, grace_days: int = 0) -> DatasetSummary:
     """Summarise a (validated) dataset at its snapshot time."""
     orders = dataset.orders
     tables = dataset.tables()
-    base = {
-        "source": dataset.source,
-        "tz": dataset.tz,
-        "rows": {name: len(frame) for name, frame in tables.items()},
-        "tables_present": list(tables),
-        "tables_absent": [name for name in TABLES if name not in tables],
-        "grace_days": grace_days,
-        "skipped": dict(dataset.skipped),
-    }
-    if orders.empty:
-        return DatasetSummary(
-            **base,
-            first_created_at=None,
-            snapshot_time=None,
-            orders_open=0,
-            orders_delivered=0,
-            orders_cancelled=0,
-            orders_late=0,
-            late_rate=None,
-        )
-    snapshot = dataset.snapshot_time()
-    cancelled = orders["cancelled_at"].le(snapshot) if "cancelled_at" in orders else None
-    delivered = orders["delivered_at"].le(snapshot) if "delivered_at" in orders else None
-    n_cancelled = int(cancelled.sum()) if cancelled is not None else 0
-    n_delivered = n_late = 0
-    late_rate = None
-    if delivered is not None:
-        kept = delivered & ~cancelled if cancelled is not None else delivered
-        n_delivered = int(kept.sum())
-        if n_delivered:
-            late = order_outcomes(orders[kept], dataset.tz, grace_days)["late"]
-            n_late = int(late.astype(bool).sum())
-            late_rate = n_late / n_delivered
+    first_created_at: datetime | None = None
+    snapshot_time: datetime | None = None
+    n_open = n_delivered = n_cancelled = n_late = 0
+    late_rate: float | None = None
+    if not orders.empty:
+        snapshot = dataset.snapshot_time()
+        first_created_at = orders["created_at"].min().to_pydatetime()
+        snapshot_time = snapshot.to_pydatetime()
+        n_open = len(open_orders(orders, snapshot))
+        cancelled = orders["cancelled_at"].le(snapshot) if "cancelled_at" in orders else None
+        delivered = orders["delivered_at"].le(snapshot) if "delivered_at" in orders else None
+        n_cancelled = int(cancelled.sum()) if cancelled is not None else 0
+        if delivered is not None:
+            kept = delivered & ~cancelled if cancelled is not None else delivered
+            n_delivered = int(kept.sum())
+            if n_delivered:
+                late = order_outcomes(orders[kept], dataset.tz, grace_days)["late"]
+                n_late = int(late.astype(bool).sum())
+                late_rate = n_late / n_delivered
     return DatasetSummary(
-        **base,
-        first_created_at=orders["created_at"].min().to_pydatetime(),
-        snapshot_time=snapshot.to_pydatetime(),
-        orders_open=len(open_orders(orders, snapshot)),
+        source=dataset.source,
+        tz=dataset.tz,
+        rows={name: len(frame) for name, frame in tables.items()},
+        tables_present=list(tables),
+        tables_absent=[name for name in TABLES if name not in tables],
+        first_created_at=first_created_at,
+        snapshot_time=snapshot_time,
+        orders_open=n_open,
         orders_delivered=n_delivered,
         orders_cancelled=n_cancelled,
         orders_late=n_late,
         late_rate=late_rate,
+        grace_days=grace_days,
+        skipped=dict(dataset.skipped),
     )

@@ -66,7 +66,7 @@ def _fail(
     positions = np.flatnonzero(mask)
     first = positions[:MAX_ROWS_SHOWN]
     cols = show or (column,)
-    rows: list[tuple[object, object]] = []
+    rows: list[tuple[int, object]] = []
     for p in first:
         values = {c: _show(frame[c].iloc[p]) for c in cols}
         rows.append((int(p), values[cols[0]] if len(cols) == 1 else values))
@@ -229,7 +229,7 @@ def _duplicated(parts: list[tuple[np.ndarray, int]]) -> np.ndarray:
 
 
 def _check_unique(table: Table, frame: pd.DataFrame, codes: _Codes) -> None:
-    keys = [(c.name,) for c in table.columns if c.unique]
+    keys: list[tuple[str, ...]] = [(c.name,) for c in table.columns if c.unique]
     if table.key and table.key not in keys:
         keys.append(table.key)
     for key in keys:

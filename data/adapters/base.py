@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ import pandas as pd
 from data.contract import ORDERS
 from data.dataset import Dataset, local_date
 from data.errors import ContractError, DataSourceError
+
+if TYPE_CHECKING:
+    from data.load import Format
 
 DROP_REASON = "_drop_reason"
 """A column the ``derive`` function may add: a reason (text) for rows that must be dropped."""
@@ -308,7 +311,7 @@ def import_export(
     src: str | Path,
     out: str | Path,
     *,
-    fmt: str = "csv",
+    fmt: Format = "csv",
     tz: str | None = None,
     due_from: object | None = None,
 ) -> ImportResult:

@@ -70,7 +70,8 @@ def choose_created_at(raw: pd.DataFrame, mapped: pd.DataFrame) -> pd.DataFrame:
     quote = parse_column(raw, QUOTE_DATE, "scms")
     fallback = out["due_date"] - pd.Timedelta(days=FALLBACK_LEAD_DAYS)
     out["created_at"] = po.fillna(quote).fillna(fallback)
-    out["created_at_source"] = np.select(
+    # numpy turns a None default into an object array; its stubs accept no None there.
+    out["created_at_source"] = np.select(  # type: ignore[call-overload]
         [po.notna(), quote.notna(), fallback.notna()],
         ["po_sent_to_vendor", "quote_sent_to_client", f"due_minus_{FALLBACK_LEAD_DAYS}_days"],
         default=None,
