@@ -67,6 +67,17 @@ class Dataset:
     def has(self, table: str) -> bool:
         return getattr(self, table, None) is not None
 
+    def table(self, name: str) -> pd.DataFrame:
+        """A present table by contract name (callers that can do without it check :meth:`has`)."""
+        frame = getattr(self, name) if name in TABLES else None
+        if frame is None:
+            origin = f" from {self.source}" if self.source else ""
+            raise ValueError(
+                f"the dataset{origin} has no {name} table, which this step needs; "
+                f"add {name}.csv or {name}.parquet (or a SQL table {name}) to the source"
+            )
+        return frame
+
     def snapshot_time(self) -> pd.Timestamp:
         """The latest recorded event in the dataset (the contract's snapshot time, UTC)."""
         latest: list[pd.Timestamp] = []

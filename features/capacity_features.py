@@ -27,7 +27,7 @@ class CapacityView:
     """The capacity table ready for "load and capacity of plant p on day d, as known at t"."""
 
     def __init__(self, dataset: Dataset) -> None:
-        cap = dataset.capacity
+        cap = dataset.table("capacity")
         self.plants = pd.Index(pd.unique(cap["plant_id"]))
         day = day_number(cap["date"])
         known = to_ns(capacity_known_at(cap, dataset.capacity_horizon_days, dataset.tz))

@@ -29,7 +29,7 @@ def procurement_features(
     dataset: Dataset, q: Queries, production_start: np.ndarray | None
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Open-PO and worst-supplier features per query, and the worst supplier's id (context)."""
-    pos_table = dataset.purchase_orders
+    pos_table = dataset.table("purchase_orders")
     n = len(q)
     created = to_ns(pos_table["created_at"])
     received = (
@@ -49,7 +49,9 @@ def procurement_features(
     promised_day = day_number(pos_table["promised_date"])
     recv_day = np.where(got, local_day_number(np.where(got, received, 0), dataset.tz), 0)
     days_late = np.where(got, np.maximum(0, recv_day - promised_day), 0).astype(np.float64)
-    lateness = Timeline(np.where(got, supplier, None), np.where(got, received, NOT_YET))
+    # numpy's stubs take where(c, x, None) for the one-argument form (it returns an array).
+    supplier_if_received = np.where(got, supplier, None)
+    lateness = Timeline(supplier_if_received, np.where(got, received, NOT_YET))  # type: ignore[arg-type]
 
     # The order's open POs at each query's as_of.
     order_row = (

@@ -39,7 +39,7 @@ class StageGrid:
 
 def stage_grid(dataset: Dataset) -> StageGrid:
     """The order_stages table as (orders x stages) matrices; missing times are ``NOT_YET``."""
-    stages = dataset.order_stages
+    stages = dataset.table("order_stages")
     n = len(dataset.orders)
     has = np.zeros((n, len(STAGES)), dtype=bool)
     planned = np.full((n, len(STAGES)), NOT_YET, dtype=np.int64)
@@ -121,7 +121,7 @@ def stage_features(
 def delay_rate_features(dataset: Dataset, q: Queries) -> dict[str, np.ndarray]:
     """Share of recent quality/warehouse/shipping stages that finished after their planned end,
     by plant, product group and customer group, over the window before as_of."""
-    stages = dataset.order_stages
+    stages = dataset.table("order_stages")
     orders = dataset.orders
     row = pd.Index(orders["order_id"]).get_indexer(stages["order_id"])
     completed = to_ns(stages["completed_at"]) if "completed_at" in stages.columns else None

@@ -138,6 +138,18 @@ def test_round_trip_without_optional_tables(dataset, tmp_path):
         pd.testing.assert_frame_equal(back.orders, dataset.orders)
 
 
+def test_a_table_is_returned_when_present_and_named_with_the_fix_when_absent(dataset, raw_dir):
+    assert dataset.table("capacity") is dataset.capacity
+    orders_only = load_dataset(f.write_csv(raw_dir.parent / "orders", {"orders": f.orders()}))
+    with pytest.raises(ValueError) as info:
+        orders_only.table("order_stages")
+    message = str(info.value)
+    assert "has no order_stages table" in message and str(raw_dir.parent / "orders") in message
+    assert "order_stages.csv or order_stages.parquet" in message
+    with pytest.raises(ValueError, match="has no tz table"):
+        dataset.table("tz")  # a field of the dataset, not a table of the contract
+
+
 def test_rewriting_in_the_other_format_replaces_the_tables(dataset, tmp_path):
     write_dataset(dataset, tmp_path / "d", "csv")
     write_dataset(dataset, tmp_path / "d", "parquet")
