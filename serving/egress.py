@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from data.urls import redact_url
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[..., Sequence[tuple]]
 """``socket.getaddrinfo``'s signature; tests of DNS rebinding pass one whose answer changes."""
 
@@ -54,22 +55,27 @@ class AllowList:
 
     names: frozenset[str] = frozenset()
     name_ports: frozenset[tuple[str, int]] = frozenset()
-    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    network_ports: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int], ...] = ()
+    networks: tuple[IPNetwork, ...] = ()
+    network_ports: tuple[tuple[IPNetwork, int], ...] = ()
 
     @classmethod
     def parse(cls, entries: Iterable[str]) -> AllowList:
-        names, name_ports, networks, network_ports = set(), set(), [], []
+        names: set[str] = set()
+        name_ports: set[tuple[str, int]] = set()
+        networks: list[IPNetwork] = []
+        network_ports: list[tuple[IPNetwork, int]] = []
         for raw in entries:
             host, port = _split_entry(raw)
+            network: IPNetwork | None
             try:
                 network = ipaddress.ip_network(host, strict=False)
             except ValueError:
                 network = None
             if network is not None:
-                (networks if port is None else network_ports).append(
-                    network if port is None else (network, port)
-                )
+                if port is None:
+                    networks.append(network)
+                else:
+                    network_ports.append((network, port))
             elif port is None:
                 names.add(host)
             else:

@@ -151,7 +151,9 @@ class _StoredKeys:
             held = store.engine.raw_connection()
 
             def data_version() -> object:
-                return held.driver_connection.execute("PRAGMA data_version").fetchone()[0]
+                cursor = held.cursor()
+                cursor.execute("PRAGMA data_version")
+                return cursor.fetchone()  # the row (n,): it changes exactly when n does
 
             return data_version
         query = select(STORE_GENERATIONS.c.generation).where(STORE_GENERATIONS.c.name == "api_keys")

@@ -31,6 +31,7 @@ How it works, and why:
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import logging
@@ -137,7 +138,9 @@ def sign(secret: str, body: bytes) -> str:
 
 def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     """Whether ``header`` is the signature of ``body`` (constant-time comparison)."""
-    return bool(header) and hmac.compare_digest(sign(secret, body), header)
+    if not header:
+        return False
+    return hmac.compare_digest(sign(secret, body), header)
 
 
 class WebhookStore:
@@ -247,7 +250,8 @@ class WebhookStore:
             raise KeyError(f"no webhook with id {webhook_id!r}; GET /v1/webhooks lists them")
         return hooks[0]
 
-    def list(self) -> list[Webhook]:
+    # A method named ``list``: annotations in this class say ``builtins.list`` for the type.
+    def list(self) -> builtins.list[Webhook]:
         """Registrations not deleted, oldest first, with their count of pending deliveries."""
         return self._select_webhooks(WEBHOOKS.c.deleted_at.is_(None))
 
@@ -270,7 +274,7 @@ class WebhookStore:
 
     def deliveries(
         self, webhook_id: str, status: str | None = None, limit: int = 100, offset: int = 0
-    ) -> list[Delivery]:
+    ) -> builtins.list[Delivery]:
         """A webhook's deliveries, newest first."""
         self.get(webhook_id)
         query = select(DELIVERIES).where(DELIVERIES.c.webhook_id == webhook_id)
@@ -281,7 +285,7 @@ class WebhookStore:
             rows = conn.execute(query).mappings().all()
         return [_delivery(r) for r in rows]
 
-    def _select_webhooks(self, where) -> list[Webhook]:
+    def _select_webhooks(self, where) -> builtins.list[Webhook]:
         pending = (
             select(DELIVERIES.c.webhook_id, func.count().label("pending"))
             .where(DELIVERIES.c.status == "pending")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 import pandas as pd
@@ -185,5 +185,5 @@ def _text(value: object) -> str | None:
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
 
 
-def _number(value: object) -> float | None:
+def _number(value: SupportsFloat | None) -> float | None:
     return None if value is None or pd.isna(value) else float(value)

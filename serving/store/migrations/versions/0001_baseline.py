@@ -10,6 +10,8 @@ Revises:
 Create Date: 2026-12-01
 """
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -26,7 +28,7 @@ _STAGES = ("order", *_PROCESS_STAGES)
 _FORECAST_FLOATS = ("predicted_days_late", "days_late_p10", "days_late_p90", "days_late_p025",
                     "days_late_p975", "past_due_days",
                     *(f"stage_days_{s}" for s in _PROCESS_STAGES))  # fmt: skip
-_LATER_COLUMNS = {
+_LATER_COLUMNS: dict[str, Callable[[], sa.types.TypeEngine]] = {
     "reasons_en": sa.Text,
     "reasons_zh": sa.Text,
     "predicted_delivery_date": lambda: sa.String(10),
