@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -100,8 +101,8 @@ class DriftResult:
     dataset_drift: bool
     n_reference: int
     n_current: int
-    snapshot: object = field(repr=False, default=None)
-    """Evidently's snapshot, for the HTML report."""
+    snapshot: Any = field(repr=False, default=None)
+    """Evidently's snapshot, for the HTML report (Evidently ships no types: ``Any``)."""
 
 
 def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:

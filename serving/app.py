@@ -177,7 +177,7 @@ def _start(state: ServingState, options: ServeOptions, app: FastAPI) -> None:
 
 def _refresh_run(state: ServingState, app: FastAPI) -> None:
     try:
-        if state.refresh_run():
+        if state.refresh_run() and state.run is not None:
             app.state.metrics.run_orders.set(state.run.info.n_scored)
             _freeze_heap()
     except Exception:  # noqa: BLE001 - keep serving the previous run

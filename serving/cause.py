@@ -111,11 +111,15 @@ def likely_cause_stages(
     so_far = own_slips(behind)
     order = {s: i for i, s in enumerate(STAGES)}
     # 'done' or unknown: every stage is finished as far as the data says.
-    position = np.array([order.get(v, len(STAGES)) for v in columns["current_stage"]])[:, None]
+    stages = [str(v) for v in np.asarray(columns["current_stage"], dtype=object)]
+    position = np.array([order.get(v, len(STAGES)) for v in stages])[:, None]
     not_done = np.arange(len(STAGES))[None, :] >= position
     ahead = np.array([expected.get(s, 0.0) for s in STAGES])[None, :]
     if stage_shap is not None:
         ahead = ahead * (1.0 + np.maximum(stage_shap, 0.0))
     score = so_far + np.where(not_done, ahead, 0.0)
     # Nothing behind and nothing expected: no stage to blame from slips.
-    return np.where(score.max(axis=1) > 0, _STAGE_NAMES[score.argmax(axis=1)], None)
+    # numpy's stubs take where(c, x, None) for the one-argument form; it is an object array.
+    return np.where(  # type: ignore[return-value]
+        score.max(axis=1) > 0, _STAGE_NAMES[score.argmax(axis=1)], None
+    )

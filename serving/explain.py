@@ -185,7 +185,7 @@ class Explainer:
         stages = contrib.values @ self.model.stage_matrix
         if given.n == 0:
             empty = np.empty(0, dtype=object)
-            said = {x: [] for x in (lang, *langs)}
+            said: dict[str, list[list[str]]] = {x: [] for x in (lang, *langs)}
             return Explanations(
                 np.zeros(0), stages, empty, said, None, None, contrib, given, index, lang, langs
             )
@@ -217,6 +217,7 @@ class Explainer:
     ) -> np.ndarray:
         """The forecast's cause, else the slips' (``serving.cause``), else the largest stage."""
         top = _STAGE_NAMES[stages.argmax(axis=1)]
+        cause: np.ndarray | None
         if fc is not None:
             cause = forecast_cause(fc.stage_days)
         elif expected_slips:
@@ -384,7 +385,10 @@ def forecast_cause(stage_days: np.ndarray) -> np.ndarray:
     filled = np.where(np.isfinite(stage_days), stage_days, -np.inf)
     best = filled.argmax(axis=1)
     most = filled[np.arange(len(filled)), best]
-    return np.where(most > 0, np.asarray(STAGES, dtype=object)[best], None)
+    # numpy's stubs take where(c, x, None) for the one-argument form; it is an object array.
+    return np.where(  # type: ignore[return-value]
+        most > 0, np.asarray(STAGES, dtype=object)[best], None
+    )
 
 
 def forecast_reasons(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -26,11 +27,14 @@ from serving.state import DataSnapshot
 MAX_IDS_SHOWN = 5
 
 
+ClosedStatus = Literal["delivered", "cancelled"]
+
+
 @dataclass(frozen=True)
 class Closed:
     """An order that was no longer open at the as_of."""
 
-    status: str
+    status: ClosedStatus
     """``delivered`` or ``cancelled`` (whichever came first)."""
     at: pd.Timestamp
     """When it was delivered or cancelled (UTC)."""
@@ -118,13 +122,17 @@ def _closed(data: DataSnapshot, ids: Sequence[str], t: pd.Timestamp) -> dict[int
     """Position -> status of the ids delivered or cancelled at or before ``t``."""
     rows = _rows_of(data, ids)
     out: dict[int, Closed] = {}
-    for status, events in (("delivered", data.delivered_ns), ("cancelled", data.cancelled_ns)):
+    closings: tuple[tuple[ClosedStatus, np.ndarray | None], ...] = (
+        ("delivered", data.delivered_ns),
+        ("cancelled", data.cancelled_ns),
+    )
+    for status, events in closings:
         if events is None:
             continue
         at = events[rows]
-        for k in np.flatnonzero((at != NAT) & (at <= t.value)):
+        for k in map(int, np.flatnonzero((at != NAT) & (at <= t.value))):
             if k not in out or at[k] < out[k].at.value:  # the first closing event counts
-                out[int(k)] = Closed(status, pd.Timestamp(int(at[k]), tz="UTC"))
+                out[k] = Closed(status, pd.Timestamp(int(at[k]), tz="UTC"))
     return out
 
 

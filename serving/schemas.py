@@ -129,7 +129,7 @@ def forecast_records(columns: Mapping[str, Any], n: int) -> list[dict[str, Any]]
     stage_days = [_floats(columns.get(c), n) for c in STAGE_DAYS_COLUMNS]
     out = []
     for i in range(n):
-        row = {c: v[i] for c, v in scalars.items()}
+        row: dict[str, Any] = {c: v[i] for c, v in scalars.items()}
         row["stage_days"] = {
             s: d[i] for s, d in zip(STAGES, stage_days, strict=True) if d[i] is not None
         }

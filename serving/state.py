@@ -24,6 +24,7 @@ from serving.config import ServingConfig
 from serving.rows import Rows
 from serving.runs import RunInfo, latest_run, load_run_rows
 from serving.store import Store
+from training.registry import LoadedModel
 
 if TYPE_CHECKING:
     from serving.explain import Explainer
@@ -41,7 +42,7 @@ class ModelSnapshot:
     """A loaded champion (``training.registry.LoadedModel``), when it was loaded and its one
     explainer."""
 
-    loaded: object
+    loaded: LoadedModel
     loaded_at: datetime
     trained_at: datetime | None = None
     explainer: Explainer = field(init=False, repr=False)

@@ -60,8 +60,15 @@ def flatten_booster(booster) -> FlatTrees:
     dump = booster.dump_model()
     n_features = int(dump["max_feature_idx"]) + 1
     tree_node_start, tree_leaf_start = [0], [0]
-    feats, thrs, is_cat, missing, default_left, cat_start, cat_values = [], [], [], [], [], [0], []
-    leaves: list[tuple[int, list[tuple[int, bool, int]], float, int]] = []
+    feats: list[int] = []
+    thrs: list[float] = []
+    is_cat: list[bool] = []
+    missing: list[int] = []
+    default_left: list[bool] = []
+    cat_start: list[int] = [0]
+    cat_values: list[int] = []
+    leaves: list[tuple[float, list[tuple[int, bool, float]]]] = []
+    """Each leaf's value and its path: (node, went left, fraction of the cover) per split."""
     expected = 0.0
     max_nodes = 1
     for tree in dump["tree_info"]:
@@ -189,7 +196,9 @@ def shap_values(flat: FlatTrees, X: np.ndarray, num_threads: int | None = None) 
         # once: large batches take turns.
         with _PARALLEL_LOCK:
             previous = numba.get_num_threads()
-            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            # NUMBA_NUM_THREADS is set when numba.config loads (its stubs do not declare it).
+            limit = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+            numba.set_num_threads(min(threads, limit))
             try:
                 kernels["explain"](*args)
             finally:

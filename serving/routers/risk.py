@@ -90,8 +90,10 @@ def score_orders(
             results[pos] = result
     for pos, (order_id, closed) in batch.closed.items():
         results[pos] = _closed_result(order_id, closed)
+    answered = [r for r in results if r is not None]
+    assert len(answered) == len(results), "every order of the request has its result"
     return json_response(
-        RiskResponse(model_version=model.version, as_of=batch.as_of, results=results)
+        RiskResponse(model_version=model.version, as_of=batch.as_of, results=answered)
     )
 
 
@@ -113,7 +115,7 @@ def _batch(body: RiskRequest, state, rm) -> _Batch:
     by_value = [i for i, o in enumerate(body.orders) if o.features is not None]
     if not by_value:
         # The common call (orders by id, open at the snapshot): no frame is built.
-        ids = [o.order_id for o in body.orders]
+        ids = [_looked_up_id(o) for o in body.orders]
         found = find_orders(get_data(state), rm, ids, body.as_of)
         closed = {k: (ids[k], c) for k, c in found.closed.items()}
         open_ids = [ids[k] for k in found.open_at]
@@ -123,7 +125,7 @@ def _batch(body: RiskRequest, state, rm) -> _Batch:
         # Orders sent with their feature values: their columns are the rows, no frame built.
         rows = Rows.from_columns(given)
         return _Batch(rows, by_value, given["order_id"].tolist(), warnings=warnings)
-    ids = [body.orders[i].order_id for i in by_id]
+    ids = [_looked_up_id(body.orders[i]) for i in by_id]
     found = find_orders(get_data(state), rm, ids, body.as_of)
     closed = {by_id[k]: (ids[k], c) for k, c in found.closed.items()}
     open_by_id = [by_id[k] for k in found.open_at]
@@ -144,6 +146,12 @@ def _batch(body: RiskRequest, state, rm) -> _Batch:
         warnings,
         found.as_of,
     )
+
+
+def _looked_up_id(order) -> str:
+    """The id of an order sent without its features (the request model requires one then)."""
+    assert order.order_id is not None, "RiskOrder requires order_id when features are absent"
+    return order.order_id
 
 
 def _columns_from_values(rm, orders, positions) -> tuple[dict[str, np.ndarray], dict]:
@@ -263,6 +271,7 @@ def _number_text(value: float) -> str:
 
 
 def _results(batch: _Batch, explained: Explanations, lang: str) -> list[RiskResult]:
+    assert batch.rows is not None, "only a batch with rows to score is explained"
     forecasts = forecast_records(explained.forecast_columns(), batch.rows.n)
     return [
         RiskResult(
