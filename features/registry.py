@@ -14,6 +14,7 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, get_args
 
 import pandas as pd
@@ -724,9 +725,10 @@ def rate_specs(dataset: Dataset, keys: Sequence[Sequence[str]]) -> list[FeatureS
         name = PAIR_SEPARATOR.join(columns)
         what = " and ".join(columns)
         en, zh = _key_phrases(columns, groups)
-        common = {"stage": "order", "table": "orders"}
+        # Every history feature explains the order stage and comes from orders.
+        spec = partial(FeatureSpec, stage="order", table="orders")
         out += [
-            FeatureSpec(
+            spec(
                 name=f"late_rate_{name}",
                 description=f"Late rate of past orders with the same {what} settled by as_of "
                 "(due date over), shrunk towards the overall late rate.",
@@ -734,9 +736,8 @@ def rate_specs(dataset: Dataset, keys: Sequence[Sequence[str]]) -> list[FeatureS
                 template_zh=f"{zh}延误率为 {{value:.0%}}",
                 unit="rate",
                 direction="higher",
-                **common,
             ),
-            FeatureSpec(
+            spec(
                 name=f"late_rate_recent_{name}",
                 description=f"The same late rate with recent outcomes weighing more (an "
                 f"outcome's weight halves every {RATE_HALF_LIFE_DAYS:g} days).",
@@ -744,9 +745,8 @@ def rate_specs(dataset: Dataset, keys: Sequence[Sequence[str]]) -> list[FeatureS
                 template_zh=f"{zh}近期延误率为 {{value:.0%}}",
                 unit="rate",
                 direction="higher",
-                **common,
             ),
-            FeatureSpec(
+            spec(
                 name=f"mean_days_late_{name}",
                 description=f"Mean days late (early = 0) of past orders with the same {what} "
                 "delivered by as_of, shrunk towards the overall mean.",
@@ -754,16 +754,14 @@ def rate_specs(dataset: Dataset, keys: Sequence[Sequence[str]]) -> list[FeatureS
                 template_zh=f"{zh}平均延误 {{value:.1f}} 天",
                 unit="days",
                 direction="higher",
-                **common,
             ),
-            FeatureSpec(
+            spec(
                 name=f"settled_{name}",
                 description=f"Number of past orders with the same {what} settled in the year "
                 "before as_of, capped at 100: how much history stands behind the rates.",
                 template=f"{{value:.0f}} {en} were settled over the last year",
                 template_zh=f"{zh}过去一年已结案 {{value:.0f}} 个",
                 unit="count",
-                **common,
             ),
         ]
     return out
@@ -784,7 +782,7 @@ def feature_specs(
         and set(f.needs) <= present
         and (f.column is None or f.column in dataset.orders.columns)
     ]
-    keys = [(c,) for c in rate_key_columns(dataset, extra_order_columns)]
+    keys: list[tuple[str, ...]] = [(c,) for c in rate_key_columns(dataset, extra_order_columns)]
     keys += [tuple(p) for p in rate_pairs]
     return out + rate_specs(dataset, keys) + extra_order_specs(dataset.orders, extra_order_columns)
 

@@ -71,10 +71,13 @@ def _settings_first(command: Callable) -> Callable:
 
 
 def _check_settings_first(typer_app: typer.Typer) -> None:
+    # Typer's infos allow None (a command or group declared without one); ours all have one.
     for info in typer_app.registered_commands:
-        info.callback = _settings_first(info.callback)
+        if info.callback is not None:
+            info.callback = _settings_first(info.callback)
     for group in typer_app.registered_groups:
-        _check_settings_first(group.typer_instance)
+        if group.typer_instance is not None:
+            _check_settings_first(group.typer_instance)
 
 
 for _module in COMMAND_MODULES:

@@ -40,11 +40,15 @@ OUTPUT_FORMATS: tuple[str, ...] = ("csv", "parquet", "xlsx", "json")
 
 
 class LoadedModelLike(Protocol):
-    """What scoring needs of ``training.registry.LoadedModel``."""
+    """What scoring needs of ``training.registry.LoadedModel``: read only, as that frozen
+    dataclass's fields are."""
 
-    risk_model: RiskModel
-    version: str
-    run_id: str | None
+    @property
+    def risk_model(self) -> RiskModel: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def run_id(self) -> str | None: ...
 
 
 def model_extra_columns(model: RiskModel, dataset: Dataset) -> list[str]:

@@ -19,7 +19,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from features.registry import FeatureSpec
-from training.model import RiskModel
+from training.model import FeatureEncoding, RiskModel
 
 # Shaped for explanation speed: TreeSHAP cost grows with trees x leaves x depth^2 and explanations
 # dominate serving cost, so depth is capped at 6 and trees at 300; the leaves and regularisation
@@ -247,12 +247,12 @@ def fit_risk_model(
     cal_pos = np.flatnonzero(folds == calibration_folds - 1)
     # A refitted booster sees every training order: so do its category codes.
     levels = category_levels(train if refit else train.iloc[fit_pos], categorical)
-    # An empty model carries the encoding; its booster comes below.
-    shell = RiskModel(None, feature_names, levels, None, stage_map, feature_specs, meta)
-    X = shell.encode(train)
+    # The model's encoding comes first: the booster below is trained on it.
+    encoding = FeatureEncoding(feature_names, levels)
+    X = encoding.encode(train)
     y = train["late"].to_numpy(dtype=np.float64)
-    cat_idx = [i for i, f in enumerate(shell.feature_names) if f in levels]
-    names = [_safe_name(f) for f in shell.feature_names]
+    cat_idx = [i for i, f in enumerate(encoding.feature_names) if f in levels]
+    names = [_safe_name(f) for f in encoding.feature_names]
 
     weight = recency_weights(train, recency_half_life_days)
     fit_set = lgb.Dataset(
@@ -286,7 +286,9 @@ def fit_risk_model(
         cand_params = {**base, **shape, **(params or {}), "seed": seed}
         rounds = int(cand_params.pop("num_boost_round", num_boost_round))
         booster, best = _early_stopped(cand_params, search_fit, search_cal, rounds, min_rounds)
-        score = _average_precision(y[s_cal], booster.predict(X[s_cal], raw_score=True))
+        # np.asarray: predict's declared return also allows sparse matrices (SHAP output on
+        # sparse input); on a dense matrix it is an ndarray already.
+        score = _average_precision(y[s_cal], np.asarray(booster.predict(X[s_cal], raw_score=True)))
         fitted.append((candidate["name"], score, cand_params, booster, best, rounds))
     tried = [{"name": f[0], "held_out_pr_auc": f[1], "trees": f[4]} for f in fitted]
     # The default shape stands unless another beats it on the held-out end by more than the
@@ -298,7 +300,7 @@ def fit_risk_model(
     capacity, _, params_used, booster, best, rounds = chosen
     if sampled:
         booster, best = _early_stopped(params_used, fit_set, cal_set, rounds, min_rounds)
-    margin = booster.predict(X[cal_pos], raw_score=True)
+    margin = np.asarray(booster.predict(X[cal_pos], raw_score=True))
     if refit:
         # The held-out end is the most recent history: the served trees learn from it too.
         # Refit on every training example with the number of trees found above, and calibrate
@@ -341,7 +343,7 @@ def fit_risk_model(
         "lgbm_params": {k: v for k, v in params_used.items()},
     }
     return RiskModel(
-        booster, shell.feature_names, levels, calibrator, stage_map, feature_specs, info
+        booster, encoding.feature_names, levels, calibrator, stage_map, feature_specs, info
     )
 
 

@@ -320,7 +320,9 @@ class DelayForecast:
             mean = self.direct_mean_ if name == DIRECT else self.stage_means_.get(name, 0.0)
             return np.full(len(rows), mean)
         threads = 1 if len(rows) <= 16 else 0
-        return model.predict(X[rows], num_threads=threads)
+        # np.asarray: predict's declared return also allows sparse matrices (SHAP output on
+        # sparse input); on a dense matrix it is an ndarray already, returned as is.
+        return np.asarray(model.predict(X[rows], num_threads=threads))
 
     def _point(
         self, X: np.ndarray, state: Mapping[str, np.ndarray], slack: np.ndarray

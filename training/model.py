@@ -23,6 +23,7 @@ import lightgbm as lgb
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 from scipy.special import expit
 
 from data.contract import EXPLANATION_STAGES
@@ -60,46 +61,25 @@ def _as_text(col: pd.Series) -> pd.Series:
     return values.where(values.isna(), values.astype(str))
 
 
-class RiskModel:
-    """A trained delay-risk model with everything scoring and explaining need."""
+class FeatureEncoding:
+    """Feature columns to the booster's float64 matrix: the fixed column order and category
+    codes. Training encodes with it before any booster exists; a ``RiskModel`` holds one."""
 
     def __init__(
-        self,
-        booster: lgb.Booster,
-        feature_names: Sequence[str],
-        categorical_levels: Mapping[str, Sequence[str]],
-        calibrator: Any,
-        stage_map: Mapping[str, str],
-        feature_specs: Sequence[FeatureSpec] = (),
-        meta: Mapping[str, Any] | None = None,
-        forecast: DelayForecast | None = None,
+        self, feature_names: Sequence[str], categorical_levels: Mapping[str, Sequence[str]]
     ) -> None:
-        self.booster = booster
-        self.forecast = forecast
-        """The delivery forecast (days late by stage, intervals), on the same encoding."""
         self.feature_names = list(feature_names)
         self.categorical_levels = {k: [str(v) for v in lv] for k, lv in categorical_levels.items()}
-        self.calibrator = calibrator
-        self.stage_map = dict(stage_map)
-        self.feature_specs = list(feature_specs)
-        self.meta = dict(meta or {})
-        unknown = {s for s in self.stage_map.values()} - set(EXPLANATION_STAGES)
-        if unknown:
-            raise ValueError(
-                f"stage map names unknown stages {sorted(unknown)}; "
-                f"use one of {list(EXPLANATION_STAGES)}"
-            )
         self._categorical = [f for f in self.feature_names if f in self.categorical_levels]
         self._categorical_idx = [self.feature_names.index(f) for f in self._categorical]
         self._numeric = [f for f in self.feature_names if f not in self.categorical_levels]
         self._numeric_idx = [self.feature_names.index(f) for f in self._numeric]
         self._level_index = {k: pd.Index(v) for k, v in self.categorical_levels.items()}
-        self.stage_matrix = _stage_matrix(self.feature_names, self.stage_map)
-        """Features x ``EXPLANATION_STAGES``, 1 where the feature belongs to the stage (a
-        feature the stage map lacks: ``order``): contributions @ it are the stage columns
-        (``STAGE_COLUMNS``), here and in ``serving.explain``. Read only: shared by requests."""
 
-    # -- scoring ---------------------------------------------------------------------------
+    @property
+    def categorical_features(self) -> list[str]:
+        return list(self._categorical)
+
     def encode(self, X: pd.DataFrame) -> np.ndarray:
         """Feature values as float64 in ``feature_names`` order; categories as their fixed codes
         (unseen or missing -> NaN, which LightGBM treats as missing)."""
@@ -126,6 +106,48 @@ class RiskModel:
             out[:, j] = coded
         return out
 
+
+class RiskModel:
+    """A trained delay-risk model with everything scoring and explaining need."""
+
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        feature_names: Sequence[str],
+        categorical_levels: Mapping[str, Sequence[str]],
+        calibrator: Any,
+        stage_map: Mapping[str, str],
+        feature_specs: Sequence[FeatureSpec] = (),
+        meta: Mapping[str, Any] | None = None,
+        forecast: DelayForecast | None = None,
+    ) -> None:
+        self.booster = booster
+        self.forecast = forecast
+        """The delivery forecast (days late by stage, intervals), on the same encoding."""
+        self.encoding = FeatureEncoding(feature_names, categorical_levels)
+        self.feature_names = self.encoding.feature_names
+        self.categorical_levels = self.encoding.categorical_levels
+        self.calibrator = calibrator
+        self.stage_map = dict(stage_map)
+        self.feature_specs = list(feature_specs)
+        self.meta = dict(meta or {})
+        unknown = {s for s in self.stage_map.values()} - set(EXPLANATION_STAGES)
+        if unknown:
+            raise ValueError(
+                f"stage map names unknown stages {sorted(unknown)}; "
+                f"use one of {list(EXPLANATION_STAGES)}"
+            )
+        self.stage_matrix = _stage_matrix(self.feature_names, self.stage_map)
+        """Features x ``EXPLANATION_STAGES``, 1 where the feature belongs to the stage (a
+        feature the stage map lacks: ``order``): contributions @ it are the stage columns
+        (``STAGE_COLUMNS``), here and in ``serving.explain``. Read only: shared by requests."""
+
+    # -- scoring ---------------------------------------------------------------------------
+    def encode(self, X: pd.DataFrame) -> np.ndarray:
+        """Feature values as float64 in ``feature_names`` order (see
+        :meth:`FeatureEncoding.encode`)."""
+        return self.encoding.encode(X)
+
     def raw_margin(self, X: pd.DataFrame, num_threads: int | None = None) -> np.ndarray:
         """The booster's raw score (log-odds, before calibration)."""
         return self._margin(self.encode(X), num_threads)
@@ -133,8 +155,12 @@ class RiskModel:
     def _margin(self, encoded: np.ndarray, num_threads: int | None) -> np.ndarray:
         if len(encoded) == 0:
             return np.zeros(0)
-        return self.booster.predict(
-            encoded, raw_score=True, num_threads=_threads(len(encoded), num_threads)
+        # np.asarray: predict's declared return also allows sparse matrices (SHAP output on
+        # sparse input); on a dense matrix it is an ndarray already, returned as is.
+        return np.asarray(
+            self.booster.predict(
+                encoded, raw_score=True, num_threads=_threads(len(encoded), num_threads)
+            )
         )
 
     def calibrate(self, margin: np.ndarray) -> np.ndarray:
@@ -200,7 +226,7 @@ class RiskModel:
 
     @property
     def categorical_features(self) -> list[str]:
-        return list(self._categorical)
+        return self.encoding.categorical_features
 
     def feature_options(self, order_columns: Sequence[str]) -> dict[str, list]:
         """What ``features.build`` needs to rebuild this model's features on a dataset whose
@@ -262,7 +288,7 @@ class RiskModel:
         )
 
 
-class OtdRiskPyfunc(mlflow.pyfunc.PythonModel):
+class OtdRiskPyfunc(PythonModel):
     """MLflow wrapper: returns ``risk`` and the ``stage_*`` contributions (log-odds) per row.
 
     The LightGBM flavor would return class labels and refuse category columns; this one holds the

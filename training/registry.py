@@ -70,7 +70,10 @@ def use_tracking(settings: RegistryConfig, experiment: str) -> str:
         try:
             experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
         except MlflowException:  # created meanwhile by a concurrent run
-            experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
+            raced = mlflow.get_experiment_by_name(experiment)
+            if raced is None:  # no race: the store refused to create it, say why
+                raise
+            experiment_id = raced.experiment_id
     else:
         experiment_id = found.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
@@ -138,7 +141,7 @@ def promotion_gate(
         promoted, reason = True, "no champion yet"
     else:
         try:
-            champion = load_version(settings, old_version)
+            champion = load_version(settings, str(current.version))
             champion_valid = valid if features_for is None else features_for(champion)
             old_score = classification_metrics(y_valid, champion.predict_risk(champion_valid))[
                 metric

@@ -338,7 +338,8 @@ def prepare_training_data(
         valid = frame.iloc[split.valid]
 
     specs = without_excluded(feature_specs(cut, extra, pairs), settings)
-    kept, dropped = [], []
+    kept: list[FeatureSpec] = []
+    dropped: list[FeatureSpec] = []
     for spec in specs:
         values = train[spec.name]
         (kept if values.nunique(dropna=True) > 1 else dropped).append(spec)
@@ -584,7 +585,9 @@ def evaluate_forecast(
     # Does the risk agree with the forecast? Both judged on the risk's own validation examples.
     risk_valid = data.valid
     y_risk = risk_valid["late"].to_numpy(dtype=float)
-    p_forecast = model.forecast_of(risk_valid).p_late
+    fc_risk = model.forecast_of(risk_valid)
+    assert fc_risk is not None  # the same model forecast the validation orders above
+    p_forecast = fc_risk.p_late
     risk = model.predict_risk(risk_valid)
     agreement = {
         "risk_pr_auc": classification_metrics(y_risk, risk)["pr_auc"],
@@ -842,9 +845,9 @@ def _log_artifacts(
         reference_frame["risk"] = model.predict_risk(reference_frame)
     reference_frame.attrs = {}  # build_training_set's attrs hold Timestamps parquet can't
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "reference_features.parquet"
-        reference_frame.to_parquet(path, index=False)
-        mlflow.log_artifact(str(path), "reference")
+        parquet = Path(tmp) / "reference_features.parquet"
+        reference_frame.to_parquet(parquet, index=False)
+        mlflow.log_artifact(str(parquet), "reference")
 
 
 def register_and_gate(

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import typer
 
 from otd_risk.commands.common import UserError, console, user_errors
+
+TableFormat = Literal["csv", "parquet"]
+"""What ``simulate`` writes its tables as."""
+
+
+def table_format(fmt: str) -> TableFormat:
+    """``--format`` as a :data:`TableFormat`, or a UserError naming the ones there are."""
+    for known in get_args(TableFormat):
+        if fmt == known:
+            return known
+    raise UserError(f"--format {fmt!r} is not supported; use csv or parquet")
 
 
 @dataclass(frozen=True)
@@ -30,7 +41,7 @@ def run_simulate(
     seed: int,
     as_of: str | None,
     scenario_file: Path | None,
-    fmt: Literal["csv", "parquet"],
+    fmt: TableFormat,
     progress=None,
 ) -> SimulateResult:
     """Simulate a world and write it cut at ``as_of`` (default: its snapshot)."""
@@ -113,8 +124,7 @@ def simulate_command(
     from data.simulate import SIMULATION_STEPS
 
     with user_errors():
-        if fmt not in ("csv", "parquet"):
-            raise UserError(f"--format {fmt!r} is not supported; use csv or parquet")
+        written_as = table_format(fmt)
         with Progress(
             SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True
         ) as bar:
@@ -123,7 +133,7 @@ def simulate_command(
             def step(name: str) -> None:
                 bar.update(task, description=f"simulating {orders:,} orders: {name}", advance=1)
 
-            result = run_simulate(out, orders, seed, as_of, scenario, fmt, progress=step)
+            result = run_simulate(out, orders, seed, as_of, scenario, written_as, progress=step)
     console.print(
         f"Simulated {result.orders:,} orders (seed {seed}): late rate "
         f"{result.late_rate:.1%} of delivered orders, snapshot "
