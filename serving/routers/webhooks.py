@@ -7,7 +7,6 @@ is refused with 422.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -90,51 +89,8 @@ class WebhookCreate(BaseModel):
         return value
 
 
-class WebhookOut(BaseModel):
-    """A registered receiver (without its secret)."""
-
-    webhook_id: str
-    url: str
-    threshold: float
-    risk_step: float | None
-    plant_id: str | None
-    customer_id: str | None
-    lang: str
-    description: str
-    status: str = Field(description="active, or failing after repeated failed attempts.")
-    consecutive_failures: int
-    last_error: str | None
-    last_success_at: datetime | None
-    failing_since: datetime | None
-    created_at: datetime
-    pending: int = Field(description="Deliveries not yet accepted by the receiver.")
-
-
-class WebhookCreated(WebhookOut):
+class WebhookCreated(Webhook):
     secret: str = Field(description="Shown once: verify X-OTD-Signature with it.")
-
-
-class DeliveryOut(BaseModel):
-    delivery_id: int
-    idempotency_key: str
-    event: str
-    run_id: str
-    order_id: str
-    status: str = Field(
-        description="pending, delivered, cancelled, or refused (the receiver check refused the "
-        "send: not retried; `last_error` says why)."
-    )
-    attempts: int
-    created_at: datetime
-    next_attempt_at: datetime | None
-    last_attempt_at: datetime | None
-    last_status_code: int | None
-    last_error: str | None
-    delivered_at: datetime | None
-
-
-def _out(hook: Webhook) -> WebhookOut:
-    return WebhookOut(**hook.__dict__)
 
 
 def _get_or_404(store: WebhookStore, webhook_id: str, lang: str) -> Webhook:
@@ -156,13 +112,13 @@ def create_webhook(body: WebhookCreate, store: StoreDep) -> WebhookCreated:
         created = store.register(**body.model_dump())
     except ValueError as exc:
         raise ApiError(422, "webhook_url_refused", f"body.url: {exc}") from None
-    return WebhookCreated(**created.webhook.__dict__, secret=created.secret)
+    return WebhookCreated(**created.webhook.model_dump(), secret=created.secret)
 
 
-@router.get("", response_model=list[WebhookOut])
-def list_webhooks(store: StoreDep) -> list[WebhookOut]:
+@router.get("", response_model=list[Webhook])
+def list_webhooks(store: StoreDep) -> list[Webhook]:
     """All receivers with their status and pending count."""
-    return [_out(h) for h in store.list()]
+    return store.list()
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -174,7 +130,7 @@ def delete_webhook(webhook_id: WebhookId, store: StoreDep, lang: LangDep) -> Res
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{webhook_id}/deliveries", response_model=list[DeliveryOut])
+@router.get("/{webhook_id}/deliveries", response_model=list[Delivery])
 def list_deliveries(
     webhook_id: WebhookId,
     store: StoreDep,
@@ -185,8 +141,7 @@ def list_deliveries(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> list[DeliveryOut]:
+) -> list[Delivery]:
     """The deliveries of a receiver, newest first."""
     _get_or_404(store, webhook_id, lang)
-    rows: list[Delivery] = store.deliveries(webhook_id, delivery_status, limit, offset)
-    return [DeliveryOut(**{k: getattr(d, k) for k in DeliveryOut.model_fields}) for d in rows]
+    return store.deliveries(webhook_id, delivery_status, limit, offset)

@@ -37,12 +37,13 @@ import hmac
 import logging
 import secrets
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -71,9 +72,11 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 EVENT_HEADER = "X-OTD-Event"
 
 
-@dataclass(frozen=True)
-class Webhook:
-    """A registration, without its secret (and its URL without credentials)."""
+class Webhook(BaseModel):
+    """A registered receiver, without its secret (and its URL without credentials): what the
+    store returns and what ``GET /v1/webhooks`` answers, declared once."""
+
+    model_config = ConfigDict(frozen=True)
 
     webhook_id: str
     url: str
@@ -83,13 +86,13 @@ class Webhook:
     customer_id: str | None
     lang: str
     description: str
-    status: str
+    status: str = Field(description="active, or failing after repeated failed attempts.")
     consecutive_failures: int
     last_error: str | None
     last_success_at: datetime | None
     failing_since: datetime | None
     created_at: datetime
-    pending: int = 0
+    pending: int = Field(default=0, description="Deliveries not yet accepted by the receiver.")
 
 
 @dataclass(frozen=True)
@@ -100,9 +103,11 @@ class CreatedWebhook:
     secret: str
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One event to one webhook and where its delivery stands."""
+class Delivery(BaseModel):
+    """One event to one webhook and where its delivery stands: what the store returns and what
+    ``GET /v1/webhooks/{id}/deliveries`` answers, declared once."""
+
+    model_config = ConfigDict(frozen=True)
 
     delivery_id: int
     webhook_id: str
@@ -110,7 +115,10 @@ class Delivery:
     event: str
     run_id: str
     order_id: str
-    status: str
+    status: str = Field(
+        description="pending, delivered, cancelled, or refused (the receiver check refused the "
+        "send: not retried; `last_error` says why)."
+    )
     attempts: int
     created_at: datetime
     next_attempt_at: datetime | None
@@ -300,10 +308,10 @@ class WebhookStore:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
-        fields = Webhook.__dataclass_fields__
+        fields = Webhook.model_fields
         hooks = [Webhook(**{k: utc(r[k]) for k in fields}) for r in rows]
         # URLs registered before credentials were refused are shown without them.
-        return [replace(h, url=redact_url(h.url)) for h in hooks]
+        return [h.model_copy(update={"url": redact_url(h.url)}) for h in hooks]
 
     # -- events ---------------------------------------------------------------------------
     def process_new_runs(self, now: datetime | None = None) -> int:
@@ -645,7 +653,7 @@ def _run_info(row) -> RunInfo:
 
 
 def _delivery(row) -> Delivery:
-    return Delivery(**{k: utc(row[k]) for k in Delivery.__dataclass_fields__})
+    return Delivery(**{k: utc(row[k]) for k in Delivery.model_fields})
 
 
 def start_webhook_worker(app: Any, settings: Any) -> WebhookWorker:
