@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
+import pytz
 
 from data.contract import CONTRACT_VERSION, EVENT_COLUMNS, TABLES
 
@@ -29,8 +30,19 @@ def to_utc_timestamp(value: object, tz: str = "UTC") -> pd.Timestamp:
 def parse_as_of(value: str | None, tz: str = "UTC") -> pd.Timestamp | None:
     """A time as a person gave it (``--as-of``, ``--cutoff``: ISO 8601, without an offset in
     the dataset's zone ``tz``) as the UTC timestamp the layers below take, parsed once at the
-    command line; None stays None (the layers then take the dataset's snapshot time)."""
-    return None if value is None else to_utc_timestamp(value, tz)
+    command line; None stays None (the layers then take the dataset's snapshot time). A local
+    time the clocks skipped or passed twice (a daylight-saving change) is a ``ValueError``
+    saying to give its offset."""
+    if value is None:
+        return None
+    try:
+        return to_utc_timestamp(value, tz)
+    except (pytz.NonExistentTimeError, pytz.AmbiguousTimeError) as exc:
+        what = "does not exist" if isinstance(exc, pytz.NonExistentTimeError) else "is ambiguous"
+        raise ValueError(
+            f"{value} {what} in {tz} (a daylight-saving change); give the time with its UTC "
+            "offset (e.g. ...T02:30-05:00) or in UTC (...Z)"
+        ) from None
 
 
 def local_date(ts: pd.Series, tz: str) -> pd.Series:

@@ -78,3 +78,14 @@ def test_a_time_given_is_read_in_the_dataset_zone_unless_it_has_an_offset(given,
 def test_no_time_given_stays_none():
     # The layers then take the dataset's snapshot time, never the clock.
     assert parse_as_of(None, "Asia/Shanghai") is None
+
+
+@pytest.mark.parametrize(
+    ("given", "what"),
+    [("2024-03-10T02:30", "does not exist"), ("2024-11-03T01:30", "is ambiguous")],
+)
+def test_a_local_time_a_clock_change_skipped_or_doubled_is_said_with_the_fix(given, what):
+    with pytest.raises(ValueError, match=f"{what} in America/New_York.*UTC offset"):
+        parse_as_of(given, "America/New_York")
+    # With its offset the same time is one instant.
+    assert parse_as_of(f"{given}-05:00", "America/New_York") == pd.Timestamp(f"{given}-05:00")
