@@ -1,8 +1,18 @@
 """Helpers for tests of the serving store (``tests/`` is on the path: its conftest is there)."""
 
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+
 import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
 
 from serving.columns import RANKED_COLUMNS, STAGE_COLUMNS
+from serving.runs import RunInfo, record_run
 
 
 def ranked_of(inputs: pd.DataFrame) -> pd.DataFrame:
@@ -23,3 +33,51 @@ def ranked_of(inputs: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return frame.reindex(columns=list(RANKED_COLUMNS))
+
+
+def record_logged(
+    store,
+    as_of: str,
+    inputs: pd.DataFrame,
+    *,
+    version: str = "1",
+    fingerprint: str = "f",
+    **kw,
+) -> RunInfo:
+    """A scoring run of ``inputs``' orders (``order_id``, ``risk``), recorded with the inputs
+    monitoring reads."""
+    return record_run(
+        store,
+        ranked_of(inputs),
+        model_version=version,
+        model_run_id=None,
+        as_of=pd.Timestamp(as_of, tz="UTC"),
+        data_fingerprint=fingerprint,
+        inputs=inputs,
+        **kw,
+    )
+
+
+def schema_url(base: str, schema: str) -> str:
+    """``base`` with every connection's search_path set to ``schema``."""
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+@contextlib.contextmanager
+def postgres_schema(prefix: str) -> Iterator[tuple[str, str]]:
+    """(base URL, schema) of a private schema of the test PostgreSQL, dropped afterwards (other
+    tests' tables untouched); the test is skipped, saying why, without a server."""
+    base = os.environ.get("OTD_RISK_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("no PostgreSQL server: set OTD_RISK_TEST_POSTGRES_URL (.ci/run starts one)")
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield base, schema
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -9,10 +9,10 @@ import uuid
 
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text
-from store_helpers import ranked_of
+from sqlalchemy import create_engine
+from store_helpers import postgres_schema, record_logged, schema_url
 
-from serving.runs import latest_run, list_runs, load_run_rows, record_run
+from serving.runs import latest_run, list_runs, load_run_rows
 from serving.scoring_log import ScoringLog
 from serving.store import Store
 
@@ -23,23 +23,12 @@ def _inputs(n: int, risk: float) -> pd.DataFrame:
     )
 
 
-def _record(store: Store, as_of: str, version: str, inputs: pd.DataFrame, **kw):
-    return record_run(
-        store,
-        ranked_of(inputs),
-        model_version=version,
-        model_run_id=None,
-        as_of=pd.Timestamp(as_of, tz="UTC"),
-        data_fingerprint=kw.pop("fingerprint", "abc"),
-        inputs=inputs,
-        **kw,
-    )
-
-
 def _roundtrip(store: Store) -> None:
     log = ScoringLog(store)
-    first = _record(store, "2025-03-01", "3", _inputs(5, 0.1), data_source="test").run_id
-    second = _record(store, "2025-03-02", "4", _inputs(3, 0.9)).run_id
+    first = record_logged(
+        store, "2025-03-01", _inputs(5, 0.1), version="3", data_source="test"
+    ).run_id
+    second = record_logged(store, "2025-03-02", _inputs(3, 0.9), version="4").run_id
     runs = log.runs()
     assert list(runs["run_id"]) == [first, second]
     assert list(runs["n_orders"]) == [5, 3]
@@ -57,30 +46,13 @@ def test_sqlite_roundtrip(tmp_path):
     _roundtrip(Store(f"sqlite:///{tmp_path / 'serving.db'}"))
 
 
-def postgres_schema_url(base: str, schema: str) -> str:
-    """``base`` with every connection's search_path set to ``schema``."""
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options=-csearch_path%3D{schema}"
-
-
 @pytest.fixture
 def postgres_store():
     """A store in a private schema of the test PostgreSQL (dropped afterwards)."""
-    url = os.environ.get("OTD_RISK_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("no PostgreSQL server: set OTD_RISK_TEST_POSTGRES_URL (.ci/run starts one)")
-    schema = f"log_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    store = Store(postgres_schema_url(url, schema))
-    try:
+    with postgres_schema("log") as (base, schema):
+        store = Store(schema_url(base, schema))
         yield store
-    finally:
         store.engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def test_postgresql_roundtrip(postgres_store):
@@ -89,10 +61,10 @@ def test_postgresql_roundtrip(postgres_store):
 
 def test_a_failed_write_leaves_the_run_unknown_to_both(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'serving.db'}")
-    good = _record(store, "2025-01-01", "1", _inputs(2, 0.5)).run_id
+    good = record_logged(store, "2025-01-01", _inputs(2, 0.5)).run_id
     bad = _inputs(1, 0.5).assign(weird=[object()])  # cannot become Parquet
     with pytest.raises(ValueError):
-        _record(store, "2025-01-02", "1", bad)
+        record_logged(store, "2025-01-02", bad)
     assert list(ScoringLog(store).runs()["run_id"]) == [good]
     assert [r.run_id for r in list_runs(store)] == [good]
 
@@ -102,7 +74,7 @@ def test_a_writer_killed_between_its_two_writes_leaves_neither_knowing_the_run(t
     before its inputs are: neither the API's runs nor monitoring's log know that run."""
     url = f"sqlite:///{tmp_path / 'serving.db'}"
     store = Store(url)
-    good = _record(store, "2025-01-01", "1", _inputs(4, 0.2)).run_id
+    good = record_logged(store, "2025-01-01", _inputs(4, 0.2)).run_id
     here = os.path.dirname(__file__)
     script = textwrap.dedent(f"""
         import os, signal, sys
@@ -110,7 +82,8 @@ def test_a_writer_killed_between_its_two_writes_leaves_neither_knowing_the_run(t
         sys.path[:0] = [{here!r}, {os.path.dirname(here)!r}]
         import serving.runs
         from serving.store import Store
-        from test_scoring_log import _inputs, _record
+        from store_helpers import record_logged
+        from test_scoring_log import _inputs
 
         def die(conn, run_id, inputs):
             # the ranked rows are in (this transaction); the inputs would come next
@@ -119,7 +92,7 @@ def test_a_writer_killed_between_its_two_writes_leaves_neither_knowing_the_run(t
             os.kill(os.getpid(), signal.SIGKILL)
 
         serving.runs._record_inputs = die
-        _record(Store({url!r}), "2025-01-02", "1", _inputs(7, 0.3))
+        record_logged(Store({url!r}), "2025-01-02", _inputs(7, 0.3))
     """)
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
@@ -194,8 +167,8 @@ def test_an_older_versions_scoring_log_is_attached_to_its_runs(tmp_path):
     from serving.scoring_log import adopt_legacy_log
 
     store = Store(f"sqlite:///{tmp_path / 'serving.db'}")
-    first = _record(store, "2025-03-01", "3", _inputs(5, 0.1), fingerprint="f1")
-    second = _record(store, "2025-03-02", "3", _inputs(3, 0.9), fingerprint="f2")
+    first = record_logged(store, "2025-03-01", _inputs(5, 0.1), version="3", fingerprint="f1")
+    second = record_logged(store, "2025-03-02", _inputs(3, 0.9), version="3", fingerprint="f2")
     path = tmp_path / "scoring_log.db"
     now = datetime.now(UTC)
     _legacy_log(

@@ -161,24 +161,9 @@ def _frame(n: int, seed: int) -> pd.DataFrame:
     )
 
 
-def _record(store, as_of: str, inputs: pd.DataFrame):
-    """A scoring run of ``inputs``' orders with its inputs logged for monitoring."""
-    from store_helpers import ranked_of
-
-    from serving.runs import record_run
-
-    return record_run(
-        store,
-        ranked_of(inputs),
-        model_version="1",
-        model_run_id=None,
-        as_of=pd.Timestamp(as_of, tz="UTC"),
-        data_fingerprint="f",
-        inputs=inputs,
-    ).run_id
-
-
 def test_scoring_log_down_mid_run_fails_cleanly_and_a_retry_succeeds(tmp_path):
+    from store_helpers import record_logged
+
     from serving.scoring_log import ScoringLog
     from serving.store import Store
 
@@ -187,12 +172,12 @@ def test_scoring_log_down_mid_run_fails_cleanly_and_a_retry_succeeds(tmp_path):
     db = folder / "serving.db"
     store = Store(f"sqlite:///{db}")
     log = ScoringLog(store)
-    first = _record(store, "2024-03-01", _frame(500, 1))
+    first = record_logged(store, "2024-03-01", _frame(500, 1)).run_id
     second = _frame(700, 2)
     store.engine.dispose()  # the store goes away: no connection survives it
     with unwritable(folder, db):
         with pytest.raises(Exception, match="(?i)readonly|read-only|unable to open|denied"):
-            _record(store, "2024-03-02", second)
+            record_logged(store, "2024-03-02", second)
     # Nothing half-written: readers see the one complete run, whole.
     runs = log.runs()
     assert runs["run_id"].tolist() == [first]
@@ -200,7 +185,7 @@ def test_scoring_log_down_mid_run_fails_cleanly_and_a_retry_succeeds(tmp_path):
     assert sqlite_rows(db, "SELECT count(*) FROM scoring_run_inputs")[0][0] == 1
     assert sqlite_rows(db, "SELECT count(*) FROM scored_orders")[0][0] == 500
     # Later, with the store back, the retry succeeds and nothing is lost.
-    retried = _record(store, "2024-03-02", second)
+    retried = record_logged(store, "2024-03-02", second).run_id
     assert log.runs()["run_id"].tolist() == [first, retried]
     again = log.load([retried])
     assert again["order_id"].tolist() == second["order_id"].tolist()  # rows lost: 0
@@ -209,46 +194,36 @@ def test_scoring_log_down_mid_run_fails_cleanly_and_a_retry_succeeds(tmp_path):
 def test_scoring_log_on_postgresql_down_mid_run_then_back():
     """The same on PostgreSQL (``OTD_RISK_TEST_POSTGRES_URL``): the connection to the database
     is cut in the middle of a run (a TCP proxy goes down), then comes back."""
-    import uuid
     from urllib.parse import urlsplit
 
     from reliability_helpers import TcpOutage
-    from sqlalchemy import create_engine, text
+    from store_helpers import postgres_schema, record_logged
 
     from serving.scoring_log import ScoringLog
     from serving.store import Store
 
-    url = os.environ.get("OTD_RISK_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("set OTD_RISK_TEST_POSTGRES_URL (.ci/start-postgres prints one)")
-    parts = urlsplit(url)
-    schema = f"rel_{uuid.uuid4().hex[:8]}"  # a private schema: other tests' tables untouched
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    outage = TcpOutage(parts.hostname, parts.port)
-    outage.up()
-    proxied = parts._replace(netloc=f"{parts.username}@127.0.0.1:{outage.port}").geturl()
-    store = Store(f"{proxied}?options=-csearch_path%3D{schema}&connect_timeout=3")
-    log = ScoringLog(store)
-    try:
-        first = _record(store, "2024-03-01", _frame(500, 1))
-        second = _frame(700, 2)
-        outage.down()
-        with pytest.raises(Exception, match="(?i)connect|closed|terminat|refused"):
-            _record(store, "2024-03-02", second)
+    with postgres_schema("rel") as (url, schema):
+        parts = urlsplit(url)
+        outage = TcpOutage(parts.hostname, parts.port)
         outage.up()
-        assert log.runs()["run_id"].tolist() == [first]  # nothing half-written
-        assert len(log.load([first])) == 500
-        retried = _record(store, "2024-03-02", second)
-        assert log.runs()["run_id"].tolist() == [first, retried]
-        assert log.load([retried])["order_id"].tolist() == second["order_id"].tolist()
-    finally:
-        outage.down()
-        store.engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+        proxied = parts._replace(netloc=f"{parts.username}@127.0.0.1:{outage.port}").geturl()
+        store = Store(f"{proxied}?options=-csearch_path%3D{schema}&connect_timeout=3")
+        log = ScoringLog(store)
+        try:
+            first = record_logged(store, "2024-03-01", _frame(500, 1)).run_id
+            second = _frame(700, 2)
+            outage.down()
+            with pytest.raises(Exception, match="(?i)connect|closed|terminat|refused"):
+                record_logged(store, "2024-03-02", second)
+            outage.up()
+            assert log.runs()["run_id"].tolist() == [first]  # nothing half-written
+            assert len(log.load([first])) == 500
+            retried = record_logged(store, "2024-03-02", second).run_id
+            assert log.runs()["run_id"].tolist() == [first, retried]
+            assert log.load([retried])["order_id"].tolist() == second["order_id"].tolist()
+        finally:
+            outage.down()
+            store.engine.dispose()
 
 
 def test_score_with_the_run_store_unwritable_fails_cleanly_then_retries(trained_home, tmp_path):

@@ -3,16 +3,14 @@ revocation, a scoring run and a webhook delivery, delivered once."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
-import uuid
 
 import httpx
 import pytest
 from cryptography.fernet import Fernet
 from reliability_helpers import OTD_RISK, cli_env, copy_home, running_server, webhook_helpers
-from sqlalchemy import create_engine, text
+from store_helpers import postgres_schema, schema_url
 
 from serving.keys import create_key
 from serving.runs import latest_run
@@ -24,20 +22,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def shared_store():
     """The URL of a store in a private schema of the test PostgreSQL (dropped afterwards)."""
-    base = os.environ.get("OTD_RISK_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("no PostgreSQL server: set OTD_RISK_TEST_POSTGRES_URL (.ci/run starts one)")
-    schema = f"shared_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in base else "?"
-    url = f"{base}{sep}options=-csearch_path%3D{schema}"
-    yield url
-    open_store(url).engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with postgres_schema("shared") as (base, schema):
+        url = schema_url(base, schema)
+        yield url
+        open_store(url).engine.dispose()
 
 
 def _until(condition, what: str, timeout: float = 60):

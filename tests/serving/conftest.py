@@ -3,8 +3,6 @@ throw-away MLflow SQLite store, a recorded scoring run, API keys and an in-proce
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import dataclass, replace
 
 import pytest
@@ -60,37 +58,31 @@ STORES = ["sqlite", "postgresql"]
 
 @pytest.fixture(scope="session")
 def served_on_postgresql(served_on_sqlite: Served) -> Served:
-    from sqlalchemy import create_engine, text
+    from store_helpers import postgres_schema, schema_url
 
     from serving.keys import create_key
     from serving.scoring import record_scoring_run
     from serving.store import open_store
 
-    base = os.environ.get("OTD_RISK_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("no PostgreSQL server: set OTD_RISK_TEST_POSTGRES_URL (.ci/run starts one)")
-    schema = f"served_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in base else "?"
-    settings = served_on_sqlite.settings.model_copy(
-        update={"store_url": f"{base}{sep}options=-csearch_path%3D{schema}"}
-    )
-    store = open_store(settings.serving_store_url)
-    loaded, dataset = served_on_sqlite.loaded, served_on_sqlite.dataset
-    record_scoring_run(
-        store, served_on_sqlite.scores, model=loaded, as_of=dataset.snapshot_time(), dataset=dataset
-    )
-    reader = create_key(store, "reader", "tests").key
-    admin_key = create_key(store, "admin", "tests").key
-    yield replace(
-        served_on_sqlite, settings=settings, reader_key=reader, admin_key=admin_key, store=store
-    )
-    store.engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with postgres_schema("served") as (base, schema):
+        settings = served_on_sqlite.settings.model_copy(
+            update={"store_url": schema_url(base, schema)}
+        )
+        store = open_store(settings.serving_store_url)
+        loaded, dataset = served_on_sqlite.loaded, served_on_sqlite.dataset
+        record_scoring_run(
+            store,
+            served_on_sqlite.scores,
+            model=loaded,
+            as_of=dataset.snapshot_time(),
+            dataset=dataset,
+        )
+        reader = create_key(store, "reader", "tests").key
+        admin_key = create_key(store, "admin", "tests").key
+        yield replace(
+            served_on_sqlite, settings=settings, reader_key=reader, admin_key=admin_key, store=store
+        )
+        store.engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,10 @@ import pandas as pd
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, ForeignKey, Index, MetaData, String, Table, create_engine
-from store_helpers import ranked_of
+from store_helpers import record_logged
 
 from serving.columns import FORECAST_COLUMNS, TRANSLATED_REASON_COLUMNS
-from serving.runs import latest_run, list_runs, prune_runs, record_run
+from serving.runs import latest_run, list_runs, prune_runs
 from serving.scoring_log import ScoringLog
 from serving.store import Store
 from serving.store.store import current_revision, head_revision
@@ -68,24 +68,14 @@ def test_a_store_from_before_migrations_is_adopted_with_its_rows(tmp_path):
         assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
 
 
-def _run(store: Store, as_of: str):
-    inputs = pd.DataFrame({"order_id": ["A", "B"], "risk": [0.9, 0.1]})
-    return record_run(
-        store,
-        ranked_of(inputs),
-        model_version="1",
-        model_run_id=None,
-        as_of=pd.Timestamp(as_of, tz="UTC"),
-        data_fingerprint="f",
-        inputs=inputs,
-    )
+TWO_ORDERS = pd.DataFrame({"order_id": ["A", "B"], "risk": [0.9, 0.1]})
 
 
 def test_retention_deletes_old_runs_with_their_rows_but_never_the_current_one(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'serving.db'}")
-    current = _run(store, "2025-03-01")  # the latest as_of: the current run
-    old = _run(store, "2025-02-01")  # back-dated, recorded after it
-    recent = _run(store, "2025-02-15")
+    current = record_logged(store, "2025-03-01", TWO_ORDERS)  # the latest as_of: the current run
+    old = record_logged(store, "2025-02-01", TWO_ORDERS)  # back-dated, recorded after it
+    recent = record_logged(store, "2025-02-15", TWO_ORDERS)
     # 200 days from now, both older runs are past a 180-day retention, and so is the current
     # one — which is kept anyway.
     later = datetime.now(UTC) + timedelta(days=200)
@@ -99,7 +89,7 @@ def test_retention_deletes_old_runs_with_their_rows_but_never_the_current_one(tm
     assert left == [(current.run_id,)] and inputs == [(current.run_id,)]
     assert old.run_id != recent.run_id
     # Within the retention nothing goes.
-    _run(store, "2025-03-02")
+    record_logged(store, "2025-03-02", TWO_ORDERS)
     assert prune_runs(store, 180) == 0 and len(list_runs(store)) == 2
 
 
@@ -141,3 +131,12 @@ def test_a_store_that_cannot_be_opened_is_said_with_the_fix(tmp_path):
         assert done.returncode == 2, (args, done.stderr)
         assert "cannot be opened" in done.stderr and "OTD_RISK_STORE_URL" in done.stderr
         assert "s3cret" not in done.stderr + done.stdout and "Traceback" not in done.stderr
+
+
+def test_a_database_the_store_does_not_support_is_refused_naming_the_two_it_does():
+    import pytest
+
+    from serving.store import StoreUnavailable, open_store
+
+    with pytest.raises(StoreUnavailable, match="mysql database; use SQLite .* or PostgreSQL"):
+        open_store("mysql://otd:pw@127.0.0.1:1/otd")
