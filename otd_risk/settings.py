@@ -230,7 +230,9 @@ class Settings(BaseSettings):
     @property
     def serving_store_url(self) -> str:
         """SQLAlchemy URL of the serving store in force."""
-        return self.store_url or f"sqlite:///{self.home.resolve() / 'serving.db'}"
+        from serving.store import home_store_url  # the default, declared once by the store
+
+        return self.store_url or home_store_url(self.home)
 
     def ensure_home(self) -> Path:
         """Create the project home if needed and return its absolute path."""

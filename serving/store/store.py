@@ -1,8 +1,8 @@
 """The serving store: one SQL database behind one ``Store`` for API keys, scoring runs (their
 ranked rows and the inputs monitoring reads), webhooks and deliveries.
 
-SQLite under the project home by default (``sqlite:///<home>/serving.db``), any SQLAlchemy URL
-otherwise (``OTD_RISK_STORE_URL``, e.g. PostgreSQL shared by several API hosts). A store is
+SQLite under the project home by default (``sqlite:///<home>/serving.db``), or PostgreSQL
+(``OTD_RISK_STORE_URL``, e.g. shared by several API hosts); other databases are refused. A store is
 brought to the latest schema when it opens (Alembic, ``serving/store/migrations``); a store made
 before migrations is adopted as it is.
 
@@ -25,8 +25,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from data.urls import redact_url
 
@@ -41,12 +41,29 @@ def home_store_url(home: Path) -> str:
     return f"sqlite:///{Path(home).resolve() / SERVING_DB}"
 
 
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+"""The databases the store is written for and tested on (its conflict-ignoring inserts, bulk
+placeholders and migration lock are theirs)."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The serving store cannot be opened (database down, wrong URL, unwritable file, a
+    database it does not support)."""
+
+
 class Store:
     """One serving store: its engine, brought to the latest schema, and what servers keep of it
     in memory (``memo``). Made once per process and URL by :func:`open_store`."""
 
     def __init__(self, url: str) -> None:
         self.url = url
+        backend = make_url(url).get_backend_name()
+        if backend not in SUPPORTED_DIALECTS:  # before its driver is imported
+            raise StoreUnavailable(
+                f"the serving store {redact_url(url)} is a {backend} database; "
+                "use SQLite (OTD_RISK_STORE_URL empty) or PostgreSQL "
+                "(postgresql+psycopg://user@host/db)"
+            )
         self.engine = _engine(url)
         self._memo: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -97,10 +114,6 @@ class Store:
         return f"Store({self.label!r})"
 
 
-class StoreUnavailable(RuntimeError):
-    """The serving store cannot be opened (database down, wrong URL, unwritable file)."""
-
-
 def home_store(home: Path) -> Store:
     """The default store of a project home, opened (:func:`open_store`)."""
     return open_store(home_store_url(home))
@@ -112,7 +125,7 @@ def open_store(url: str) -> Store:
     shares its engine and pool); :class:`StoreUnavailable` naming the fix when it cannot be."""
     try:
         return Store(url)
-    except (DBAPIError, OSError) as exc:
+    except (ArgumentError, DBAPIError, OSError) as exc:  # a malformed URL, a database down
         reason = str(exc).splitlines()[0]
         raise StoreUnavailable(
             f"the serving store {redact_url(url)} cannot be opened ({reason}); check "

@@ -471,17 +471,8 @@ class WebhookStore:
         """A send the receiver check refused: final for the delivery (``refused``, never
         retried), and the webhook is marked ``failing`` at once with the reason."""
         with self.engine.begin() as conn:
-            conn.execute(
-                update(DELIVERIES)
-                .where(DELIVERIES.c.delivery_id == row["delivery_id"])
-                .values(
-                    status="refused",
-                    attempts=DELIVERIES.c.attempts + 1,
-                    last_attempt_at=now,
-                    last_status_code=None,
-                    last_error=reason[:500],
-                    lease_until=None,
-                )
+            _attempted(
+                conn, row, now, status="refused", last_status_code=None, last_error=reason[:500]
             )
             # Marked failing at once: a refused receiver will not fix itself.
             _count_failure(conn, row["webhook_id"], now, reason, failing_after=0)
@@ -501,18 +492,14 @@ class WebhookStore:
 
     def _succeeded(self, row, now: datetime, code: int | None) -> None:
         with self.engine.begin() as conn:
-            conn.execute(
-                update(DELIVERIES)
-                .where(DELIVERIES.c.delivery_id == row["delivery_id"])
-                .values(
-                    status="delivered",
-                    attempts=DELIVERIES.c.attempts + 1,
-                    last_attempt_at=now,
-                    last_status_code=code,
-                    last_error=None,
-                    delivered_at=now,
-                    lease_until=None,
-                )
+            _attempted(
+                conn,
+                row,
+                now,
+                status="delivered",
+                last_status_code=code,
+                last_error=None,
+                delivered_at=now,
             )
             conn.execute(
                 update(WEBHOOKS)
@@ -528,21 +515,29 @@ class WebhookStore:
     def _failed(self, row, now: datetime, code: int | None, error: str) -> None:
         attempts = row["attempts"] + 1
         with self.engine.begin() as conn:
-            conn.execute(
-                update(DELIVERIES)
-                .where(DELIVERIES.c.delivery_id == row["delivery_id"])
-                .values(
-                    attempts=attempts,
-                    last_attempt_at=now,
-                    last_status_code=code,
-                    last_error=error[:500],
-                    next_attempt_at=now + self.config.backoff(attempts),
-                    lease_until=None,
-                )
+            _attempted(
+                conn,
+                row,
+                now,
+                last_status_code=code,
+                last_error=error[:500],
+                next_attempt_at=now + self.config.backoff(attempts),
             )
             _count_failure(
                 conn, row["webhook_id"], now, error, failing_after=self.config.max_failures
             )
+
+
+def _attempted(conn, row, now: datetime, **outcome) -> None:
+    """Record an attempt at a delivery: one more attempt, when, the lease released, and its
+    ``outcome`` (status, status code, error, next attempt)."""
+    conn.execute(
+        update(DELIVERIES)
+        .where(DELIVERIES.c.delivery_id == row["delivery_id"])
+        .values(
+            attempts=DELIVERIES.c.attempts + 1, last_attempt_at=now, lease_until=None, **outcome
+        )
+    )
 
 
 def _count_failure(conn, webhook_id: str, now: datetime, error: str, *, failing_after: int):
