@@ -33,6 +33,7 @@ from features.timeline import (
     DAY_NS,
     NOT_YET,
     Timeline,
+    combine_codes,
     day_number,
     decay_weights,
     local_day_number,
@@ -71,6 +72,22 @@ def key_values(rows: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     assert joined is not None, "a key names at least one column"
     out = joined.to_numpy(dtype=object)
     out[missing] = np.nan
+    return out
+
+
+def key_codes(rows: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """``key_values`` as dense int64 codes (-1 where a column is empty): the same groups, for
+    ``Timeline`` lookups without a string per row. Emptiness is judged on the distinct values
+    only (stripping every row's text was a second per-row pass)."""
+    out: np.ndarray | None = None
+    for col in columns:
+        raw, uniques = pd.factorize(rows[col].to_numpy(dtype=object), use_na_sentinel=True)
+        text = pd.Index(uniques).astype(str)
+        merged = pd.factorize(text)[0]
+        empty = np.asarray(text.str.strip() == "")
+        code = np.where(raw < 0, -1, np.where(empty[raw], -1, merged[raw])).astype(np.int64)
+        out = code if out is None else combine_codes(out, code)
+    assert out is not None, "a key names at least one column"
     return out
 
 
@@ -128,10 +145,10 @@ def category_history_features(
     out: dict[str, np.ndarray] = {}
     for columns in keys:
         name = key_name(columns)
-        values = key_values(orders, columns)
-        q_values = key_values(q.rows, columns)
+        values = key_codes(orders, columns)
+        q_values = values[q.pos]  # the queries' rows are orders' rows
         s = _sums(values, settle, late, weight, days, days_known, q_values, q.t, q_decay)
-        unknown = pd.isna(q_values)
+        unknown = q_values < 0
         out[f"late_rate_{name}"] = np.where(unknown, np.nan, (s["late"] + m * prior) / (s["n"] + m))
         out[f"late_rate_recent_{name}"] = np.where(
             unknown, np.nan, (s["w_late"] + m * prior_recent) / (s["w"] + m)
