@@ -32,6 +32,7 @@ from features.stage_features import StageGrid
 from features.timeline import (
     DAY_NS,
     NOT_YET,
+    EventTimes,
     Timeline,
     combine_codes,
     decay_weights,
@@ -60,8 +61,9 @@ def _typical(
     )
     q_decay = decay_weights(q_t, DURATION_HALF_LIFE_DAYS)
     estimate = np.full(len(q_t), np.nan)
+    events = EventTimes(known)  # every level's events are the same completions
     for i, (keys, q_keys) in enumerate(levels):
-        s = Timeline(keys, known).sums_at({"w": weight, "wx": weight * log_days}, q_keys, q_t)
+        s = Timeline(keys, events).sums_at({"w": weight, "wx": weight * log_days}, q_keys, q_t)
         w, wx = s["w"] / q_decay, s["wx"] / q_decay
         if i == 0:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -243,10 +245,11 @@ def last_season_features(dataset: Dataset, q: Queries, grid: StageGrid) -> dict[
         keys = (customer if by_customer else plant)[rows]
         q_keys = q_customer if by_customer else q_plant
         sums = {"n": np.ones(len(rows)), "v": values}
-        everyone = Timeline(np.zeros(len(rows), dtype=np.int64), times).sums_at(
+        events = EventTimes(times)
+        everyone = Timeline(np.zeros(len(rows), dtype=np.int64), events).sums_at(
             sums, np.zeros(len(q), dtype=np.int64), end, windows_ns=(window,)
         )
-        own = Timeline(keys, times).sums_at(sums, q_keys, end, windows_ns=(window,))
+        own = Timeline(keys, events).sums_at(sums, q_keys, end, windows_ns=(window,))
         n_all, v_all = everyone[f"n@{window}"], everyone[f"v@{window}"]
         n, v = own[f"n@{window}"], own[f"v@{window}"]
         with np.errstate(divide="ignore", invalid="ignore"):

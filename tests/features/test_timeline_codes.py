@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.history_features import key_codes, key_values
-from features.timeline import NOT_YET, Timeline, combine_codes, sorted_unique, text_codes
+from features.timeline import NOT_YET, EventTimes, Timeline, combine_codes, text_codes
 
 
 def _same_partition(codes: np.ndarray, labels: np.ndarray) -> bool:
@@ -55,11 +55,14 @@ def test_combine_codes_keeps_missing_and_is_dense():
     assert out.tolist() == [0, 1, -1, -1, 1]
 
 
-def test_sorted_unique_equals_numpy_unique():
+def test_event_times_rank_each_event_among_the_distinct_times():
     rng = np.random.default_rng(2)
     x = rng.integers(0, 50, 1000).astype(np.int64) * 1_000_000_000
-    assert np.array_equal(sorted_unique(x), np.unique(x))
-    assert len(sorted_unique(np.array([], dtype=np.int64))) == 0
+    events = EventTimes(x)
+    assert np.array_equal(events.unique, np.unique(x))
+    assert np.array_equal(events.rank, np.searchsorted(np.unique(x), x) + 1)
+    assert np.array_equal(x[events.order], np.sort(x))
+    assert len(EventTimes(np.array([], dtype=np.int64)).unique) == 0
 
 
 def test_timeline_on_codes_answers_as_on_text_keys():
@@ -73,7 +76,11 @@ def test_timeline_on_codes_answers_as_on_text_keys():
     codes = text_codes(np.concatenate([labels, q_labels]))
     by_text = Timeline(labels, times).sums_at(values, q_labels, q_t, windows_ns=(100,))
     by_code = Timeline(codes[:300], times).sums_at(values, codes[300:], q_t, windows_ns=(100,))
+    shared = Timeline(codes[:300], EventTimes(times)).sums_at(
+        values, codes[300:], q_t, windows_ns=(100,)
+    )
     for name in by_text:
         np.testing.assert_array_equal(by_text[name], by_code[name])
+        np.testing.assert_array_equal(by_text[name], shared[name])
     with pytest.raises(TypeError, match="queried by codes"):
         Timeline(codes[:300], times).sums_at(values, q_labels, q_t)
