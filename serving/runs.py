@@ -141,7 +141,9 @@ def _ranked_blob(ranked: pd.DataFrame) -> bytes:
     ]
     frame = ranked.reindex(columns=[*RANKED_COLUMNS, *translated]).reset_index(drop=True)
     for column in ("reasons", *translated):
-        frame[column] = [list(r) for r in frame[column]]
+        said = frame[column].tolist()
+        if not all(type(r) is list for r in said):  # e.g. arrays read back from Parquet
+            frame[column] = [list(r) for r in said]
     frame["due_date"] = pd.to_datetime(frame["due_date"])
     frame["predicted_delivery_date"] = frame["predicted_delivery_date"].astype(object)
     frame["predicted_delivery_date"] = frame["predicted_delivery_date"].where(
