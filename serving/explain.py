@@ -239,9 +239,14 @@ class Explainer:
         """The reasons of each row in each of ``langs``: the forecast's first, then SHAP's."""
         said: dict[str, list[list[str]]] = {}
         suppress = None if fc is None else self._carried_delay(fc)
+        picked: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         for code in langs:
             if code in said:
                 continue
+            key = self.picks_key(code)
+            if key not in picked:
+                variant = code if code in TEMPLATE_LANGS else TEMPLATE_LANGS[0]
+                picked[key] = self._picks(rows, contrib.values, variant, n_reasons, top, suppress)
             # The same contributions in every language: only the sentences are made again
             # (string work, ~1-2 µs a row), never the TreeSHAP values.
             said[code] = self.reasons(
@@ -252,6 +257,7 @@ class Explainer:
                 lead=top,
                 suppress=suppress,
                 first=None if fc is None else forecast_reasons(fc, top, past_due, code),
+                picks=picked[key],
             )
         return said
 
@@ -306,32 +312,21 @@ class Explainer:
             out[:, j] = ~(np.isfinite(days) & (days >= 0.5))
         return out
 
-    def reasons(
+    def _picks(
         self,
-        rows: pd.DataFrame | Rows,
+        rows: Rows,
         contributions: np.ndarray,
-        *,
-        lang: str = "en",
-        n_reasons: int = N_REASONS,
-        lead: np.ndarray | None = None,
-        suppress: np.ndarray | None = None,
-        first: Sequence[str | None] | None = None,
-    ) -> list[list[str]]:
-        """Per row, the sentences of the ``n_reasons`` features that raise its risk most
-        (``suppress``, rows x features: sentences not to say there).
-
-        ``lead`` (per row, a stage name, e.g. ``top_stage``): that stage's feature that raises
-        the risk most, if one does, is said first, so that the reasons start with the stage the
-        planner is told the delay comes from (not "the quality stage is 4 days behind plan"
-        under a top stage of procurement, when procurement's own slip is there to be said).
-        ``first`` (per row, a sentence or None): said before all of them (the forecast's)."""
+        variant: str,
+        n_reasons: int,
+        lead: np.ndarray | None,
+        suppress: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the features whose sentences are said, best first (``top``, rows x picks)
+        and which of those picks are real (``chosen``: a pick past the last sayable feature is
+        not)."""
         n, k = contributions.shape
-        if n == 0:
-            return []
-        rows = _as_rows(rows)
-        names = self.model.feature_names
-        variant = lang if lang in TEMPLATE_LANGS else TEMPLATE_LANGS[0]
         templates = self._templates[variant]
+        names = self.model.feature_names
         # A sentence can only be said when the value and every context it names are known.
         usable = np.column_stack([_known(rows, name, n) for name in names])
         ctx_known: dict[str, np.ndarray] = {}
@@ -351,10 +346,57 @@ class Explainer:
             best = lead_score.argmax(axis=1)
             has = np.flatnonzero(np.isfinite(lead_score[np.arange(n), best]))
             score[has, best[has]] = np.inf  # first in the order below; still a chosen reason
+        # The best n_pick by repeated argmax: the order a stable sort of -score gives (argmax
+        # takes the first of equal scores), without sorting all ~100 features of every row.
         n_pick = min(n_reasons, k)
-        top = np.argsort(-score, axis=1, kind="stable")[:, :n_pick]
-        chosen = np.take_along_axis(score, top, axis=1) > -np.inf
+        top = np.zeros((n, n_pick), dtype=np.intp)
+        chosen = np.zeros((n, n_pick), dtype=bool)
+        every = np.arange(n)
+        for p in range(n_pick):
+            j = score.argmax(axis=1)
+            top[:, p] = j
+            chosen[:, p] = score[every, j] > -np.inf
+            score[every, j] = -np.inf
+        # A row out of sayable features: its later picks are not chosen (as in the sort).
+        chosen = np.logical_and.accumulate(chosen, axis=1)
+        return top, chosen
 
+    def picks_key(self, lang: str) -> tuple:
+        """Languages with equal keys pick the same features for the same rows (their templates
+        name the same context fields): ``_said`` picks once for them."""
+        variant = lang if lang in TEMPLATE_LANGS else TEMPLATE_LANGS[0]
+        return tuple(fields for _, fields in self._templates[variant])
+
+    def reasons(
+        self,
+        rows: pd.DataFrame | Rows,
+        contributions: np.ndarray,
+        *,
+        lang: str = "en",
+        n_reasons: int = N_REASONS,
+        lead: np.ndarray | None = None,
+        suppress: np.ndarray | None = None,
+        first: Sequence[str | None] | None = None,
+        picks: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> list[list[str]]:
+        """Per row, the sentences of the ``n_reasons`` features that raise its risk most
+        (``suppress``, rows x features: sentences not to say there).
+
+        ``lead`` (per row, a stage name, e.g. ``top_stage``): that stage's feature that raises
+        the risk most, if one does, is said first, so that the reasons start with the stage the
+        planner is told the delay comes from (not "the quality stage is 4 days behind plan"
+        under a top stage of procurement, when procurement's own slip is there to be said).
+        ``first`` (per row, a sentence or None): said before all of them (the forecast's).
+        ``picks``: ``_picks``' answer for these rows, when made already for another language."""
+        n, k = contributions.shape
+        if n == 0:
+            return []
+        rows = _as_rows(rows)
+        names = self.model.feature_names
+        variant = lang if lang in TEMPLATE_LANGS else TEMPLATE_LANGS[0]
+        templates = self._templates[variant]
+        top, chosen = picks or self._picks(rows, contributions, variant, n_reasons, lead, suppress)
+        n_pick = top.shape[1]
         sentences = np.full((n, n_pick), None, dtype=object)
         negatives = self._negatives[variant]
         for j in np.unique(top[chosen]):
