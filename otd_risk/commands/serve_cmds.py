@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -65,14 +66,19 @@ def score(
             output_format(out, fmt)  # before any work: a wrong --out costs nothing
             # The dataset is read in the settings' zone: a time without an offset is too.
             t = parse_as_of(as_of, settings.timezone)
-            dataset = load_dataset(
-                source,
-                tz=settings.timezone,
-                capacity_horizon_days=settings.capacity_planning_horizon_days,
-            )
+            # The champion loads (MLflow, unpickling) while the tables are read and checked
+            # (Parquet/CSV readers): on two cores, most of the shorter one is free.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                champion = pool.submit(load_champion, settings)
+                dataset = load_dataset(
+                    source,
+                    tz=settings.timezone,
+                    capacity_horizon_days=settings.capacity_planning_horizon_days,
+                )
+                model = champion.result()
             result = run_scoring(
                 dataset,
-                load_champion(settings),
+                model,
                 settings_store(settings),
                 out,
                 as_of=t,
