@@ -133,7 +133,8 @@ function weeklyChart() {
   const u = new uPlot({
     width: chartWidth(el), height: 240,
     scales: { y: { range: [0, 100] } },
-    series: [{ value: (s, v) => (v == null ? "" : new Date(v * 1000).toISOString().slice(0, 10)) },
+    series: [{ label: t("board.weekly.week"),
+      value: (s, v) => (v == null ? "" : new Date(v * 1000).toISOString().slice(0, 10)) },
       { label: t("board.weekly.rate"), stroke: "#1f5fbf", width: 2, fill: "rgba(31,95,191,.08)",
         value: (s, v) => (v == null ? "" : `${v.toFixed(1)}%`) }],
     axes: [{}, { values: (s, splits) => splits.map((v) => `${v}%`) }],
@@ -150,7 +151,7 @@ function barChart(el, labels, values, links, label, color) {
     width: chartWidth(el), height: 220,
     scales: { x: { time: false, range: [-0.5, labels.length - 0.5] }, y: { range: (s, lo, hi) =>
       [0, Math.max(1, hi * 1.1)] } },
-    series: [{ value: (s, v) => (v == null ? "" : labels[v] ?? "") },
+    series: [{ label: t("board.col.stage"), value: (s, v) => (v == null ? "" : labels[v] ?? "") },
       { label, fill: color, stroke: color, paths: uPlot.paths.bars({ size: [0.6, 80] }),
         points: { show: false }, value: (s, v) => (v == null ? "" : num(v, 1)) }],
     axes: [{ splits: () => xs, values: (s, splits) => splits.map((i) => labels[i] ?? "") }, {}],
