@@ -7,7 +7,8 @@ known at ``as_of`` (``Dataset.cut``), never the clock, and returns plain tables:
 - ``weekly``: the on-time delivery rate per week (Monday to Sunday, by the local delivery date)
   of the orders delivered in the window ``(as_of - window_days, as_of]`` and not cancelled:
   overall, per plant, and per customer for the ``top_customers`` customers with the most
-  deliveries (the contract has no customer group column, so a customer is the group). On time
+  deliveries (the contract has no customer group column, so a customer is the group); the
+  window's first and last weeks may be partial. On time
   means what it means everywhere here: delivered no later than the due date plus the grace days
   (``data.dataset.order_outcomes``).
 - ``lost_by_stage`` / ``lost_by_owner``: where the late ones among those orders lost their days:

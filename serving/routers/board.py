@@ -148,7 +148,8 @@ Top = Annotated[
     summary="The OTD board: on-time rate by week, lost days by stage and owner, open risk",
     description="Over the orders delivered in the year up to the served dataset's snapshot: "
     "the on-time rate per week (overall, per plant, per customer for the `top` customers with "
-    "the most deliveries), the days late orders lost per stage (beyond plan) and per owner, "
+    "the most deliveries; weeks run Monday to Sunday by the local delivery date, the first and "
+    "last may be partial), the days late orders lost per stage (beyond plan) and per owner, "
     "the suppliers and plants that add the most days; and the current run's open orders at "
     "risk by owner and top stage. Names in the request's language.",
     dependencies=READER,

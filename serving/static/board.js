@@ -86,7 +86,8 @@ function row(tbody, cells) {
     const td = document.createElement("td");
     if (c instanceof Node) td.append(c);
     else td.textContent = c ?? "";
-    if (typeof c !== "string" || /^[\d.,%–-]+$/.test(c)) td.className = "num";
+    const text = c instanceof Node ? c.textContent : String(c ?? "");
+    if (/^[\d.,%–\s-]+$/.test(text)) td.className = "num";  // numbers right-aligned
     tr.append(td);
   });
   tbody.append(tr);

@@ -278,3 +278,19 @@ def test_the_workbook_neutralises_formulas_and_has_every_table():
     stages = {r[0]: r for r in list(book["lost_by_stage"].values)[1:]}
     assert stages["procurement"][1:3] == ("采购", "purchasing")
     assert book["summary"]["C2"].value == 3  # delivered
+
+
+def test_a_dataset_with_only_orders_has_a_board_without_stages_or_suppliers(world):
+    """order_stages and purchase_orders are optional: the on-time figures stand, no stage
+    loses days and no supplier is listed; with nothing delivered in the window, no rate."""
+    from dataclasses import replace
+
+    only_orders = replace(world, order_stages=None, purchase_orders=None, capacity=None)
+    as_of = world.snapshot_time()
+    board = build_board(only_orders, as_of)
+    full = build_board(world, as_of)
+    assert (board.delivered, board.on_time) == (full.delivered, full.on_time)
+    assert board.lost_by_stage["days_lost"].sum() == 0
+    assert board.suppliers.empty
+    before = build_board(world, world.orders["created_at"].min())
+    assert before.delivered == 0 and before.on_time_rate is None and before.weekly.empty
