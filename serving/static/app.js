@@ -487,9 +487,20 @@ function bind() {
   });
 }
 
+function filtersFromUrl() {
+  // The board's figures link here with the list's filters as query parameters (the API's
+  // names and values: min_risk 0-1): each one fills the filter of that name.
+  new URLSearchParams(location.search).forEach((value, name) => {
+    const input = $("filters").elements.namedItem(name);
+    if (!input || !("value" in input)) return;
+    input.value = name === "min_risk" ? String(Math.round(Number(value) * 100)) : value;
+  });
+}
+
 async function start() {
   bind();
   await loadMessages(initialLang());
+  filtersFromUrl();
   if (sessionStorage.getItem(KEY)) {
     showMain();
     load();

@@ -55,13 +55,13 @@ def build_world(home: Path, n_orders: int = 1500, seed: int = 5) -> ServedWorld:
 class Server:
     """``create_app`` under uvicorn in a thread, on a free port of 127.0.0.1."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, load_data: bool = False) -> None:
         from serving.app import ServeOptions, create_app
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        app = create_app(settings, ServeOptions(reload_seconds=0, load_data=False))
+        app = create_app(settings, ServeOptions(reload_seconds=0, load_data=load_data))
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -38,6 +38,8 @@ POLICY = {
     "POST /v1/webhooks": ADMIN,
     "DELETE /v1/webhooks/{webhook_id}": ADMIN,
     "GET /v1/webhooks/{webhook_id}/deliveries": ADMIN,
+    "GET /v1/board": READER,
+    "GET /v1/board/export": READER,
 }
 """Who may call each documented operation; a new route must be declared here."""
 
@@ -49,6 +51,8 @@ UNDOCUMENTED_OPEN = {
     "/docs/oauth2-redirect",
     "/docs/static/{name}",
     "/redoc",
+    "/board",
+    "/board/assets/{name}",
 }
 """Routes outside the OpenAPI schema: the planner's page, its icon and the docs (nothing
 private)."""
@@ -403,6 +407,7 @@ def test_without_a_key_nothing_about_the_servers_state_is_said(tmp_path):
     assert codes["POST /v1/risk"] == "model_not_loaded"
     assert codes["GET /v1/orders/{order_id}/risk"] == "model_not_loaded"
     assert codes["GET /v1/orders/at-risk"] == "no_scoring_run"
+    assert codes["GET /v1/board"] == "model_not_loaded"
 
 
 # -- no server path in messages --------------------------------------------------------------
