@@ -29,10 +29,11 @@ from sqlalchemy import Connection, insert, select, update
 from serving.store import Store
 from serving.store.tables import API_KEYS, STORE_GENERATIONS, utc
 
-Role = Literal["reader", "admin"]
-ROLES: tuple[str, ...] = ("reader", "admin")
-ROLE_RANK = {"reader": 0, "admin": 1}
-"""An admin may do everything a reader may."""
+Role = Literal["reader", "planner", "admin"]
+ROLES: tuple[str, ...] = ("reader", "planner", "admin")
+ROLE_RANK = {"reader": 0, "planner": 1, "admin": 2}
+"""Each role may do everything the ones before it may: a reader reads the risk, a planner also
+acknowledges orders (``serving.acks``), an admin also reloads the model and manages webhooks."""
 
 KEY_PREFIX = "otd"
 
@@ -65,7 +66,8 @@ def _hash(secret: str) -> str:
 
 
 def create_key(store: Store, role: str, name: str = "") -> CreatedKey:
-    """Create a key with ``role`` (reader or admin) and return it with its one-time secret."""
+    """Create a key with ``role`` (reader, planner or admin) and return it with its one-time
+    secret."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; use one of: {', '.join(ROLES)}")
     key_id = secrets.token_hex(6)
