@@ -291,6 +291,9 @@ def _explain(exc: ValidationError, environ: Mapping[str, str]) -> str:
     parts = []
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else ""
+        if field == "stage_owners":
+            parts.append(_explain_owners(error, environ))
+            continue
         if error["type"] == "extra_forbidden":
             name = field.upper()
             parts.append(
@@ -300,9 +303,6 @@ def _explain(exc: ValidationError, environ: Mapping[str, str]) -> str:
             )
             continue
         name = env_name(field)
-        if field == "stage_owners":
-            parts.append(_explain_owners(error, environ))
-            continue
         shown = f"{name}={error.get('input')!r} {_from_where(name, environ)}"
         if error["type"] == "literal_error":
             parts.append(f"{shown} is not allowed: use {error['ctx']['expected']}")
