@@ -130,9 +130,10 @@ def create_webhook(body: WebhookCreate, store: StoreDep) -> WebhookCreated:
     ``OTD_RISK_WEBHOOK_FORECAST_STEP_DAYS``) or ``ack_lapsed``; each with the order's delivery
     forecast, its ``owner`` and what ``changed``. Nothing for orders acknowledged by a planner
     until the acknowledgement lapses. Over ``max_events_per_run``, the rest of a run's orders
-    come in one ``digest`` event (counts by owner, stage and trigger, the riskiest orders). A receiver that is not a public address (loopback,
-    private, link-local, multicast, reserved, unspecified, after DNS resolution), or whose host
-    does not resolve: 422."""
+    come in one ``digest`` event (counts by owner, stage and trigger, the riskiest orders). A
+    receiver that is not a public address (loopback, private, link-local, multicast, reserved,
+    unspecified, after DNS resolution), or whose host does not resolve, or an owner no stage
+    has: 422."""
     try:
         created = store.register(**body.model_dump())
     except UnknownOwner as exc:
