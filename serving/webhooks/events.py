@@ -115,6 +115,10 @@ def find_events(
         sent_at = rows["order_id"].map(told["sent_at"])
     else:
         sent_at = pd.Series(pd.NaT, index=rows.index)
+    # An order acknowledged before this receiver heard of it: its risk then is the base, not
+    # the previous run's (the run it was silenced in).
+    untold = lapse.notna() & sent_at.isna()
+    before.loc[untold, "risk"] = [a.risk for a in ack_of[untold]]
     risk = rows["risk"]
     prev_risk = pd.to_numeric(before["risk"])
     late_now = _column(rows, "predicted_days_late")
