@@ -78,8 +78,7 @@ from serving.webhooks.config import WebhookConfig
 from serving.webhooks.events import (
     TOLD_COLUMNS,
     delivery_rows,
-    find_events,
-    one_per_order,
+    order_events,
     told_rows,
 )
 
@@ -448,9 +447,11 @@ class WebhookStore:
         stages = None
         if owners is not None:
             stages = set().union(*(stages_owned_by(o, self.config.stage_owners) for o in owners))
-        found = find_events(
+        cap = hook["max_events_per_run"]
+        found = order_events(
             current,
             previous,
+            cap=self.config.max_events_per_run if cap is None else cap,
             threshold=hook["threshold"],
             risk_step=self.config.risk_step if step is None else step,
             forecast_step_days=self.config.forecast_step_days,
@@ -464,8 +465,7 @@ class WebhookStore:
             today=today,
             lang=hook["lang"],
         )
-        cap = hook["max_events_per_run"]
-        return one_per_order(found, self.config.max_events_per_run if cap is None else cap)
+        return found
 
     def _told(self, webhook_id: str) -> pd.DataFrame:
         """What a receiver was last told of each order, by order id (``TOLD_COLUMNS``,
@@ -477,6 +477,9 @@ class WebhookStore:
         frame = pd.DataFrame(rows, columns=["order_id", *TOLD_COLUMNS, "sent_at"])
         frame["reasons"] = [json.loads(r) for r in frame["reasons"]]
         frame["sent_at"] = [utc(t) for t in frame["sent_at"]]
+        frame["due_date"] = pd.to_datetime(frame["due_date"])
+        for column in ("risk", "predicted_days_late"):  # None (no forecast) is NaN
+            frame[column] = pd.to_numeric(frame[column]).astype("float64")
         return frame.set_index("order_id")
 
     # -- delivery -------------------------------------------------------------------------

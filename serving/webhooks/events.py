@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, SupportsFloat
 
@@ -62,7 +63,69 @@ def idempotency_key(webhook_id: str, run_id: str, order_id: str, event: str) -> 
     return hashlib.sha256(raw).hexdigest()[:40]
 
 
-def find_events(
+def find_events(current: pd.DataFrame, previous: pd.DataFrame | None, **knobs: Any) -> pd.DataFrame:
+    """Events between what a receiver knows of each order and the current run's rows: the
+    current rows plus ``event``, ``previous_risk``, ``previous_top_stage``,
+    ``previous_predicted_days_late``, ``previous_predicted_delivery_date`` and
+    ``previous_reasons``, one row per (order, trigger); an order can have several. ``knobs``:
+    the receiver's knobs and what it knows (:func:`judge`)."""
+    judged = judge(current, previous, **knobs)
+    parts = [
+        judged.rows.loc[mask].assign(event=name, **judged.previous(mask))
+        for name, mask in judged.triggers.items()
+    ]
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["risk", "event"], ascending=[False, True], kind="stable")
+
+
+def order_events(
+    current: pd.DataFrame, previous: pd.DataFrame | None, *, cap: int, **knobs: Any
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One event per order with something to say, named after its first trigger in
+    ``TRIGGERS``' order (all of them in ``triggers``), riskiest first, with the columns of
+    :func:`find_events`: the first ``cap`` to send, the rest (the overflow) for one digest."""
+    judged = judge(current, previous, **knobs)
+    names = np.array(list(judged.triggers))
+    hits = np.column_stack([m.to_numpy(dtype=bool) for m in judged.triggers.values()])
+    some = hits.any(axis=1)
+    chosen = pd.Series(some, index=judged.rows.index)
+    out = judged.rows.loc[chosen].assign(
+        event=names[hits[some].argmax(axis=1)],
+        triggers=[list(names[h]) for h in hits[some]],
+        **judged.previous(chosen),
+    )
+    out = out.sort_values(["risk", "order_id"], ascending=[False, True], kind="stable")
+    return out.iloc[:cap], out.iloc[cap:]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A run's rows a receiver subscribes to (acknowledged ones in force left out), what it
+    knew of each before (``before``, ``TOLD_COLUMNS``), their acknowledgement and its lapse, and
+    each trigger's mask, in ``TRIGGERS``' order."""
+
+    rows: pd.DataFrame
+    before: pd.DataFrame
+    acks: pd.Series
+    lapse: pd.Series
+    triggers: dict[str, pd.Series]
+
+    def previous(self, mask: pd.Series) -> dict[str, Any]:
+        """The columns beside the current ones of the rows in ``mask``."""
+        before, acks = self.before[mask], self.acks[mask]
+        return {
+            "previous_risk": pd.to_numeric(before["risk"]),
+            "previous_top_stage": before["top_stage"],
+            "previous_predicted_days_late": pd.to_numeric(before["predicted_days_late"]),
+            "previous_predicted_delivery_date": before["predicted_delivery_date"],
+            "previous_reasons": before["reasons"],
+            "ack_id": [None if pd.isna(a) else a.ack_id for a in acks],
+            "ack_risk": [None if pd.isna(a) else a.risk for a in acks],
+            "ack_lapsed": self.lapse[mask],
+        }
+
+
+def judge(
     current: pd.DataFrame,
     previous: pd.DataFrame | None,
     *,
@@ -78,11 +141,8 @@ def find_events(
     acks: Mapping[str, Ack] | None = None,
     today: date | None = None,
     lang: str = "en",
-) -> pd.DataFrame:
-    """Events between what a receiver knows of each order and the current run's rows: the
-    current rows plus ``event``, ``previous_risk``, ``previous_top_stage``,
-    ``previous_predicted_days_late``, ``previous_predicted_delivery_date`` and
-    ``previous_reasons``, one row per (order, trigger); an order can have several.
+) -> Judged:
+    """What changed for a receiver of the current run.
 
     What the receiver knows of an order is what its last event said (``told``, indexed by
     order id, ``TOLD_COLUMNS`` plus ``sent_at``), else the previous current run's row: an order
@@ -96,63 +156,55 @@ def find_events(
     acks = acks or {}
     today = today or date.today()
     ack_of = rows["order_id"].map(acks) if acks else pd.Series(None, index=rows.index)
-    lapse = pd.Series(
-        [
-            None if a is None or pd.isna(a) else a.lapse(r, today)
-            for a, r in zip(ack_of, rows["risk"], strict=True)
-        ],
-        index=rows.index,
-        dtype=object,
-    )
-    in_force = ack_of.notna() & lapse.isna()
-    rows, ack_of, lapse = rows[~in_force], ack_of[~in_force], lapse[~in_force]
+    has_ack = ack_of.notna()
+    # Judged only where there is an acknowledgement: a run has 100,000 rows, few of them one.
+    lapse = pd.Series(None, index=rows.index, dtype=object)
+    if has_ack.any():
+        lapse[has_ack] = [
+            a.lapse(r, today)
+            for a, r in zip(ack_of[has_ack], rows.loc[has_ack, "risk"], strict=True)
+        ]
+    in_force = has_ack & lapse.isna()
+    if in_force.any():
+        rows, ack_of, lapse = rows[~in_force], ack_of[~in_force], lapse[~in_force]
     before = _previous(rows, previous, lang)
+    sent_at = pd.Series(pd.NaT, index=rows.index)
     if told is not None and len(told):
         known = rows["order_id"].isin(told.index)
         ids = rows.loc[known, "order_id"]
         for column in TOLD_COLUMNS:
             before.loc[known, column] = ids.map(told[column]).to_numpy()
         sent_at = rows["order_id"].map(told["sent_at"])
-    else:
-        sent_at = pd.Series(pd.NaT, index=rows.index)
-    # An order acknowledged before this receiver heard of it: its risk then is the base, not
-    # the previous run's (the run it was silenced in).
-    untold = lapse.notna() & sent_at.isna()
-    before.loc[untold, "risk"] = [a.risk for a in ack_of[untold]]
+    lapsed = lapse.notna()
+    news = pd.Series(False, index=rows.index)
+    if lapsed.any():
+        # An order acknowledged before this receiver heard of it: its risk then is the base,
+        # not the previous run's (the run it was silenced in).
+        untold = lapsed & sent_at.isna()
+        before.loc[untold, "risk"] = [a.risk for a in ack_of[untold]]
+        # A lapsed acknowledgement is news until the receiver is told of the order after it.
+        news[lapsed] = [
+            pd.isna(told_at) or told_at < a.created_at
+            for told_at, a in zip(sent_at[lapsed], ack_of[lapsed], strict=True)
+        ]
     risk = rows["risk"]
     prev_risk = pd.to_numeric(before["risk"])
     late_now = _column(rows, "predicted_days_late")
     late_before = pd.to_numeric(before["predicted_days_late"])
     moved = (_delivery_day(rows) - _delivery_day(before)).abs()
-    acked_at = pd.Series([None if pd.isna(a) else a.created_at for a in ack_of], index=rows.index)
-    news = [pd.isna(s) or pd.isna(a) or s < a for s, a in zip(sent_at, acked_at, strict=True)]
-    events = {
+    triggers = {
         "threshold_crossed": (risk >= threshold) & (prev_risk.isna() | (prev_risk < threshold)),
-        "risk_rose": prev_risk.notna() & ((risk - prev_risk) > risk_step),
         # NaN compares false: without a forecast in either run, no forecast event.
         "forecast_late": (late_now > 0) & (late_before <= 0),
-        "forecast_moved": moved >= forecast_step_days,
+        "risk_rose": prev_risk.notna() & ((risk - prev_risk) > risk_step),
         "stage_changed": before["top_stage"].notna()
         & (before["top_stage"] != rows["top_stage"])
         & (risk >= threshold),
-        "ack_lapsed": lapse.notna() & pd.Series(news, index=rows.index) & (risk >= threshold),
+        "forecast_moved": moved >= forecast_step_days,
+        "ack_lapsed": lapsed & news & (risk >= threshold),
     }
-    parts = []
-    for name, mask in events.items():
-        part = rows.loc[mask].assign(
-            event=name,
-            previous_risk=prev_risk[mask],
-            previous_top_stage=before["top_stage"][mask],
-            previous_predicted_days_late=late_before[mask],
-            previous_predicted_delivery_date=before["predicted_delivery_date"][mask],
-            previous_reasons=before["reasons"][mask],
-            ack_id=[None if pd.isna(a) else a.ack_id for a in ack_of[mask]],
-            ack_risk=[None if pd.isna(a) else a.risk for a in ack_of[mask]],
-            ack_lapsed=lapse[mask],
-        )
-        parts.append(part)
-    out = pd.concat(parts, ignore_index=True)
-    return out.sort_values(["risk", "event"], ascending=[False, True], kind="stable")
+    assert tuple(triggers) == TRIGGERS
+    return Judged(rows, before, ack_of, lapse, triggers)
 
 
 def _subscribed(
@@ -178,37 +230,33 @@ def _subscribed(
     return rows if mask.all() else rows[mask]
 
 
-def one_per_order(events: pd.DataFrame, cap: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One event per order (named after its first trigger in ``TRIGGERS``' order, all of them in
-    ``triggers``), riskiest first: the first ``cap`` are sent, the rest (the overflow) go into
-    one digest."""
-    if events.empty:
-        empty = events.assign(triggers=pd.Series(dtype=object))
-        return empty, empty
-    order = {name: i for i, name in enumerate(TRIGGERS)}
-    ranked = events.assign(_trigger=events["event"].map(order)).sort_values(
-        ["order_id", "_trigger"], kind="stable"
-    )
-    triggers = ranked.groupby("order_id", sort=False)["event"].agg(list)
-    first = ranked.drop_duplicates("order_id").drop(columns="_trigger")
-    first = first.assign(triggers=first["order_id"].map(triggers))
-    first = first.sort_values(["risk", "order_id"], ascending=[False, True], kind="stable")
-    return first.iloc[:cap], first.iloc[cap:]
-
-
 def _previous(rows: pd.DataFrame, previous: pd.DataFrame | None, lang: str) -> pd.DataFrame:
     """The previous run's risk, top stage, forecast, due date and reasons (in ``lang``) of each
     of ``rows``' orders (NaN where the previous run did not have the order), indexed like
     ``rows``."""
-    names = list(TOLD_COLUMNS)
     if previous is None or not len(previous):
-        return pd.DataFrame({c: pd.Series(np.nan, index=rows.index, dtype=object) for c in names})
+        return pd.DataFrame(
+            {
+                "risk": np.nan,
+                "top_stage": None,
+                "predicted_days_late": np.nan,
+                "predicted_delivery_date": None,
+                "due_date": pd.NaT,
+                "reasons": None,
+            },
+            index=rows.index,
+        )
     prev = previous.drop_duplicates("order_id").set_index("order_id")
     prev = prev.assign(reasons=reasons_in(prev, lang))
     ids = rows["order_id"]
-    return pd.DataFrame(
-        {c: ids.map(_column(prev, c)).astype(object) for c in names}, index=rows.index
-    )
+    out = pd.DataFrame({c: ids.map(_column(prev, c)) for c in TOLD_COLUMNS}, index=rows.index)
+    # Text columns hold None where missing, so the receiver's own values can be put in.
+    for column in ("top_stage", "predicted_delivery_date", "reasons"):
+        out[column] = out[column].astype(object)
+    out["risk"] = pd.to_numeric(out["risk"])
+    out["predicted_days_late"] = pd.to_numeric(out["predicted_days_late"])
+    out["due_date"] = pd.to_datetime(out["due_date"])
+    return out
 
 
 def _column(rows: pd.DataFrame, name: str) -> pd.Series:
