@@ -27,6 +27,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, insert, select, update
 
+from serving.keys import watch_changes
 from serving.store import Store
 from serving.store.tables import ACKNOWLEDGEMENTS, STORE_GENERATIONS, utc, utc_now
 
@@ -129,6 +130,7 @@ class AckStore:
         self._generation: object = None
         self._current: dict[str, Ack] = {}
         self._masks: dict[tuple, np.ndarray] = {}
+        self._changes = watch_changes(store, GENERATION)
 
     @classmethod
     def for_store(cls, store: Store) -> AckStore:
@@ -197,14 +199,14 @@ class AckStore:
 
     def current(self) -> dict[str, Ack]:
         """Every order's acknowledgement not withdrawn (in force or lapsed), by order id; read
-        again only when the store's acknowledgements changed."""
+        again only when the store's acknowledgements may have changed (``watch_changes``: on
+        SQLite any commit of another connection, else the acknowledgements' generation)."""
+        with self._lock:
+            generation = self._changes()
+            if generation == self._generation and self._generation is not None:
+                return self._current
+        # Read after the reading: a commit landing meanwhile changes the next one.
         with self.store.engine.connect() as conn:
-            generation = conn.execute(
-                select(STORE_GENERATIONS.c.generation).where(STORE_GENERATIONS.c.name == GENERATION)
-            ).scalar_one_or_none()
-            with self._lock:
-                if generation == self._generation and self._generation is not None:
-                    return self._current
             rows = (
                 conn.execute(
                     select(ACKNOWLEDGEMENTS).where(ACKNOWLEDGEMENTS.c.withdrawn_at.is_(None))

@@ -128,3 +128,21 @@ def test_the_handled_mask_marks_only_acknowledgements_in_force():
         "Z": ack(order_id="Z", until_risk_rises_by=0.1),  # not in the run
     }
     assert handled_mask(rows, acks, date(2026, 12, 1)).tolist() == [False, True, False]
+
+
+def test_an_acknowledgement_made_through_one_server_is_seen_by_another(tmp_path):
+    """Two servers on one store (two engines on one SQLite file: two processes' worth): each
+    keeps the acknowledgements in memory, and sees the other's change on its next read."""
+    from serving.acks import AckIn, AckStore
+    from serving.store import Store
+
+    url = f"sqlite:///{tmp_path / 'serving.db'}"
+    one, two = AckStore(Store(url)), AckStore(Store(url))
+    assert one.current() == {} and two.current() == {}
+    one.create(
+        "A", AckIn(until_risk_rises_by=0.1), owner=None, key_id="k", by="p", risk=0.5, run_id=None
+    )
+    assert list(two.current()) == ["A"] and list(one.current()) == ["A"]
+    assert two.withdraw("A", by="q") is not None
+    assert one.current() == {}
+    assert [a.withdrawn_by for a in one.history("A")] == ["q"]
