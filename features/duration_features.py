@@ -23,20 +23,27 @@ dataset's own history point in time:
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from data.contract import STAGES
 from data.dataset import Dataset
 from features.queries import Queries, group_column
 from features.registry import CUSTOMER_GROUP_COLUMNS, PRODUCT_GROUP_COLUMNS
 from features.stage_features import StageGrid
-from features.timeline import DAY_NS, NOT_YET, Timeline, decay_weights, to_ns
+from features.timeline import (
+    DAY_NS,
+    NOT_YET,
+    EventTimes,
+    Timeline,
+    combine_codes,
+    decay_weights,
+    text_codes,
+    to_ns,
+)
 
 DURATION_HALF_LIFE_DAYS = 90.0
 """A completion's weight in a typical duration halves every this many days before as_of."""
 DURATION_PRIOR_WEIGHT = 5.0
 """A finer typical duration counts this many pseudo-completions at the coarser one."""
-_SEP = "\x1f"
 
 
 def _typical(
@@ -54,8 +61,9 @@ def _typical(
     )
     q_decay = decay_weights(q_t, DURATION_HALF_LIFE_DAYS)
     estimate = np.full(len(q_t), np.nan)
+    events = EventTimes(known)  # every level's events are the same completions
     for i, (keys, q_keys) in enumerate(levels):
-        s = Timeline(keys, known).sums_at({"w": weight, "wx": weight * log_days}, q_keys, q_t)
+        s = Timeline(keys, events).sums_at({"w": weight, "wx": weight * log_days}, q_keys, q_t)
         w, wx = s["w"] / q_decay, s["wx"] / q_decay
         if i == 0:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -66,8 +74,9 @@ def _typical(
     return np.expm1(estimate)
 
 
-def _text(values: np.ndarray) -> np.ndarray:
-    return pd.Series(values, dtype=object).astype(str).to_numpy(dtype=object)
+def _codes(values: np.ndarray) -> np.ndarray:
+    # Grouping by text as before (a missing plant is the group "nan"), as integer codes.
+    return text_codes(values)
 
 
 def stage_duration_features(
@@ -84,24 +93,20 @@ def stage_duration_features(
     r, s = np.nonzero(done)
     known = np.maximum(grid.completed[r, s], created[r])
     days = np.maximum(0, grid.completed[r, s] - start[r, s]) / DAY_NS
-    plant = _text(orders["plant_id"].to_numpy(dtype=object))
-    group = _text(orders[group_column(orders, PRODUCT_GROUP_COLUMNS, "product_id")].to_numpy())
-    stage_txt = np.asarray(STAGES, dtype=object)[s]
-    ev_levels = [
-        stage_txt,
-        stage_txt + _SEP + plant[r],
-        stage_txt + _SEP + plant[r] + _SEP + group[r],
-    ]
-
-    # Queries: each query's typical duration of every stage (one lookup per level).
+    # Keys as codes of (stage), (stage, plant), (stage, plant, group); the queries' orders are
+    # rows of ``orders``, so their codes are read at ``q.pos``.
     nq = len(q)
-    q_plant = _text(q.rows["plant_id"].to_numpy(dtype=object))
-    q_group = _text(q.product_group)
-    q_stage = np.repeat(np.asarray(STAGES, dtype=object), nq)
+    plant = _codes(orders["plant_id"].to_numpy(dtype=object))
+    group = _codes(orders[group_column(orders, PRODUCT_GROUP_COLUMNS, "product_id")].to_numpy())
+    stage_plant = combine_codes(np.repeat(np.arange(k), len(orders)), np.tile(plant, k))
+    stage_plant_group = combine_codes(stage_plant, np.tile(group, k))
+    q_rows = np.tile(q.pos, k) + np.repeat(np.arange(k), nq) * len(orders)
+    ev_rows = r + s * len(orders)
+    ev_levels = [s.astype(np.int64), stage_plant[ev_rows], stage_plant_group[ev_rows]]
     q_levels = [
-        q_stage,
-        q_stage + _SEP + np.tile(q_plant, k),
-        q_stage + _SEP + np.tile(q_plant, k) + _SEP + np.tile(q_group, k),
+        np.repeat(np.arange(k, dtype=np.int64), nq),
+        stage_plant[q_rows],
+        stage_plant_group[q_rows],
     ]
     typical = (
         _typical(
@@ -183,18 +188,13 @@ def lead_time_features(
     delivered = to_ns(orders["delivered_at"])
     known = np.where(delivered != NOT_YET, np.maximum(delivered, created), NOT_YET)
     days = np.where(delivered != NOT_YET, np.maximum(0, delivered - created) / DAY_NS, 0.0)
-    plant = _text(orders["plant_id"].to_numpy(dtype=object))
-    group = _text(orders[group_column(orders, CUSTOMER_GROUP_COLUMNS, "customer_id")].to_numpy())
-    everyone = np.zeros(len(orders), dtype=object)
-    everyone[:] = "all"
-    q_plant = _text(q.rows["plant_id"].to_numpy(dtype=object))
-    q_group = _text(q.customer_group)
-    q_all = np.zeros(len(q), dtype=object)
-    q_all[:] = "all"
+    plant = _codes(orders["plant_id"].to_numpy(dtype=object))
+    group = _codes(orders[group_column(orders, CUSTOMER_GROUP_COLUMNS, "customer_id")].to_numpy())
+    plant_group = combine_codes(plant, group)
     levels = [
-        (everyone, q_all),
-        (plant, q_plant),
-        (plant + _SEP + group, q_plant + _SEP + q_group),
+        (np.zeros(len(orders), dtype=np.int64), np.zeros(len(q), dtype=np.int64)),
+        (plant, plant[q.pos]),
+        (plant_group, plant_group[q.pos]),
     ]
     typical = _typical(levels, np.log1p(days), known, q.t)
     age = (q.t - q.created) / DAY_NS
@@ -227,10 +227,11 @@ def last_season_features(dataset: Dataset, q: Queries, grid: StageGrid) -> dict[
 
     orders = dataset.orders
     added = final_additions(dataset)["added"]
-    plant = _text(orders["plant_id"].to_numpy(dtype=object))
-    customer = _text(orders[group_column(orders, CUSTOMER_GROUP_COLUMNS, "customer_id")].to_numpy())
-    q_plant = _text(q.rows["plant_id"].to_numpy(dtype=object))
-    q_customer = _text(q.customer_group)
+    plant = _codes(orders["plant_id"].to_numpy(dtype=object))
+    customer = _codes(
+        orders[group_column(orders, CUSTOMER_GROUP_COLUMNS, "customer_id")].to_numpy()
+    )
+    q_plant, q_customer = plant[q.pos], customer[q.pos]
     lag, window = SEASON_LAG_DAYS * DAY_NS, SEASON_WINDOW_DAYS * DAY_NS
     out: dict[str, np.ndarray] = {}
     for i, stage in enumerate(STAGES):
@@ -244,10 +245,11 @@ def last_season_features(dataset: Dataset, q: Queries, grid: StageGrid) -> dict[
         keys = (customer if by_customer else plant)[rows]
         q_keys = q_customer if by_customer else q_plant
         sums = {"n": np.ones(len(rows)), "v": values}
-        everyone = Timeline(np.zeros(len(rows), dtype=np.int64), times).sums_at(
+        events = EventTimes(times)
+        everyone = Timeline(np.zeros(len(rows), dtype=np.int64), events).sums_at(
             sums, np.zeros(len(q), dtype=np.int64), end, windows_ns=(window,)
         )
-        own = Timeline(keys, times).sums_at(sums, q_keys, end, windows_ns=(window,))
+        own = Timeline(keys, events).sums_at(sums, q_keys, end, windows_ns=(window,))
         n_all, v_all = everyone[f"n@{window}"], everyone[f"v@{window}"]
         n, v = own[f"n@{window}"], own[f"v@{window}"]
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -32,7 +32,9 @@ from features.registry import PAIR_SEPARATOR, RATE_HALF_LIFE_DAYS
 from features.timeline import (
     DAY_NS,
     NOT_YET,
+    EventTimes,
     Timeline,
+    combine_codes,
     day_number,
     decay_weights,
     local_day_number,
@@ -71,6 +73,22 @@ def key_values(rows: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     assert joined is not None, "a key names at least one column"
     out = joined.to_numpy(dtype=object)
     out[missing] = np.nan
+    return out
+
+
+def key_codes(rows: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """``key_values`` as dense int64 codes (-1 where a column is empty): the same groups, for
+    ``Timeline`` lookups without a string per row. Emptiness is judged on the distinct values
+    only (stripping every row's text was a second per-row pass)."""
+    out: np.ndarray | None = None
+    for col in columns:
+        raw, uniques = pd.factorize(rows[col].to_numpy(dtype=object), use_na_sentinel=True)
+        text = pd.Index(uniques).astype(str)
+        merged = pd.factorize(text)[0]
+        empty = np.asarray(text.str.strip() == "")
+        code = np.where(raw < 0, -1, np.where(empty[raw], -1, merged[raw])).astype(np.int64)
+        out = code if out is None else combine_codes(out, code)
+    assert out is not None, "a key names at least one column"
     return out
 
 
@@ -114,11 +132,15 @@ def category_history_features(
         counted, decay_weights(np.where(counted, settle, 0), RATE_HALF_LIFE_DAYS), 0.0
     )
     q_decay = decay_weights(q.t, RATE_HALF_LIFE_DAYS)
+    # Every key's events are the same settlements: their times sorted once.
+    settle_times, known_times = EventTimes(settle), EventTimes(days_known)
 
     # The overall rates the per-value rates shrink towards, as of each query.
     everyone = np.zeros(len(orders), dtype=np.int64)
     q_everyone = np.zeros(len(q), dtype=np.int64)
-    overall = _sums(everyone, settle, late, weight, days, days_known, q_everyone, q.t, q_decay)
+    overall = _sums(
+        everyone, settle_times, late, weight, days, known_times, q_everyone, q.t, q_decay
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         prior = np.where(overall["n"] > 0, overall["late"] / overall["n"], np.nan)
         prior_recent = np.where(overall["w"] > 0, overall["w_late"] / overall["w"], np.nan)
@@ -128,10 +150,10 @@ def category_history_features(
     out: dict[str, np.ndarray] = {}
     for columns in keys:
         name = key_name(columns)
-        values = key_values(orders, columns)
-        q_values = key_values(q.rows, columns)
-        s = _sums(values, settle, late, weight, days, days_known, q_values, q.t, q_decay)
-        unknown = pd.isna(q_values)
+        values = key_codes(orders, columns)
+        q_values = values[q.pos]  # the queries' rows are orders' rows
+        s = _sums(values, settle_times, late, weight, days, known_times, q_values, q.t, q_decay)
+        unknown = q_values < 0
         out[f"late_rate_{name}"] = np.where(unknown, np.nan, (s["late"] + m * prior) / (s["n"] + m))
         out[f"late_rate_recent_{name}"] = np.where(
             unknown, np.nan, (s["w_late"] + m * prior_recent) / (s["w"] + m)
@@ -148,11 +170,11 @@ def category_history_features(
 
 def _sums(
     keys: np.ndarray,
-    settle: np.ndarray,
+    settle: EventTimes,
     late: np.ndarray,
     weight: np.ndarray,
     days: np.ndarray,
-    days_known: np.ndarray,
+    days_known: EventTimes,
     q_keys: np.ndarray,
     q_t: np.ndarray,
     q_decay: np.ndarray,

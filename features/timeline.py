@@ -54,28 +54,80 @@ def local_day_number(ns: np.ndarray, tz: str) -> np.ndarray:
     return (idx.tz_localize(None).normalize().asi8 // DAY_NS).astype(np.int64)
 
 
+def text_codes(*columns: np.ndarray) -> np.ndarray:
+    """One dense int64 code per row for the tuple of its values read as text (``str(v)``: 1 and
+    "1" are the same value; a missing value, None or NaN, is the text "nan"), for ``Timeline``
+    keys: the same groups as joining the texts with a separator, without a string per row."""
+    out: np.ndarray | None = None
+    for values in columns:
+        raw, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
+        # Values that read the same as text share a code (factorize compares values, not text).
+        merged = pd.factorize(pd.Index(uniques).astype(str))[0]
+        code = merged[raw].astype(np.int64)
+        out = code if out is None else combine_codes(out, code)
+    assert out is not None, "text_codes needs at least one column"
+    return out
+
+
+def combine_codes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dense codes of the pairs (a, b) of two dense code arrays; -1 (no key) in either stays -1."""
+    known = (a >= 0) & (b >= 0)
+    out = np.full(len(a), -1, dtype=np.int64)
+    out[known] = pd.factorize(a[known] * (int(b.max(initial=0)) + 1) + b[known])[0]
+    return out
+
+
+class EventTimes:
+    """The times of one stream of events, sorted once: every ``Timeline`` over the same events
+    (one per key level: all orders, a plant, a plant and product group) shares the sort."""
+
+    def __init__(self, times: np.ndarray) -> None:
+        self.times = np.asarray(times, dtype=np.int64)
+        self.order = np.argsort(self.times, kind="stable")
+        """Event positions by time (ties in their given order)."""
+        ordered = self.times[self.order]
+        new = np.ones(len(ordered), dtype=bool)
+        new[1:] = ordered[1:] != ordered[:-1]
+        self.unique = ordered[new]
+        """The distinct times, ascending."""
+        self.rank = np.empty(len(ordered), dtype=np.int64)
+        """Each event's 1-based rank among the distinct times: event <= t <=> rank <= the
+        number of distinct times <= t."""
+        self.rank[self.order] = np.cumsum(new)
+
+
 class Timeline:
     """Events grouped by key and ordered by time; answers "as of t" questions per query.
 
-    Sorting happens once here; each lookup is two binary searches per query.
+    Sorting happens once here (the times once per ``EventTimes``); each lookup is two binary
+    searches per query.
     """
 
-    def __init__(self, keys: np.ndarray, times: np.ndarray) -> None:
+    def __init__(self, keys: np.ndarray, times: np.ndarray | EventTimes) -> None:
         keys = np.asarray(keys)
-        times = np.asarray(times, dtype=np.int64)
-        keep = (times != NOT_YET) & pd.notna(keys)
-        self._keep = keep
-        keys, times = keys[keep], times[keep]
-        self._cats = pd.Index(pd.unique(keys))
-        code = self._cats.get_indexer(keys).astype(np.int64)
-        self._unique_times = np.unique(times)
-        # 1-based rank among the distinct event times: event <= t  <=>  rank <= count(<= t).
-        rank = np.searchsorted(self._unique_times, times) + 1
-        composite = (code << 32) | rank
-        self._order = np.argsort(composite, kind="stable")
-        self._sorted = composite[self._order]
+        events = times if isinstance(times, EventTimes) else EventTimes(times)
+        # Integer keys are codes already (``text_codes``: dense, -1 = no key): hashing strings
+        # per lookup cost more than the lookups themselves on 100,000 orders.
+        self._cats: pd.Index | None = None
+        if np.issubdtype(keys.dtype, np.integer):
+            keep = (events.times != NOT_YET) & (keys >= 0)
+            code = np.where(keep, keys, -1).astype(np.int64)
+            if len(code) and code.max() >= 2**31:
+                raise ValueError("Timeline: integer keys must be dense codes below 2**31")
+        else:
+            keep = (events.times != NOT_YET) & pd.notna(keys)
+            self._cats = pd.Index(pd.unique(keys[keep]))
+            code = np.full(len(keys), -1, dtype=np.int64)
+            code[keep] = self._cats.get_indexer(keys[keep])
+        # Kept events by (key, time), ties in their given order: the time order, then a stable
+        # sort by key (a radix sort when the codes fit 16 bits).
+        by_time = events.order[keep[events.order]]
+        narrow = np.int16 if len(code) == 0 or code.max() < 2**15 else np.int64
+        self._order = by_time[np.argsort(code[by_time].astype(narrow), kind="stable")]
+        """Positions (in the events given) of the kept events, by key then time."""
         self._codes_sorted = code[self._order]
-        self._cums: dict[int, np.ndarray] = {}
+        self._sorted = (self._codes_sorted << 32) | events.rank[self._order]
+        self._unique_times = events.unique
 
     def _locate(self, q_code: np.ndarray, q_times: np.ndarray) -> np.ndarray:
         """For each query, the index (in sorted events) of the last event with its key at or
@@ -87,7 +139,12 @@ class Timeline:
         return np.where(found, last, -1)
 
     def _codes(self, q_keys: np.ndarray) -> np.ndarray:
-        return self._cats.get_indexer(np.asarray(q_keys)).astype(np.int64)
+        q_keys = np.asarray(q_keys)
+        if self._cats is None:
+            if not np.issubdtype(q_keys.dtype, np.integer):
+                raise TypeError("Timeline: events keyed by codes are queried by codes")
+            return q_keys.astype(np.int64)
+        return self._cats.get_indexer(q_keys).astype(np.int64)
 
     def sums_at(
         self,
@@ -107,7 +164,7 @@ class Timeline:
         located += [self._locate(q_code, q_times - w) for w in windows_ns]
         out: dict[str, np.ndarray] = {}
         for name, raw in values.items():
-            v = np.asarray(raw, dtype=np.float64)[self._keep][self._order]
+            v = np.asarray(raw, dtype=np.float64)[self._order]
             cum = pd.Series(v).groupby(self._codes_sorted, sort=False).cumsum().to_numpy()
             cum = np.concatenate([cum, [0.0]])  # index -1 reads 0: nothing yet
             at = [cum[last] for last in located]
@@ -120,8 +177,7 @@ class Timeline:
         """Per query, the position (in the events given to the constructor) of the latest event
         with its key at or before its time; -1 when there is none."""
         last = self._locate(self._codes(q_keys), np.asarray(q_times, dtype=np.int64))
-        original = np.concatenate([np.flatnonzero(self._keep)[self._order], [-1]])
-        return original[last]
+        return np.concatenate([self._order, [-1]])[last]
 
 
 DECAY_EPOCH_NS = pd.Timestamp("2000-01-01", tz="UTC").value

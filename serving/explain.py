@@ -244,16 +244,15 @@ class Explainer:
                 continue
             # The same contributions in every language: only the sentences are made again
             # (string work, ~1-2 µs a row), never the TreeSHAP values.
-            shap_said = self.reasons(
-                rows, contrib.values, lang=code, n_reasons=n_reasons, lead=top, suppress=suppress
+            said[code] = self.reasons(
+                rows,
+                contrib.values,
+                lang=code,
+                n_reasons=n_reasons,
+                lead=top,
+                suppress=suppress,
+                first=None if fc is None else forecast_reasons(fc, top, past_due, code),
             )
-            if fc is not None:
-                first = forecast_reasons(fc, top, past_due, code)
-                shap_said = [
-                    ([lead] + rest)[:n_reasons] if lead else rest
-                    for lead, rest in zip(first, shap_said, strict=True)
-                ]
-            said[code] = shap_said
         return said
 
     def _contributions(self, rows: Rows, num_threads: int | None) -> Contributions:
@@ -316,6 +315,7 @@ class Explainer:
         n_reasons: int = N_REASONS,
         lead: np.ndarray | None = None,
         suppress: np.ndarray | None = None,
+        first: Sequence[str | None] | None = None,
     ) -> list[list[str]]:
         """Per row, the sentences of the ``n_reasons`` features that raise its risk most
         (``suppress``, rows x features: sentences not to say there).
@@ -323,7 +323,8 @@ class Explainer:
         ``lead`` (per row, a stage name, e.g. ``top_stage``): that stage's feature that raises
         the risk most, if one does, is said first, so that the reasons start with the stage the
         planner is told the delay comes from (not "the quality stage is 4 days behind plan"
-        under a top stage of procurement, when procurement's own slip is there to be said)."""
+        under a top stage of procurement, when procurement's own slip is there to be said).
+        ``first`` (per row, a sentence or None): said before all of them (the forecast's)."""
         n, k = contributions.shape
         if n == 0:
             return []
@@ -361,8 +362,20 @@ class Explainer:
             text, fields = templates[j]
             name = names[j]
             sentences[picked, slots] = _fill(text, fields, rows, name, picked, negatives.get(name))
-        # Building the Python lists is string work, not arithmetic over orders: ~1 µs a row.
-        return [[s for s in row if s is not None] for row in sentences]
+        # The chosen reasons of a row come first in ``top`` (sorted by score): its first
+        # ``count`` sentences. Building the Python lists is string work, ~1 µs a row.
+        counts = chosen.sum(axis=1)
+        if first is not None:
+            said_first = np.asarray(list(first) + [None], dtype=object)[:-1]
+            has_first = pd.notna(said_first) & (said_first != "")
+            sentences = np.column_stack([said_first, sentences])
+            start = np.where(has_first, 0, 1)
+            end = np.minimum(start + counts + has_first, start + n_reasons)
+            return [
+                row[a:b]
+                for row, a, b in zip(sentences.tolist(), start.tolist(), end.tolist(), strict=True)
+            ]
+        return [row[:c] for row, c in zip(sentences.tolist(), counts.tolist(), strict=True)]
 
 
 def delivery_dates(due_dates: np.ndarray, days_late: np.ndarray) -> np.ndarray:
@@ -397,33 +410,84 @@ def forecast_reasons(
     """The first reason each row's forecast gives: for an order past its due date, how long
     ago and when it is expected (with its 80% interval); else the days its top stage adds
     (None when it adds less than half a day)."""
-    out: list[str | None] = []
-    index = {s: i for i, s in enumerate(STAGES)}
-    for r in range(len(top)):
-        if past_due[r] > 0:
-            more = max(0.0, fc.days_late[r] - past_due[r])
-            low = max(0.0, fc.p10[r] - past_due[r])
-            high = max(low, fc.p90[r] - past_due[r])
-            out.append(
-                t(
-                    "reason.past_due",
-                    lang,
-                    days=f"{past_due[r]:.1f}",
-                    more=f"{more:.1f}",
-                    low=f"{low:.1f}",
-                    high=f"{high:.1f}",
+    n = len(top)
+    out = np.full(n, None, dtype=object)
+    late = np.flatnonzero(past_due > 0)
+    if len(late):
+        more = np.maximum(0.0, fc.days_late[late] - past_due[late])
+        low = np.maximum(0.0, fc.p10[late] - past_due[late])
+        high = np.maximum(low, fc.p90[late] - past_due[late])
+        text = t("reason.past_due", lang)
+        out[late] = _format_distinct(
+            lambda d, m, lo, hi: text.format(days=d, more=m, low=lo, high=hi),
+            [
+                _one_decimal(past_due[late]),
+                _one_decimal(more),
+                _one_decimal(low),
+                _one_decimal(high),
+            ],
+        )
+    index = {st: i for i, st in enumerate(STAGES)}
+    stage_of = np.fromiter((index.get(x, -1) for x in top), np.int64, n)
+    rows = np.arange(n)
+    days = np.where(stage_of >= 0, fc.stage_days[rows, np.maximum(stage_of, 0)], np.nan)
+    says = (past_due <= 0) & np.isfinite(days) & (days >= 0.5)
+    pending = fc.pending[rows, np.maximum(stage_of, 0)]
+    for i, stage in enumerate(STAGES):
+        name = stage_name(stage, lang)
+        name = name.lower() if lang == "en" else name
+        for is_pending, key in ((True, "reason.stage_adds"), (False, "reason.stage_added")):
+            picked = np.flatnonzero(says & (stage_of == i) & (pending == is_pending))
+            if len(picked):
+                text = t(key, lang, stage=name, days="{days}")
+                out[picked] = _format_distinct(
+                    lambda d, text=text: text.format(days=d), [_one_decimal(days[picked])]
                 )
-            )
-            continue
-        i = index.get(top[r])
-        days = fc.stage_days[r, i] if i is not None else np.nan
-        if not np.isfinite(days) or days < 0.5:
-            out.append(None)
-            continue
-        name = stage_name(top[r], lang)
-        key = "reason.stage_adds" if fc.pending[r, i] else "reason.stage_added"
-        out.append(t(key, lang, stage=name.lower() if lang == "en" else name, days=f"{days:.1f}"))
-    return out
+    return out.tolist()
+
+
+def _one_decimal(values: np.ndarray) -> np.ndarray:
+    """Numbers as the reasons write them (``f"{v:.1f}"``), each distinct number formatted once."""
+    values = np.asarray(values, dtype=np.float64)
+    codes = _value_codes(values)
+    made = [f"{values[row]:.1f}" for row in _first_rows(codes)]
+    return np.asarray(made + [None], dtype=object)[:-1][codes]
+
+
+def _value_codes(column: np.ndarray) -> np.ndarray:
+    """``pd.factorize`` codes; floats by their bits, so that -0.0 ("-0.0") is not 0.0."""
+    column = np.asarray(column)
+    if column.dtype == np.float64:
+        column = column.view(np.int64)
+    elif column.dtype != object:
+        column = column.astype(object)
+    return pd.factorize(column, use_na_sentinel=False)[0]
+
+
+def _format_distinct(make, columns: Sequence[np.ndarray]) -> np.ndarray:
+    """``make(*args)`` for each row's args from ``columns``, made once per distinct tuple: in a
+    run of 100,000 orders most sentences repeat (the same rate of the same customer, the same
+    rounded days)."""
+    codes: np.ndarray | None = None
+    for column in columns:
+        c = _value_codes(column)
+        codes = c if codes is None else _pair_codes(codes, c)
+    assert codes is not None
+    made = [make(*(column[row] for column in columns)) for row in _first_rows(codes)]
+    return np.asarray(made + [None], dtype=object)[:-1][codes]  # [None]: keep 1-d of str
+
+
+def _pair_codes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return pd.factorize(a.astype(np.int64) * (int(b.max(initial=0)) + 1) + b)[0]
+
+
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """Where each code of ``pd.factorize`` codes first appears, by code: factorize numbers
+    values in order of appearance, so a first appearance is a code above all before it."""
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.intp)
+    seen = np.maximum.accumulate(codes)
+    return np.flatnonzero(np.concatenate(([True], codes[1:] > seen[:-1])))
 
 
 PLACEHOLDERS = frozenset({"", "unknown", "nan", "none", "null", "n/a", "na", "-", "?", "tbd"})
@@ -438,12 +502,20 @@ def _known(rows: Rows, name: str, n: int) -> np.ndarray:
     values = rows[name]
     if values.dtype == np.float64:
         return ~np.isnan(values)  # pd.notna's answer, without its dispatch (single orders)
+    if n > SMALL_ROWS:
+        # Each distinct value judged once (an id column repeats its values over the orders).
+        codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+        said = np.fromiter((not _placeholder(v) for v in uniques), bool, len(uniques))
+        return (codes >= 0) & np.append(said, False)[codes]
     known = pd.notna(values)
     for i in np.flatnonzero(known):
-        v = values[i]
-        if isinstance(v, str) and v.strip().lower() in PLACEHOLDERS:
+        if _placeholder(values[i]):
             known[i] = False
     return known
+
+
+def _placeholder(value: object) -> bool:
+    return isinstance(value, str) and value.strip().lower() in PLACEHOLDERS
 
 
 def _negative_templates(model: RiskModel, lang: str) -> dict[str, str]:
@@ -478,20 +550,22 @@ def _fill(
     columns = _as_rows(features)
     values = columns[name][rows]
     ctx = [columns[f][rows] for f in fields]
-    out = []
-    for i, value in enumerate(values):
-        kw = {f: c[i] for f, c in zip(fields, ctx, strict=True)}
+
+    def say(value, *context) -> str:
+        kw = dict(zip(fields, context, strict=True))
         try:
             if negative is not None and isinstance(value, int | float) and value < 0:
                 # "passed 3.0 days ago", not "is -3.0 days away" (context fields as usual).
-                out.append(negative.format(value=-value, **kw))
-                continue
-            out.append(text.format(value=value, **kw))
+                return negative.format(value=-value, **kw)
+            return text.format(value=value, **kw)
         except (ValueError, TypeError, KeyError, IndexError):
             # A template whose format does not fit the value (e.g. text where a number was
             # expected) still says something true.
-            out.append(f"{name} = {value}")
-    return out
+            return f"{name} = {value}"
+
+    if len(values) <= SMALL_ROWS:
+        return [say(v, *(c[i] for c in ctx)) for i, v in enumerate(values)]
+    return _format_distinct(say, [values, *ctx]).tolist()
 
 
 def _as_rows(features: pd.DataFrame | Rows) -> Rows:

@@ -23,12 +23,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Select, delete, insert, select
 
 from serving.columns import FORECAST_COLUMNS, RANKED_COLUMNS, TRANSLATED_REASON_COLUMNS
 from serving.store import Store
-from serving.store.tables import SCORED_ORDERS, SCORING_RUN_INPUTS, SCORING_RUNS, utc
+from serving.store.tables import (
+    RANKED_LISTS,
+    SCORED_ORDERS,
+    SCORING_RUN_INPUTS,
+    SCORING_RUNS,
+    utc,
+)
 
 CURRENT_FIRST = (SCORING_RUNS.c.as_of.desc(), SCORING_RUNS.c.created_at.desc())
 """Runs of one dataset in the order of which is current: latest as_of, then latest recorded."""
@@ -84,6 +91,7 @@ def record_run(
             f"the ranked list lacks columns {missing}; build it with "
             "serving.scoring.score_open_orders"
         )
+    _check_ranked(ranked)
     info = RunInfo(
         run_id=uuid.uuid4().hex,
         created_at=datetime.now(UTC),
@@ -95,18 +103,60 @@ def record_run(
         n_open=len(ranked) if n_open is None else int(n_open),
         n_scored=len(ranked),
     )
-    columns, rows = _rows_for_db(ranked, info.run_id)
+    frame = _ranked_blob(ranked)
     with store.begin() as conn:
         conn.execute(insert(SCORING_RUNS).values(**info.__dict__))
-        if rows:
-            # Plain executemany over tuples: the insert of dicts cost ~4x more for 100,000
-            # rows; inside the same transaction either way.
-            names = ", ".join(f'"{c}"' for c in columns)
-            marks = ", ".join(store.marks for _ in columns)
-            conn.exec_driver_sql(f"INSERT INTO scored_orders ({names}) VALUES ({marks})", rows)
+        conn.execute(
+            insert(RANKED_LISTS).values(run_id=info.run_id, n_orders=len(ranked), frame=frame)
+        )
         if inputs is not None:
             _record_inputs(conn, info.run_id, inputs)
     return info
+
+
+def _check_ranked(ranked: pd.DataFrame) -> None:
+    """A ranked list is ranks 1..n in order, each order once (what the API's pages rely on)."""
+    n = len(ranked)
+    if not (ranked["rank"].to_numpy() == np.arange(1, n + 1)).all():
+        raise ValueError(
+            f"the ranked list must have ranks 1 to {n} in order; build it with "
+            "serving.scoring.score_open_orders (it ranks with rank_orders)"
+        )
+    repeated = ranked["order_id"][ranked["order_id"].duplicated()]
+    if len(repeated):
+        raise ValueError(
+            f"the ranked list names {len(repeated)} orders twice, e.g. "
+            f"{repeated.head(3).tolist()}; each open order is ranked once"
+        )
+
+
+def _ranked_blob(ranked: pd.DataFrame) -> bytes:
+    """The ranked list as Parquet: ``RANKED_COLUMNS`` (absent forecast columns empty), then
+    each language's reasons that differ from ``reasons`` (the run's own language is not stored
+    twice; ``load_run_rows`` gives it back as ``reasons``)."""
+    translated = [
+        c
+        for c in TRANSLATED_REASON_COLUMNS
+        if c in ranked.columns and not _same_lists(ranked[c], ranked["reasons"])
+    ]
+    frame = ranked.reindex(columns=[*RANKED_COLUMNS, *translated]).reset_index(drop=True)
+    for column in ("reasons", *translated):
+        said = frame[column].tolist()
+        if not all(type(r) is list for r in said):  # e.g. arrays read back from Parquet
+            frame[column] = [list(r) for r in said]
+    frame["due_date"] = pd.to_datetime(frame["due_date"])
+    frame["predicted_delivery_date"] = frame["predicted_delivery_date"].astype(object)
+    frame["predicted_delivery_date"] = frame["predicted_delivery_date"].where(
+        frame["predicted_delivery_date"].notna(), None
+    )
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _same_lists(a: pd.Series, b: pd.Series) -> bool:
+    # The scoring run hands the same list objects for its own language: identity first.
+    return all(x is y or list(x) == list(y) for x, y in zip(a.tolist(), b.tolist(), strict=True))
 
 
 def _record_inputs(conn: Connection, run_id: str, inputs: pd.DataFrame) -> None:
@@ -145,6 +195,36 @@ def load_run_rows(store: Store, run_id: str) -> pd.DataFrame:
     """A run's ranked rows: ``RANKED_COLUMNS`` then ``TRANSLATED_REASON_COLUMNS``, reasons as
     lists of str (a language the run did not store is its ``reasons``: runs recorded before
     reasons were stored per language say everything in the language they were scored in)."""
+    with store.engine.connect() as conn:
+        blob = conn.execute(
+            select(RANKED_LISTS.c.frame).where(RANKED_LISTS.c.run_id == run_id)
+        ).scalar()
+    if blob is not None:
+        return _ranked_from_blob(bytes(blob))
+    return _rows_from_table(store, run_id)
+
+
+def _ranked_from_blob(blob: bytes) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(blob))
+    lists = [c for c in ("reasons", *TRANSLATED_REASON_COLUMNS) if c in table.column_names]
+    frame = table.drop_columns(lists).to_pandas()
+    said = table.column("reasons").to_pylist()
+    frame["reasons"] = said
+    for column in TRANSLATED_REASON_COLUMNS:
+        # Not stored: the same as ``reasons`` (the run's own language); the lists are shared,
+        # not copied (the API keeps a run's rows in memory).
+        frame[column] = table.column(column).to_pylist() if column in lists else said
+    # reindex: a list recorded before a later column (``owner``) has it empty.
+    frame = frame.reindex(columns=[*RANKED_COLUMNS, *TRANSLATED_REASON_COLUMNS])
+    frame["due_date"] = pd.to_datetime(frame["due_date"])
+    frame["days_to_due"] = frame["days_to_due"].astype("Int64")
+    return frame
+
+
+def _rows_from_table(store: Store, run_id: str) -> pd.DataFrame:
+    """A run recorded before ranked lists were stored as Parquet: its rows of ``scored_orders``."""
     names = (*RANKED_COLUMNS, *TRANSLATED_REASON_COLUMNS)
     cols = ", ".join(f'"{c}"' for c in names)
     with store.engine.connect() as conn:
@@ -188,32 +268,9 @@ def prune_runs(store: Store, keep_days: float, now: datetime | None = None) -> i
         )
         for start in range(0, len(old), 500):  # bounded IN lists
             chunk = old[start : start + 500]
-            for table in (SCORED_ORDERS, SCORING_RUN_INPUTS, SCORING_RUNS):
+            for table in (SCORED_ORDERS, RANKED_LISTS, SCORING_RUN_INPUTS, SCORING_RUNS):
                 conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
     return len(old)
-
-
-_JSON = json.JSONEncoder(ensure_ascii=False).encode
-"""One encoder for every row: ``json.dumps`` with options builds a new one per call."""
-
-
-def _rows_for_db(ranked: pd.DataFrame, run_id: str) -> tuple[list[str], list[tuple]]:
-    translated = [c for c in TRANSLATED_REASON_COLUMNS if c in ranked.columns]
-    frame = ranked.reindex(columns=[*RANKED_COLUMNS, *translated])
-    own = frame["reasons"].tolist()
-    frame["reasons"] = [_JSON(list(r)) for r in own]
-    for column in translated:
-        # NULL where a language says what ``reasons`` says (the run's own language): stored
-        # and encoded once, and ``load_run_rows`` reads NULL as "same as reasons".
-        frame[column] = [
-            None if t is r or list(t) == list(r) else _JSON(list(t))
-            for t, r in zip(frame[column].tolist(), own, strict=True)
-        ]
-    frame["due_date"] = pd.to_datetime(frame["due_date"]).dt.strftime("%Y-%m-%d")
-    frame["run_id"] = run_id
-    frame = frame.astype(object).where(frame.notna(), None)
-    # astype(object) hands the driver Python scalars, and NaN/NA become NULL.
-    return list(frame.columns), list(frame.itertuples(index=False, name=None))
 
 
 def _source_key(source: str) -> str:

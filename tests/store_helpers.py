@@ -81,3 +81,37 @@ def postgres_schema(prefix: str) -> Iterator[tuple[str, str]]:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+def insert_legacy_run(db_path, ranked: pd.DataFrame, run_id: str = "legacy0001") -> str:
+    """A run as versions before ranked lists were Parquet recorded it: a ``scoring_runs`` row
+    and one ``scored_orders`` row per order, reasons as JSON text (the columns the old store
+    has; the run's own language not repeated). Returns the run id."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(db_path) as conn:
+        have = [r[1] for r in conn.execute("PRAGMA table_info(scored_orders)")]
+        conn.execute(
+            "INSERT INTO scoring_runs (run_id, created_at, model_version, model_run_id, as_of, "
+            "data_fingerprint, data_source, n_open, n_scored) VALUES (?, ?, '1', NULL, ?, 'x', "
+            "'', ?, ?)",
+            (
+                run_id,
+                "2025-01-01 00:00:00.000000",
+                "2025-01-01 00:00:00.000000",
+                len(ranked),
+                len(ranked),
+            ),
+        )
+        frame = ranked.reindex(columns=[c for c in have if c != "run_id"])
+        frame["reasons"] = [json.dumps(list(r), ensure_ascii=False) for r in frame["reasons"]]
+        frame["due_date"] = pd.to_datetime(frame["due_date"]).dt.strftime("%Y-%m-%d")
+        frame = frame.astype(object).where(frame.notna(), None)
+        names = ", ".join(f'"{c}"' for c in ["run_id", *frame.columns])
+        marks = ", ".join("?" for _ in range(len(frame.columns) + 1))
+        conn.executemany(
+            f"INSERT INTO scored_orders ({names}) VALUES ({marks})",
+            [(run_id, *row) for row in frame.itertuples(index=False, name=None)],
+        )
+    return run_id

@@ -92,6 +92,21 @@ SCORED_ORDERS = Table(
     Index("ix_scored_orders_run_order", "run_id", "order_id"),
 )
 
+RANKED_LISTS = Table(
+    "ranked_lists",
+    METADATA,
+    # A run's ranked list as one Parquet blob (since migration 0003): writing 100,000 rows one
+    # by one cost more than scoring them. ``scored_orders`` holds the runs recorded before.
+    Column(
+        "run_id",
+        String(32),
+        ForeignKey("scoring_runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("n_orders", Integer, nullable=False),
+    Column("frame", LargeBinary, nullable=False),
+)
+
 SCORING_RUN_INPUTS = Table(
     "scoring_run_inputs",
     METADATA,

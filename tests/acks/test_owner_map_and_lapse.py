@@ -146,3 +146,39 @@ def test_an_acknowledgement_made_through_one_server_is_seen_by_another(tmp_path)
     assert two.withdraw("A", by="q") is not None
     assert one.current() == {}
     assert [a.withdrawn_by for a in one.history("A")] == ["q"]
+
+
+def test_a_ranked_list_recorded_before_owners_reads_with_an_empty_owner(tmp_path):
+    """A run recorded before ``owner`` was a ranked column (its Parquet blob lacks it) is read
+    with the column empty; the API then names owners from the top stage."""
+    import io
+    import sys
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+    from sqlalchemy import select, update
+
+    from serving.runs import load_run_rows
+    from serving.store import home_store
+    from serving.store.tables import RANKED_LISTS
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "webhooks"))
+    from webhook_helpers import record
+
+    store = home_store(tmp_path)
+    run = record(tmp_path, {"A": 0.9, "B": 0.2})
+    with store.engine.begin() as conn:
+        blob = conn.execute(
+            select(RANKED_LISTS.c.frame).where(RANKED_LISTS.c.run_id == run.run_id)
+        ).scalar_one()
+        table = pq.read_table(io.BytesIO(bytes(blob)))
+        buffer = io.BytesIO()
+        pq.write_table(table.drop_columns(["owner"]), buffer)
+        conn.execute(
+            update(RANKED_LISTS)
+            .where(RANKED_LISTS.c.run_id == run.run_id)
+            .values(frame=buffer.getvalue())
+        )
+    rows = load_run_rows(store, run.run_id)
+    assert rows["order_id"].tolist() == ["A", "B"] and rows["owner"].isna().all()
+    assert owner_names(rows["top_stage"], DEFAULT_STAGE_OWNERS, "en") == ["purchasing"] * 2

@@ -87,7 +87,7 @@ def test_a_writer_killed_between_its_two_writes_leaves_neither_knowing_the_run(t
 
         def die(conn, run_id, inputs):
             # the ranked rows are in (this transaction); the inputs would come next
-            n = conn.exec_driver_sql("SELECT count(*) FROM scored_orders").scalar()
+            n = conn.exec_driver_sql("SELECT sum(n_orders) FROM ranked_lists").scalar()
             print(n, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -98,7 +98,7 @@ def test_a_writer_killed_between_its_two_writes_leaves_neither_knowing_the_run(t
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == -9, proc.stderr
-    assert proc.stdout.split() == ["11"]  # it died with 4 + 7 ranked rows written, uncommitted
+    assert proc.stdout.split() == ["11"]  # it died with ranked lists of 4 + 7 written, uncommitted
     store = Store(url)  # as a new process would open it
     assert [r.run_id for r in list_runs(store)] == [good]
     assert latest_run(store).run_id == good

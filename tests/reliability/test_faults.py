@@ -183,7 +183,7 @@ def test_scoring_log_down_mid_run_fails_cleanly_and_a_retry_succeeds(tmp_path):
     assert runs["run_id"].tolist() == [first]
     assert len(log.load([first])) == 500
     assert sqlite_rows(db, "SELECT count(*) FROM scoring_run_inputs")[0][0] == 1
-    assert sqlite_rows(db, "SELECT count(*) FROM scored_orders")[0][0] == 500
+    assert sqlite_rows(db, "SELECT sum(n_orders) FROM ranked_lists")[0][0] == 500
     # Later, with the store back, the retry succeeds and nothing is lost.
     retried = record_logged(store, "2024-03-02", second).run_id
     assert log.runs()["run_id"].tolist() == [first, retried]
@@ -252,7 +252,7 @@ def test_score_with_the_run_store_unwritable_fails_cleanly_then_retries(trained_
     n_rows = len(pd.read_csv(out))
     new_run = [r for r in runs_after if (r[0],) not in runs_before][0]
     assert new_run[1] == n_rows == len(trained_home.order_ids)
-    stored = sqlite_rows(db, f"SELECT count(*) FROM scored_orders WHERE run_id = '{new_run[0]}'")
+    stored = sqlite_rows(db, f"SELECT n_orders FROM ranked_lists WHERE run_id = '{new_run[0]}'")
     assert stored[0][0] == n_rows  # rows lost: 0
 
 

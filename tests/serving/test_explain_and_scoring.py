@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy.exc import IntegrityError
 
 from data.contract import STAGES
 from data.dataset import open_orders
 from features.build import open_order_features
 from serving.columns import FORECAST_COLUMNS, RANKED_COLUMNS, STAGE_COLUMNS, STAGE_DAYS_COLUMNS
 from serving.explain import EXPLANATION_COLUMNS
-from serving.runs import latest_run, load_run_rows, record_run
+from serving.runs import list_runs, load_run_rows, record_run
 from serving.scoring import score_open_orders, write_ranked
 from serving.store import home_store
 
@@ -192,8 +191,8 @@ def test_run_store_round_trip_and_all_or_nothing(served, tmp_path):
     np.testing.assert_allclose(back["risk"], scores["risk"])
     assert back["reasons"].tolist() == scores["reasons"].tolist()
     broken = scores.copy()
-    broken.loc[broken.index[-1], "rank"] = 1  # a duplicate rank fails the last insert
-    with pytest.raises(IntegrityError):
+    broken.loc[broken.index[-1], "rank"] = 1  # a duplicate rank: refused before any write
+    with pytest.raises(ValueError, match="ranks 1 to"):
         record_run(
             home_store(tmp_path),
             broken,
@@ -202,9 +201,24 @@ def test_run_store_round_trip_and_all_or_nothing(served, tmp_path):
             as_of=served.dataset.snapshot_time(),
             data_fingerprint="f",
         )
-    assert (
-        latest_run(home_store(tmp_path)).run_id == info.run_id
-    )  # the failed run left nothing behind
+    # The last write of the transaction fails (inputs Parquet cannot hold): nothing is kept.
+    unwritable = pd.DataFrame(
+        {
+            "order_id": scores["order_id"],
+            "mixed": [1, "a"] * (len(scores) // 2) + [1] * (len(scores) % 2),
+        }
+    )
+    with pytest.raises(Exception, match="(?i)arrow|convert"):
+        record_run(
+            home_store(tmp_path),
+            scores,
+            model_version="8",
+            model_run_id=None,
+            as_of=served.dataset.snapshot_time(),
+            data_fingerprint="f",
+            inputs=unwritable,
+        )
+    assert [r.run_id for r in list_runs(home_store(tmp_path))] == [info.run_id]
 
 
 def test_small_encoding_equals_the_models(served, features, explainer):

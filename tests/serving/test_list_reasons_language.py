@@ -4,12 +4,13 @@ picked per request by the list (``lang`` or ``Accept-Language``), unchanged rank
 from __future__ import annotations
 
 import io
-import json
 import sqlite3
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import MetaData, Table, create_engine
+from store_helpers import insert_legacy_run
 
 from data.dataset import open_orders
 from features.build import build_features
@@ -93,14 +94,15 @@ def test_the_run_store_keeps_both_languages(served):
     assert rows["reasons_zh"].tolist() == served.scores["reasons_zh"].tolist()
     assert rows["reasons_en"].tolist() == rows["reasons"].tolist()  # scored in English
     with sqlite3.connect(served.settings.home / "serving.db") as conn:
-        nulls = conn.execute(
-            "SELECT COUNT(*), COUNT(reasons_en), COUNT(reasons_zh) FROM scored_orders "
-            "WHERE run_id = ?",
-            (latest_run(served.store).run_id,),
+        (blob,) = conn.execute(
+            "SELECT frame FROM ranked_lists WHERE run_id = ?", (latest_run(served.store).run_id,)
         ).fetchone()
+    stored = pq.read_table(io.BytesIO(blob))
     # The run's own language is not stored twice; Chinese for every row that has a reason.
+    assert "reasons_zh" in stored.column_names and "reasons_en" not in stored.column_names
     said = int((served.scores["reasons"].map(len) > 0).sum())
-    assert nulls == (len(served.scores), 0, said) and said > 0
+    zh = stored.column("reasons_zh").to_pylist()
+    assert said > 0 and sum(len(r) > 0 for r in zh) == said
 
 
 def old_store(home):
@@ -120,24 +122,33 @@ def old_store(home):
 
 def test_a_store_from_an_older_version_gains_the_columns_and_falls_back(tmp_path, served):
     old_store(tmp_path)
-    with sqlite3.connect(tmp_path / "serving.db") as conn:
+    db = tmp_path / "serving.db"
+    with sqlite3.connect(db) as conn:
         cols = {r[1] for r in conn.execute("PRAGMA table_info(scored_orders)")}
     assert not set(TRANSLATED_REASON_COLUMNS) & cols
     frame = served.scores.head(5)[list(RANKED_COLUMNS)]
+    # A run that version recorded, row by row, without reasons per language.
+    legacy = insert_legacy_run(db, frame)
+    store = home_store(tmp_path)  # opening migrates it
+    with sqlite3.connect(db) as conn:
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(scored_orders)")}
+    assert set(TRANSLATED_REASON_COLUMNS) <= cols
+    rows = load_run_rows(store, legacy)
+    assert rows["order_id"].tolist() == frame["order_id"].tolist()
+    assert rows["reasons"].tolist() == frame["reasons"].tolist()
+    assert rows["reasons_zh"].tolist() == frame["reasons"].tolist()  # its one language
+    assert reasons_in(rows.drop(columns="reasons_zh"), "zh").tolist() == frame["reasons"].tolist()
+    # A run recorded now goes in as one Parquet blob and reads back the same way.
     info = record_run(
-        home_store(tmp_path),
+        store,
         frame,
         model_version="1",
         model_run_id=None,
-        as_of=pd.Timestamp("2025-01-01", tz="UTC"),
+        as_of=pd.Timestamp("2025-01-02", tz="UTC"),
         data_fingerprint="x",
     )
-    rows = load_run_rows(home_store(tmp_path), info.run_id)
-    assert rows["reasons_zh"].tolist() == frame["reasons"].tolist()
-    assert reasons_in(rows.drop(columns="reasons_zh"), "zh").tolist() == frame["reasons"].tolist()
-    with sqlite3.connect(tmp_path / "serving.db") as conn:
-        stored = conn.execute("SELECT reasons, reasons_zh FROM scored_orders LIMIT 1").fetchone()
-    assert json.loads(stored[0]) == frame["reasons"].iloc[0] and stored[1] is None
+    new = load_run_rows(store, info.run_id)
+    pd.testing.assert_frame_equal(new, rows)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

@@ -84,7 +84,7 @@ def test_retention_deletes_old_runs_with_their_rows_but_never_the_current_one(tm
     assert latest_run(store).run_id == current.run_id
     assert ScoringLog(store).runs()["run_id"].tolist() == [current.run_id]
     with sqlite3.connect(tmp_path / "serving.db") as conn:
-        left = conn.execute("SELECT DISTINCT run_id FROM scored_orders").fetchall()
+        left = conn.execute("SELECT run_id FROM ranked_lists").fetchall()
         inputs = conn.execute("SELECT run_id FROM scoring_run_inputs").fetchall()
     assert left == [(current.run_id,)] and inputs == [(current.run_id,)]
     assert old.run_id != recent.run_id

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -184,3 +185,37 @@ def test_risk_is_calibrated_within_five_points_on_a_bigger_world():
     metrics = classification_metrics(valid["late"].to_numpy(), model.predict_risk(valid))
     print(f"60,000 orders: ECE {metrics['ece']:.3f}")
     assert metrics["ece"] < 0.05
+
+
+def test_champion_loading_says_when_the_environment_differs_from_the_models_pins(
+    runs, caplog, tmp_path
+):
+    """MLflow's requirement check is replaced by one on the model's own pins (it read every
+    installed package's file list): a matching environment loads silently, a different one is
+    named, package by package, with the fix."""
+    settings = runs[0]
+    from mlflow.artifacts import download_artifacts
+
+    from training.registry import _load_risk_model, requirement_mismatches
+
+    uri = f"models:/{settings.model_name}@champion"
+    local = Path(download_artifacts(uri, dst_path=str(tmp_path / "model")))
+    assert requirement_mismatches(local / "requirements.txt") == []
+    with caplog.at_level("WARNING", logger="otd_risk.training"):
+        load_champion(settings)
+    assert not caplog.records
+    # The same model, saved by an environment with other versions.
+    pins = local / "requirements.txt"
+    pins.write_text("lightgbm==0.0.1\nnot-a-package==1.0\n# a comment\npandas\n", encoding="utf-8")
+    import lightgbm
+
+    assert requirement_mismatches(pins) == [
+        ("lightgbm", "0.0.1", lightgbm.__version__),
+        ("not-a-package", "1.0", None),
+    ]
+    with caplog.at_level("WARNING", logger="otd_risk.training"):
+        model = _load_risk_model(str(local))
+    assert model.feature_names == load_champion(settings).risk_model.feature_names
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert "lightgbm==0.0.1" in said and f"lightgbm {lightgbm.__version__}" in said
+    assert "not-a-package not installed" in said and "requirements.lock" in said

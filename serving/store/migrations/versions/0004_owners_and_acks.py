@@ -1,18 +1,19 @@
-"""Owners and acknowledgements: each ranked row's ``owner``, planners' acknowledgements (and their
+"""Owners and acknowledgements: the ``owner`` column of ``scored_orders`` (read for runs recorded
+before ranked lists were Parquet; NULL there), planners' acknowledgements (and their
 generation counter, so servers sharing a store cache them), webhook subscriptions by owners,
 plants and customers with a cap of events per run, and what each receiver was last told of each
 order.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
