@@ -24,6 +24,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.i18n import Lang
+from serving.owners import STAGE_OWNERS_EXAMPLE, StageOwner, stage_owners
 
 ENV_PREFIX = "OTD_RISK_"
 
@@ -185,6 +186,12 @@ class Settings(BaseSettings):
     """Scoring runs recorded longer ago than this are deleted after each new run (the current
     run is always kept)."""
 
+    stage_owners: dict[str, StageOwner] = Field(default_factory=dict)
+    """Who acts on each OTD stage: JSON of stage -> ``{"en", "zh", "contact"?}``, merged over
+    the defaults (sales, planning, purchasing, production, quality, warehouse, logistics), e.g.
+    ``OTD_RISK_STAGE_OWNERS='{"procurement": {"en": "supply chain", "zh": "供应链",
+    "contact": "scm@example.com"}}'``. Every at-risk order's ``owner`` is its top stage's."""
+
     scoring_log_url: str | None = None
     """Replaced by ``store_url`` (the scoring log lives in the serving store); refused with the
     fix."""
@@ -198,6 +205,11 @@ class Settings(BaseSettings):
                 "to OTD_RISK_STORE_URL (one URL for keys, runs, webhooks and monitoring)"
             )
         return None
+
+    @field_validator("stage_owners")
+    @classmethod
+    def _merged_owners(cls, value: dict[str, StageOwner]) -> dict[str, StageOwner]:
+        return stage_owners(value)  # the defaults beneath; an unknown stage is a ValueError
 
     @field_validator("timezone")
     @classmethod
@@ -279,6 +291,9 @@ def _explain(exc: ValidationError, environ: Mapping[str, str]) -> str:
     parts = []
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else ""
+        if field == "stage_owners":
+            parts.append(_explain_owners(error, environ))
+            continue
         if error["type"] == "extra_forbidden":
             name = field.upper()
             parts.append(
@@ -295,6 +310,21 @@ def _explain(exc: ValidationError, environ: Mapping[str, str]) -> str:
             msg = re.sub(r"^(Value error, |Input should be )", "", error["msg"])
             parts.append(f"{shown}: {msg if error['type'] == 'value_error' else 'expected ' + msg}")
     return "; ".join(parts)
+
+
+OWNERS_FIX = (
+    'write it as JSON of stage -> {"en": name, "zh": name, "contact": optional}, e.g. '
+    f"OTD_RISK_STAGE_OWNERS='{STAGE_OWNERS_EXAMPLE}'"
+)
+
+
+def _explain_owners(error: Mapping, environ: Mapping[str, str]) -> str:
+    """A bad owner map in one sentence: where in the JSON, what is wrong, how to write it."""
+    name = env_name("stage_owners")
+    where = ".".join(str(p) for p in error["loc"][1:])
+    msg = re.sub(r"^(Value error, |Input should be )", "", error["msg"])
+    at = f" at {where}" if where else ""
+    return f"{name} {_from_where(name, environ)}{at}: {msg}; {OWNERS_FIX}"
 
 
 def _refuse_unknown(environ: Mapping[str, str]) -> None:
@@ -324,6 +354,10 @@ def load_settings() -> Settings:
         # A list setting whose value is not JSON: pydantic-settings names only the field.
         found = re.search(r'field "(\w+)"', str(exc))
         name = env_name(found.group(1)) if found else "a list setting"
+        if found and found.group(1) == "stage_owners":
+            raise SettingsError(
+                f"{name} {_from_where(name, environ)} is not JSON; {OWNERS_FIX}"
+            ) from None
         raise SettingsError(
             f"{name} {_from_where(name, environ)} is not a JSON list; write it as "
             '["first", "second"]' + " (or [] for none)"

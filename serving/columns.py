@@ -40,9 +40,24 @@ RANKED_COLUMNS: tuple[str, ...] = (
     "due_date",
     "days_to_due",
     *FORECAST_COLUMNS,
+    "owner",
 )
-"""The columns of a scoring run's ranked list, in order (the forecast's appended, so files
-read by name or by position before it keep their meaning)."""
+"""The columns of a scoring run's ranked list, in order (later ones appended: the forecast's,
+then ``owner``, the department that owns the top stage in the run's language,
+``serving.owners``; files read by name or by position before them keep their meaning)."""
+
+ACK_COLUMNS: tuple[str, ...] = (
+    "handled",
+    "ack_owner",
+    "ack_note",
+    "ack_until",
+    "ack_until_risk_rises_by",
+    "ack_risk",
+    "ack_by",
+    "ack_at",
+)
+"""What the list's export adds after the ranked columns: whether a planner marked the order
+handled (an acknowledgement in force, ``serving.acks``) and that acknowledgement."""
 
 
 REASON_LANGS: tuple[str, ...] = LANGS

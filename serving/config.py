@@ -8,10 +8,12 @@ through ``serving.deps.SettingsDep``, never by reading the environment again. Th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from serving.i18n import Lang
+from serving.owners import StageOwner
 from training.config import RegistryConfig
 
 
@@ -49,3 +51,8 @@ class ServingConfig(RegistryConfig, Protocol):
 
     @property
     def serve_max_body_mb(self) -> float: ...
+
+    @property
+    def stage_owners(self) -> Mapping[str, StageOwner]:
+        """Who acts on each stage (``serving.owners``): the defaults with the company's own on
+        top; an order's ``owner`` is its top stage's."""

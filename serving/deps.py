@@ -150,12 +150,16 @@ def require(role: str):
 
 
 require_reader = require("reader")
+require_planner = require("planner")
 require_admin = require("admin")
 # One callable per role: a route that also takes the key as a parameter shares the check (FastAPI
 # caches a dependency per request by its callable).
 ReaderDep = Annotated[KeyInfo, Depends(require_reader)]
+PlannerDep = Annotated[KeyInfo, Depends(require_planner)]
 AdminDep = Annotated[KeyInfo, Depends(require_admin)]
 READER = [Depends(require_reader)]
 """``dependencies=`` of reader routes: the key check runs first."""
+PLANNER = [Depends(require_planner)]
+"""``dependencies=`` of routes that change what planners see (acknowledgements)."""
 ADMIN = [Depends(require_admin)]
 """``dependencies=`` of admin routes."""

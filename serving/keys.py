@@ -29,10 +29,11 @@ from sqlalchemy import Connection, insert, select, update
 from serving.store import Store
 from serving.store.tables import API_KEYS, STORE_GENERATIONS, utc
 
-Role = Literal["reader", "admin"]
-ROLES: tuple[str, ...] = ("reader", "admin")
-ROLE_RANK = {"reader": 0, "admin": 1}
-"""An admin may do everything a reader may."""
+Role = Literal["reader", "planner", "admin"]
+ROLES: tuple[str, ...] = ("reader", "planner", "admin")
+ROLE_RANK = {"reader": 0, "planner": 1, "admin": 2}
+"""Each role may do everything the ones before it may: a reader reads the risk, a planner also
+acknowledges orders (``serving.acks``), an admin also reloads the model and manages webhooks."""
 
 KEY_PREFIX = "otd"
 
@@ -65,7 +66,8 @@ def _hash(secret: str) -> str:
 
 
 def create_key(store: Store, role: str, name: str = "") -> CreatedKey:
-    """Create a key with ``role`` (reader or admin) and return it with its one-time secret."""
+    """Create a key with ``role`` (reader, planner or admin) and return it with its one-time
+    secret."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; use one of: {', '.join(ROLES)}")
     key_id = secrets.token_hex(6)
@@ -139,30 +141,7 @@ class _StoredKeys:
         self._lock = threading.Lock()  # one watching connection, many server threads
         self._version: object = None
         self._rows: dict[str, tuple[str, KeyInfo]] = {}
-        self._changes = self._watch(store)
-
-    @staticmethod
-    def _watch(store: Store) -> Callable[[], object]:
-        """A cheap reading that changes whenever a key may have changed."""
-        if store.is_sqlite:
-            # A connection of the store's own pool, checked out for good (the closure holds it):
-            # data_version only changes for commits made on OTHER connections, so this one
-            # must never be handed back to the pool for a write.
-            held = store.engine.raw_connection()
-
-            def data_version() -> object:
-                cursor = held.cursor()
-                cursor.execute("PRAGMA data_version")
-                return cursor.fetchone()  # the row (n,): it changes exactly when n does
-
-            return data_version
-        query = select(STORE_GENERATIONS.c.generation).where(STORE_GENERATIONS.c.name == "api_keys")
-
-        def generation() -> object:
-            with store.engine.connect() as conn:
-                return conn.execute(query).scalar_one()
-
-        return generation
+        self._changes = watch_changes(store, "api_keys")
 
     def get(self, key_id: str) -> tuple[str, KeyInfo] | None:
         """The key's stored hash and info, or None for an unknown id (not remembered: a key
@@ -188,6 +167,31 @@ class _StoredKeys:
             if self._version == version:
                 self._rows[key_id] = stored
         return stored
+
+
+def watch_changes(store: Store, generation: str) -> Callable[[], object]:
+    """A cheap reading that changes whenever rows of the kind ``generation`` (a name of the
+    store's ``store_generations``: ``api_keys``, ``acknowledgements``) may have changed; call it
+    under a lock (one connection, many server threads)."""
+    if store.is_sqlite:
+        # A connection of the store's own pool, checked out for good (the closure holds it):
+        # data_version only changes for commits made on OTHER connections, so this one must
+        # never be handed back to the pool for a write. Any commit changes it: a superset.
+        held = store.engine.raw_connection()
+
+        def data_version() -> object:
+            cursor = held.cursor()
+            cursor.execute("PRAGMA data_version")
+            return cursor.fetchone()  # the row (n,): it changes exactly when n does
+
+        return data_version
+    query = select(STORE_GENERATIONS.c.generation).where(STORE_GENERATIONS.c.name == generation)
+
+    def read_generation() -> object:
+        with store.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
+    return read_generation
 
 
 def role_allows(role: str, required: str) -> bool:

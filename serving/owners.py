@@ -9,7 +9,7 @@ workflow system).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,3 +71,32 @@ def owner_of(
     if stage == "order":
         return ORDER_OWNER
     return owners.get(stage)
+
+
+STAGE_OWNERS_EXAMPLE = (
+    '{"procurement": {"en": "supply chain", "zh": "供应链", "contact": "scm@example.com"}}'
+)
+"""How the owner map is written (``OTD_RISK_STAGE_OWNERS``), for messages that name the fix."""
+
+
+def owner_names(
+    top_stages: Iterable[str | None], owners: Mapping[str, StageOwner], lang: str
+) -> list[str | None]:
+    """The owner's name in ``lang`` of each ``top_stage`` (None where there is no stage)."""
+    names: dict[str | None, str | None] = {}
+    out = []
+    for stage in top_stages:
+        if stage not in names:
+            owner = owner_of(stage, owners)
+            names[stage] = None if owner is None else owner.name(lang)
+        out.append(names[stage])
+    return out
+
+
+def stages_owned_by(name: str, owners: Mapping[str, StageOwner]) -> set[str]:
+    """The top stages (``order`` included) whose owner is called ``name`` in any language
+    (case and surrounding spaces ignored): the ``owner=`` filter of the list and of webhooks.
+    Several stages may share one department."""
+    wanted = name.strip().casefold()
+    stages = {**owners, "order": ORDER_OWNER}
+    return {s for s, o in stages.items() if wanted in (o.en.casefold(), o.zh.casefold())}

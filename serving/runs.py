@@ -216,7 +216,8 @@ def _ranked_from_blob(blob: bytes) -> pd.DataFrame:
         # Not stored: the same as ``reasons`` (the run's own language); the lists are shared,
         # not copied (the API keeps a run's rows in memory).
         frame[column] = table.column(column).to_pylist() if column in lists else said
-    frame = frame[[*RANKED_COLUMNS, *TRANSLATED_REASON_COLUMNS]]
+    # reindex: a list recorded before a later column (``owner``) has it empty.
+    frame = frame.reindex(columns=[*RANKED_COLUMNS, *TRANSLATED_REASON_COLUMNS])
     frame["due_date"] = pd.to_datetime(frame["due_date"])
     frame["days_to_due"] = frame["days_to_due"].astype("Int64")
     return frame

@@ -16,6 +16,7 @@ from fastapi import Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from data.contract import EXPLANATION_STAGES, STAGES
+from serving.acks import AckOut
 from serving.columns import FORECAST_COLUMNS, STAGE_DAYS_COLUMNS
 from serving.i18n import Lang
 
@@ -262,6 +263,11 @@ class RiskResponse(BaseModel):
 
 
 # -- GET /v1/orders/at-risk ------------------------------------------------------------------
+OWNER = "The department that owns the top stage (`serving.owners`), in the answer's language."
+HANDLED = "Whether a planner's acknowledgement is in force (`POST /v1/orders/{order_id}/ack`)."
+ACKNOWLEDGEMENT = "The order's acknowledgement not withdrawn (in force or lapsed), if any."
+
+
 class _AtRiskOrderFields(BaseModel):
     order_id: str
     rank: int
@@ -273,6 +279,9 @@ class _AtRiskOrderFields(BaseModel):
     customer_id: str | None
     due_date: date | None
     days_to_due: int | None
+    owner: str | None = Field(default=None, description=OWNER)
+    handled: bool = Field(default=False, description=HANDLED)
+    acknowledgement: AckOut | None = Field(default=None, description=ACKNOWLEDGEMENT)
 
 
 class AtRiskOrder(ForecastOut, _AtRiskOrderFields):
@@ -331,6 +340,9 @@ class _OrderExplanationFields(BaseModel):
     closed_at: datetime | None = Field(
         default=None, description="When a `delivered` or `cancelled` order was closed."
     )
+    owner: str | None = Field(default=None, description=OWNER)
+    handled: bool = Field(default=False, description=HANDLED)
+    acknowledgement: AckOut | None = Field(default=None, description=ACKNOWLEDGEMENT)
 
 
 class OrderExplanation(ForecastOut, _OrderExplanationFields):

@@ -8,7 +8,7 @@ inputs); ``write_ranked`` writes it to a file with spreadsheet formulas neutrali
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -22,6 +22,7 @@ from features.build import build_features
 from serving.cause import expected_stage_slips
 from serving.columns import RANKED_COLUMNS, REASON_LANGS, TRANSLATED_REASON_COLUMNS
 from serving.explain import Explainer
+from serving.owners import DEFAULT_STAGE_OWNERS, StageOwner, owner_names
 from serving.runs import RunInfo, prune_runs, record_run
 from serving.store import Store
 from training.model import RiskModel
@@ -70,13 +71,21 @@ def score_open_orders(
     lang: str = "en",
     num_threads: int = 2,
     reason_langs: Sequence[str] = (),
+    owners: Mapping[str, StageOwner] = DEFAULT_STAGE_OWNERS,
 ) -> pd.DataFrame:
     """Every order open at ``as_of`` (default: the dataset's snapshot time), ranked by risk
-    (rank 1 = most likely late), with columns exactly ``RANKED_COLUMNS`` (``reasons`` in
-    ``lang``), then ``reasons_<l>`` for each of ``reason_langs`` (for the run store; pass
-    ``REASON_LANGS`` to let the API answer in every language)."""
+    (rank 1 = most likely late), with columns exactly ``RANKED_COLUMNS`` (``reasons`` and
+    ``owner``, the top stage's in ``owners``, in ``lang``), then ``reasons_<l>`` for each of
+    ``reason_langs`` (for the run store; pass ``REASON_LANGS`` to let the API answer in every
+    language)."""
     return score_with_features(
-        dataset, as_of, model, lang=lang, num_threads=num_threads, reason_langs=reason_langs
+        dataset,
+        as_of,
+        model,
+        lang=lang,
+        num_threads=num_threads,
+        reason_langs=reason_langs,
+        owners=owners,
     )[0]
 
 
@@ -89,6 +98,7 @@ def score_with_features(
     num_threads: int = 2,
     reason_langs: Sequence[str] = (),
     explainer: Explainer | None = None,
+    owners: Mapping[str, StageOwner] = DEFAULT_STAGE_OWNERS,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`score_open_orders` plus the model's input features of each scored order (indexed
     by order_id), which the scoring log keeps for monitoring. ``explainer``: the model's, when
@@ -118,6 +128,7 @@ def score_with_features(
     ranked["days_to_due"] = (ranked["due_date"] - today).dt.days.astype("int64")
     ranked = ranked.rename_axis("order_id").reset_index()
     ranked = rank_orders(ranked, grace_days=int(risk_model.meta.get("late_grace_days", 0)))
+    ranked["owner"] = owner_names(ranked["top_stage"], owners, lang)
     return ranked[columns], features[risk_model.feature_names]
 
 
@@ -262,6 +273,7 @@ def run_scoring(
     fmt: str | None = None,
     lang: str = "en",
     keep_runs_days: float | None = None,
+    owners: Mapping[str, StageOwner] = DEFAULT_STAGE_OWNERS,
 ) -> ScoreResult:
     """Score the dataset's open orders with ``model``, write the file and record the run: the
     whole ``otd-risk score`` command once its inputs are loaded."""
@@ -269,7 +281,9 @@ def run_scoring(
     t = dataset.as_of(as_of)
     # Reasons in every language from the same contributions: the run store keeps them all so
     # the API and the page answer in the reader's language; the file keeps ``--lang``'s.
-    scores, features = score_with_features(dataset, t, model, lang=lang, reason_langs=REASON_LANGS)
+    scores, features = score_with_features(
+        dataset, t, model, lang=lang, reason_langs=REASON_LANGS, owners=owners
+    )
     # The file appears only for a recorded run: written beside its target first (a bad format
     # or a full disk fails before anything is recorded), renamed once the run is stored.
     partial = out.with_name(f".{out.name}.partial")

@@ -85,6 +85,7 @@ def score(
                 fmt=fmt,
                 lang=lang or settings.default_lang,
                 keep_runs_days=settings.keep_runs_days,
+                owners=settings.stage_owners,
             )
         except (LookupError, ValueError, RunStoreError) as exc:
             raise UserError(str(exc)) from exc
@@ -167,7 +168,13 @@ def _is_url(source: str) -> bool:
 
 
 def keys_create(
-    role: Annotated[str, typer.Option(help="reader (scores) or admin (also reload, webhooks).")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="reader (scores), planner (also acknowledges orders) or admin (also reload, "
+            "webhooks)."
+        ),
+    ],
     name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "",
     quiet: Annotated[
         bool,

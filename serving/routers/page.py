@@ -68,8 +68,10 @@ def export_at_risk(
 ) -> Response:
     """The rows ``GET /v1/orders/at-risk`` would list with the same filters (all pages), as a
     file. Text cells a spreadsheet would run as formulas (= + - @, tab, CR) get a leading '.
-    Adds ``top_stage_name`` in the request's language, the model version and the scoring time."""
+    Adds ``top_stage_name`` in the request's language, the acknowledgement
+    (``serving.columns.ACK_COLUMNS``), the model version and the scoring time."""
     rows = filters.apply(run.rows)
+    rows = filters.annotate(rows, lang)  # owner in the reader's language, acknowledgements
     # The file's columns are the ranked list's: reasons in the reader's language, once.
     rows = rows.assign(reasons=reasons_in(rows, lang)).drop(
         columns=[c for c in TRANSLATED_REASON_COLUMNS if c in rows.columns]

@@ -18,6 +18,7 @@ from serving.errors import ApiError
 from serving.i18n import Lang, t
 from serving.schemas import ErrorResponse
 from serving.webhooks import Delivery, Webhook, WebhookConfig, WebhookStore
+from serving.webhooks.delivery import UnknownOwner
 
 
 def get_webhook_store(request: Request, settings: SettingsDep) -> WebhookStore:
@@ -70,6 +71,25 @@ class WebhookCreate(BaseModel):
     )
     plant_id: str | None = Field(default=None, description="Only orders of this plant.")
     customer_id: str | None = Field(default=None, description="Only orders of this customer.")
+    owners: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None,
+        max_length=50,
+        description="Only orders whose top stage one of these departments owns (names in any "
+        "language, as the `owner` field says them), so each department's system gets its own.",
+    )
+    plants: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        default=None, max_length=1000, description="Only orders of these plants."
+    )
+    customers: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        default=None, max_length=1000, description="Only orders of these customers."
+    )
+    max_events_per_run: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Events per scoring run at most; the orders over it are rolled into one "
+        "`digest` event (default: the server's, 50).",
+    )
     secret: str | None = Field(
         default=None,
         min_length=16,
@@ -103,13 +123,21 @@ def _get_or_404(store: WebhookStore, webhook_id: str, lang: str) -> Webhook:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated)
 def create_webhook(body: WebhookCreate, store: StoreDep) -> WebhookCreated:
-    """Register a receiver. Events: ``threshold_crossed``, ``risk_rose``, ``forecast_late`` and
-    ``forecast_moved`` (the server's ``OTD_RISK_WEBHOOK_FORECAST_STEP_DAYS``), one per POST, each
-    with the order's delivery forecast. A receiver that is not a public address (loopback,
-    private, link-local, multicast, reserved, unspecified, after DNS resolution), or whose host
-    does not resolve: 422."""
+    """Register a receiver. One event per order and run, only when something a planner acts on
+    changed since the last event this receiver got for the order (else since the previous
+    run): named after the first of its ``triggers``, ``threshold_crossed``, ``forecast_late``,
+    ``risk_rose``, ``stage_changed``, ``forecast_moved`` (the server's
+    ``OTD_RISK_WEBHOOK_FORECAST_STEP_DAYS``) or ``ack_lapsed``; each with the order's delivery
+    forecast, its ``owner`` and what ``changed``. Nothing for orders acknowledged by a planner
+    until the acknowledgement lapses. Over ``max_events_per_run``, the rest of a run's orders
+    come in one ``digest`` event (counts by owner, stage and trigger, the riskiest orders). A
+    receiver that is not a public address (loopback, private, link-local, multicast, reserved,
+    unspecified, after DNS resolution), or whose host does not resolve, or an owner no stage
+    has: 422."""
     try:
         created = store.register(**body.model_dump())
+    except UnknownOwner as exc:
+        raise ApiError(422, "unknown_owner", f"body.owners: {exc}") from None
     except ValueError as exc:
         raise ApiError(422, "webhook_url_refused", f"body.url: {exc}") from None
     return WebhookCreated(**created.webhook.model_dump(), secret=created.secret)

@@ -2,8 +2,10 @@
 // (/v1/messages), data from /v1/orders/at-risk with the key kept in sessionStorage.
 // Per order: the predicted delivery with its 80% interval, a past-due badge, and a bar of the
 // days each process stage adds beyond its plan (the top stage is its longest part); the model's
-// signals (stage contributions, log-odds) are in the order's detail. Drawn with HTML and CSS
-// only: the page's Content-Security-Policy allows nothing from elsewhere.
+// signals (stage contributions, log-odds) are in the order's detail; who owns the order (its top
+// stage's department) and whether a planner marked it handled (POST /v1/orders/{id}/ack: the
+// worklist, handled=false, is the default view). Drawn with HTML and CSS only: the page's
+// Content-Security-Policy allows nothing from elsewhere.
 "use strict";
 
 const STAGES = ["order", "confirmation", "planning", "procurement", "production", "quality",
@@ -44,7 +46,17 @@ async function loadMessages(lang) {
   });
   fillStageSelect();
   fillPastDueSelect();
+  fillHandledSelect();
   drawLegend();
+}
+
+function fillHandledSelect() {
+  const sel = $("f-handled");
+  const current = sel.value || "false";
+  sel.replaceChildren(new Option(t("ui.filter.handled.false"), "false"),
+    new Option(t("ui.filter.handled.true"), "true"),
+    new Option(t("ui.filter.handled.all"), "all"));
+  sel.value = current;
 }
 
 function stageName(stage) {
@@ -97,14 +109,19 @@ function filters() {
   if (val("f-stage")) p.set("stage", val("f-stage"));
   if (val("f-past-due")) p.set("past_due", val("f-past-due"));
   if (val("f-min-days-late")) p.set("min_days_late", val("f-min-days-late"));
+  if (val("f-owner")) p.set("owner", val("f-owner"));
+  p.set("handled", val("f-handled") || "false");
   p.set("lang", state.lang);
   return p;
 }
 
-async function api(path) {
+async function api(path, method = "GET", body = undefined) {
   let r;
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEY)}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   try {
-    r = await fetch(path, { headers: { Authorization: `Bearer ${sessionStorage.getItem(KEY)}` } });
+    r = await fetch(path, { method, headers,
+      body: body === undefined ? undefined : JSON.stringify(body) });
   } catch (e) {
     throw new Error(t("error.network", { detail: e.message }));
   }
@@ -308,6 +325,93 @@ function toggleDetail(tr, item) {
   tr.classList.add("open");
 }
 
+function handledCell(item) {
+  // An acknowledgement in force: who, until when, the note, and "withdraw"; else "mark
+  // handled", which opens a small form (a note, until a date and/or a rise of risk).
+  const box = document.createElement("div");
+  box.className = "handled";
+  const ack = item.acknowledgement;
+  if (ack && ack.state === "in_force") {
+    const line = document.createElement("div");
+    line.className = "ack-by";
+    const until = [ack.until ? t("ui.ack.until_date", { until: ack.until }) : "",
+      ack.until_risk_rises_by != null ? t("ui.ack.until_rise", {
+        step: (100 * ack.until_risk_rises_by).toFixed(0) }) : ""].filter(Boolean).join(", ");
+    line.textContent = t("ui.ack.by", { by: ack.created_by, owner: ack.owner ?? "", until });
+    box.append(line);
+    if (ack.note) {
+      const note = document.createElement("div");
+      note.className = "ack-note";
+      note.textContent = ack.note;
+      box.append(note);
+    }
+    const withdraw = document.createElement("button");
+    withdraw.type = "button";
+    withdraw.className = "link ack-withdraw";
+    withdraw.textContent = t("ui.ack.withdraw");
+    withdraw.addEventListener("click", () => sendAck(item, "DELETE"));
+    box.append(withdraw);
+    return box;
+  }
+  if (ack && ack.state === "lapsed") {
+    const badge = document.createElement("span");
+    badge.className = "badge ack-lapsed";
+    badge.textContent = t(`ui.ack.lapsed.${ack.lapsed}`);
+    box.append(badge);
+  }
+  const mark = document.createElement("button");
+  mark.type = "button";
+  mark.className = "secondary ack-mark";
+  mark.textContent = t("ui.ack.mark");
+  mark.addEventListener("click", () => {
+    mark.hidden = true;
+    box.append(ackForm(item));
+  });
+  box.append(mark);
+  return box;
+}
+
+function ackForm(item) {
+  const form = document.createElement("form");
+  form.className = "ack-form";
+  const field = (label, input) => {
+    const l = document.createElement("label");
+    const span = document.createElement("span");
+    span.textContent = t(label);
+    l.append(span, input);
+    form.append(l);
+    return input;
+  };
+  const note = field("ui.ack.note", Object.assign(document.createElement("input"),
+    { name: "note", maxLength: 2000 }));
+  const until = field("ui.ack.until", Object.assign(document.createElement("input"),
+    { name: "until", type: "date" }));
+  const step = field("ui.ack.step", Object.assign(document.createElement("input"),
+    { name: "until_risk_rises_by", type: "number", min: 1, max: 100, step: 1, value: 10 }));
+  const save = Object.assign(document.createElement("button"), { type: "submit",
+    className: "ack-save", textContent: t("ui.ack.save") });
+  form.append(save);
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const body = { note: note.value.trim() };
+    if (until.value) body.until = until.value;
+    if (step.value) body.until_risk_rises_by = Number(step.value) / 100;
+    sendAck(item, "POST", body);
+  });
+  return form;
+}
+
+async function sendAck(item, method, body) {
+  showError("");
+  try {
+    await api(`/v1/orders/${encodeURIComponent(item.order_id)}/ack?lang=${state.lang}`, method,
+      body);
+    await load();
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
 function riskCell(risk) {
   const span = document.createElement("span");
   span.className = `risk ${risk >= 0.7 ? "high" : risk >= 0.4 ? "mid" : "low"}`;
@@ -338,6 +442,7 @@ function render(page) {
   const scale = state.hasForecast ? daysScale(items) : signalsScale(items);
   const plants = new Set();
   const customers = new Set();
+  const owners = new Set();
   items.forEach((it) => {
     const tr = document.createElement("tr");
     tr.className = "order-row";
@@ -356,6 +461,8 @@ function render(page) {
     cell(tr, state.hasForecast ? daysBar(it, scale) : signalsBar(it, scale), "bars",
       state.hasForecast ? "ui.col.stage_days" : "ui.col.signals");
     cell(tr, stageName(it.top_stage), `top-stage st-text-${it.top_stage}`, "ui.col.top_stage");
+    cell(tr, it.owner, "owner", "ui.col.owner");
+    cell(tr, handledCell(it), "handled-cell", "ui.col.handled");
     const ul = document.createElement("ul");
     ul.className = "reasons";
     (it.reasons || []).forEach((r) => {
@@ -371,9 +478,11 @@ function render(page) {
     tbody.append(tr);
     if (it.plant_id) plants.add(it.plant_id);
     if (it.customer_id) customers.add(it.customer_id);
+    if (it.owner) owners.add(it.owner);
   });
   fillList("plants", plants);
   fillList("customers", customers);
+  fillList("owners", owners);
   $("empty").hidden = items.length > 0;
   const run = page.run || {};
   $("meta-model").textContent = t("ui.meta.model", { version: page.model_version });

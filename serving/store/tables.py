@@ -87,6 +87,8 @@ SCORED_ORDERS = Table(
         Column(c, String(10) if c == "predicted_delivery_date" else Float, nullable=True)
         for c in FORECAST_COLUMNS
     ),
+    # Who owns the top stage, in the run's language (NULL for runs recorded before owners).
+    Column("owner", String(200), nullable=True),
     Index("ix_scored_orders_run_order", "run_id", "order_id"),
 )
 
@@ -132,6 +134,11 @@ WEBHOOKS = Table(
     Column("risk_step", Float, nullable=True),
     Column("plant_id", String(200), nullable=True),
     Column("customer_id", String(200), nullable=True),
+    # Subscriptions (JSON lists, NULL: any): only orders of these owners, plants, customers.
+    Column("owners", Text, nullable=True),
+    Column("plants", Text, nullable=True),
+    Column("customers", Text, nullable=True),
+    Column("max_events_per_run", Integer, nullable=True),
     Column("lang", String(8), nullable=False, default="en"),
     Column("description", Text, nullable=False, default=""),
     Column("status", String(16), nullable=False, default="active"),
@@ -174,6 +181,47 @@ DELIVERIES = Table(
     Column("delivered_at", DateTime(timezone=True), nullable=True),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     Index("ix_webhook_deliveries_hook", "webhook_id", "delivery_id"),
+)
+
+
+WEBHOOK_ORDER_STATE = Table(
+    "webhook_order_state",
+    METADATA,
+    # What each receiver was last told of each order (its last event, or the digest it was
+    # counted in): the next event is about what changed since. No foreign key to the runs:
+    # retention deletes old runs, and what was said stays said.
+    Column("webhook_id", String(16), ForeignKey("webhooks.webhook_id"), primary_key=True),
+    Column("order_id", String(200), primary_key=True),
+    Column("run_id", String(32), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("risk", Float, nullable=False),
+    Column("top_stage", String(32), nullable=True),
+    Column("predicted_days_late", Float, nullable=True),
+    Column("predicted_delivery_date", String(10), nullable=True),
+    Column("due_date", String(10), nullable=True),
+    Column("reasons", Text, nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+)
+
+ACKNOWLEDGEMENTS = Table(
+    "acknowledgements",
+    METADATA,
+    # A planner's "handled": kept when withdrawn or replaced (withdrawn_at set), so the history
+    # of who handled what stays readable. At most one in force per order (serving.acks).
+    Column("ack_id", String(16), primary_key=True),
+    Column("order_id", String(200), nullable=False),
+    Column("owner", String(200), nullable=True),
+    Column("note", Text, nullable=False, default=""),
+    Column("until", String(10), nullable=True),
+    Column("until_risk_rises_by", Float, nullable=True),
+    Column("risk", Float, nullable=True),
+    Column("run_id", String(32), nullable=True),
+    Column("key_id", String(16), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("withdrawn_at", DateTime(timezone=True), nullable=True),
+    Column("withdrawn_by", String(200), nullable=True),
+    Index("ix_acknowledgements_order", "order_id", "withdrawn_at"),
 )
 
 

@@ -18,11 +18,19 @@ from serving.webhooks.delivery import (
     start_webhook_worker,
     verify_signature,
 )
-from serving.webhooks.events import EVENTS, event_payload, find_events, idempotency_key
+from serving.webhooks.events import (
+    EVENTS,
+    TRIGGERS,
+    event_payload,
+    find_events,
+    idempotency_key,
+    order_events,
+)
 
 __all__ = [
     "DELIVERIES",
     "EVENTS",
+    "TRIGGERS",
     "EVENT_HEADER",
     "IDEMPOTENCY_HEADER",
     "SIGNATURE_HEADER",
@@ -38,6 +46,7 @@ __all__ = [
     "event_payload",
     "find_events",
     "idempotency_key",
+    "order_events",
     "sign",
     "start_webhook_worker",
     "verify_signature",

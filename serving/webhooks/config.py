@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from serving.egress import AllowList
+from serving.owners import DEFAULT_STAGE_OWNERS, StageOwner
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,15 @@ class WebhookConfig:
     (``serving.egress.AllowList``). Empty: public addresses only."""
     secret_key: str | None = None
     """Fernet key that encrypts the signing secrets; None: the home's generated key file."""
+    max_events_per_run: int = 50
+    """Events one receiver gets per scoring run at most (its own ``max_events_per_run`` when
+    registered with one); the orders over it are rolled into one ``digest`` event."""
+    stage_owners: Mapping[str, StageOwner] = field(default_factory=lambda: DEFAULT_STAGE_OWNERS)
+    """Who owns each stage (the settings' ``stage_owners``): events name the order's owner and
+    subscriptions filter by it."""
+    timezone: str = "UTC"
+    """The dataset's time zone (the settings' ``timezone``): acknowledgements hold through
+    their date there."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allow_hosts", tuple(self.allow_hosts))
@@ -50,7 +62,15 @@ class WebhookConfig:
         }
         if "secret_key" in values and hasattr(values["secret_key"], "get_secret_value"):
             values["secret_key"] = values["secret_key"].get_secret_value()
+        # Read from the settings' own names: the owner map and the time zone are not webhooks'.
+        for name in ("stage_owners", "timezone"):
+            if getattr(settings, name, None) is not None:
+                values[name] = getattr(settings, name)
         return cls(**values)
+
+    def today(self, now: datetime) -> date:
+        """``now``'s date in the dataset's time zone."""
+        return now.astimezone(ZoneInfo(self.timezone)).date()
 
     def allow_list(self) -> AllowList:
         return AllowList.parse(self.allow_hosts)

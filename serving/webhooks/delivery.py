@@ -34,6 +34,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 import threading
@@ -43,12 +44,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from data.urls import redact_secrets, redact_url
+from serving.acks import AckStore
 from serving.egress import (
     InvalidReceiverURL,
     Receiver,
@@ -58,12 +61,26 @@ from serving.egress import (
     check_receiver,
     parse_receiver_url,
 )
+from serving.owners import stages_owned_by
 from serving.runs import RunInfo, current_run_query, load_run_rows
 from serving.secretbox import SecretBox, SecretUnreadable, is_sealed
 from serving.store import Store
-from serving.store.tables import DELIVERIES, SCORING_RUNS, WEBHOOK_RUNS, WEBHOOKS, utc, utc_now
+from serving.store.tables import (
+    DELIVERIES,
+    SCORING_RUNS,
+    WEBHOOK_ORDER_STATE,
+    WEBHOOK_RUNS,
+    WEBHOOKS,
+    utc,
+    utc_now,
+)
 from serving.webhooks.config import WebhookConfig
-from serving.webhooks.events import delivery_rows, find_events
+from serving.webhooks.events import (
+    TOLD_COLUMNS,
+    delivery_rows,
+    order_events,
+    told_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +101,16 @@ class Webhook(BaseModel):
     risk_step: float | None
     plant_id: str | None
     customer_id: str | None
+    owners: builtins.list[str] | None = Field(
+        default=None, description="Only orders whose top stage these departments own."
+    )
+    plants: builtins.list[str] | None = Field(default=None, description="Only these plants.")
+    customers: builtins.list[str] | None = Field(default=None, description="Only these customers.")
+    max_events_per_run: int | None = Field(
+        default=None,
+        description="Events per scoring run at most, the rest in one digest "
+        "(null: the server's default).",
+    )
     lang: str
     description: str
     status: str = Field(description="active, or failing after repeated failed attempts.")
@@ -221,15 +248,27 @@ class WebhookStore:
         risk_step: float | None = None,
         plant_id: str | None = None,
         customer_id: str | None = None,
+        owners: builtins.list[str] | None = None,
+        plants: builtins.list[str] | None = None,
+        customers: builtins.list[str] | None = None,
+        max_events_per_run: int | None = None,
         lang: str = "en",
         description: str = "",
         now: datetime | None = None,
     ) -> CreatedWebhook:
         """Register a receiver; the secret is generated when not given and returned once. The URL
-        is checked first (:meth:`check_url`)."""
+        is checked first (:meth:`check_url`); an owner that is no department of the owner map
+        is an :class:`UnknownOwner`."""
         self.check_url(url)
         if not 0 <= threshold <= 1:
             raise ValueError(f"threshold {threshold} is not a risk; give a number from 0 to 1")
+        for owner in owners or []:
+            if not stages_owned_by(owner, self.config.stage_owners):
+                named = ", ".join(sorted({o.en for o in self.config.stage_owners.values()}))
+                raise UnknownOwner(
+                    f"no department is called {owner!r}: use one of {named}, "
+                    "order management (or their Chinese names); OTD_RISK_STAGE_OWNERS names them"
+                )
         webhook_id = secrets.token_hex(6)
         secret = secret or secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
@@ -242,6 +281,10 @@ class WebhookStore:
                     risk_step=risk_step,
                     plant_id=plant_id,
                     customer_id=customer_id,
+                    owners=_json_list(owners),
+                    plants=_json_list(plants),
+                    customers=_json_list(customers),
+                    max_events_per_run=max_events_per_run,
                     lang=lang,
                     description=description,
                     status="active",
@@ -309,7 +352,7 @@ class WebhookStore:
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         fields = Webhook.model_fields
-        hooks = [Webhook(**{k: utc(r[k]) for k in fields}) for r in rows]
+        hooks = [Webhook(**{k: _read(k, r[k]) for k in fields}) for r in rows]
         # URLs registered before credentials were refused are shown without them.
         return [h.model_copy(update={"url": redact_url(h.url)}) for h in hooks]
 
@@ -365,21 +408,16 @@ class WebhookStore:
         prev_id = None if prev is None else prev.run_id
         back_dated = later is not None
         values: list[dict] = []
+        told: list[dict] = []
         if hooks and not back_dated:  # no reader of this run: do not load its rows
             current = load_run_rows(self.store, run.run_id)
             previous = load_run_rows(self.store, prev_id) if prev_id else None
+            acks = AckStore.for_store(self.store).current()
+            today = self.config.today(now)
             for hook in hooks:
-                step = hook["risk_step"]
-                events = find_events(
-                    current,
-                    previous,
-                    threshold=hook["threshold"],
-                    risk_step=self.config.risk_step if step is None else step,
-                    forecast_step_days=self.config.forecast_step_days,
-                    plant_id=hook["plant_id"],
-                    customer_id=hook["customer_id"],
-                )
-                values.extend(delivery_rows(hook, run, events, now, self.config))
+                sent, overflow = self._events_of(hook, current, previous, acks, today)
+                values.extend(delivery_rows(hook, run, sent, now, self.config, overflow))
+                told.extend(told_rows(hook, run, pd.concat([sent, overflow]), now))
         with self.engine.begin() as conn:
             if values:
                 conn.execute(
@@ -388,12 +426,61 @@ class WebhookStore:
                     ),
                     values,
                 )
+            if told:
+                insert_told = self._insert(WEBHOOK_ORDER_STATE)
+                keep = {c: insert_told.excluded[c] for c in told[0] if c not in _STATE_KEY}
+                conn.execute(
+                    insert_told.on_conflict_do_update(index_elements=_STATE_KEY, set_=keep),
+                    told,
+                )
             conn.execute(
                 self._insert(WEBHOOK_RUNS)
                 .values(run_id=run.run_id, processed_at=now, n_events=len(values))
                 .on_conflict_do_nothing(index_elements=["run_id"])
             )
         return len(values)
+
+    def _events_of(self, hook, current, previous, acks, today) -> tuple:
+        """A receiver's events of a run, one per order, and the orders over its cap."""
+        step = hook["risk_step"]
+        owners = _list(hook["owners"])
+        stages = None
+        if owners is not None:
+            stages = set().union(*(stages_owned_by(o, self.config.stage_owners) for o in owners))
+        cap = hook["max_events_per_run"]
+        found = order_events(
+            current,
+            previous,
+            cap=self.config.max_events_per_run if cap is None else cap,
+            threshold=hook["threshold"],
+            risk_step=self.config.risk_step if step is None else step,
+            forecast_step_days=self.config.forecast_step_days,
+            plant_id=hook["plant_id"],
+            customer_id=hook["customer_id"],
+            told=self._told(hook["webhook_id"]),
+            stages=stages,
+            plants=_list(hook["plants"]),
+            customers=_list(hook["customers"]),
+            acks=acks,
+            today=today,
+            lang=hook["lang"],
+        )
+        return found
+
+    def _told(self, webhook_id: str) -> pd.DataFrame:
+        """What a receiver was last told of each order, by order id (``TOLD_COLUMNS``,
+        ``sent_at``)."""
+        state = WEBHOOK_ORDER_STATE.c
+        columns = [state.order_id, *(state[c] for c in TOLD_COLUMNS), state.sent_at]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*columns).where(state.webhook_id == webhook_id)).all()
+        frame = pd.DataFrame(rows, columns=["order_id", *TOLD_COLUMNS, "sent_at"])
+        frame["reasons"] = [json.loads(r) for r in frame["reasons"]]
+        frame["sent_at"] = [utc(t) for t in frame["sent_at"]]
+        frame["due_date"] = pd.to_datetime(frame["due_date"])
+        for column in ("risk", "predicted_days_late"):  # None (no forecast) is NaN
+            frame[column] = pd.to_numeric(frame[column]).astype("float64")
+        return frame.set_index("order_id")
 
     # -- delivery -------------------------------------------------------------------------
     def deliver_due(self, now: datetime | None = None, client: httpx.Client | None = None):
@@ -641,6 +728,28 @@ def _post(client: httpx.Client, row, target: _Target) -> tuple[int | None, str |
     if 200 <= response.status_code < 300:
         return response.status_code, None
     return response.status_code, f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+class UnknownOwner(ValueError):
+    """A subscription names an owner that no stage has."""
+
+
+_STATE_KEY = ["webhook_id", "order_id"]
+
+
+def _json_list(values: builtins.list[str] | None) -> str | None:
+    return None if values is None else json.dumps(list(values), ensure_ascii=False)
+
+
+def _list(stored: str | None) -> builtins.list[str] | None:
+    return None if stored is None else json.loads(stored)
+
+
+def _read(name: str, value):
+    """A webhook's column as its model holds it (lists stored as JSON, times in UTC)."""
+    if name in ("owners", "plants", "customers"):
+        return _list(value)
+    return utc(value)
 
 
 def _run_info(row) -> RunInfo:

@@ -26,6 +26,7 @@ class TrainedHome:
     admin_key: str
     order_ids: list[str]
     """Ids of the orders open at the snapshot (the ones scored by the recorded run)."""
+    planner_key: str = ""
 
 
 @pytest.fixture(scope="session")
@@ -57,4 +58,6 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
     )
     reader = create_key(home_store(home), "reader", "reliability").key
     admin = create_key(home_store(home), "admin", "reliability").key
-    return TrainedHome(home, world_dir, settings, reader, admin, scores["order_id"].tolist())
+    planner = create_key(home_store(home), "planner", "reliability").key
+    order_ids = scores["order_id"].tolist()
+    return TrainedHome(home, world_dir, settings, reader, admin, order_ids, planner)

@@ -21,7 +21,9 @@ from serving.store import home_store
 
 pytestmark = pytest.mark.slow
 
-OPEN, READER, ADMIN = "open", "reader", "admin"
+OPEN, READER, PLANNER, ADMIN = "open", "reader", "planner", "admin"
+RANK = {READER: 0, PLANNER: 1, ADMIN: 2}
+"""Each role may do what the roles before it may."""
 POLICY = {
     "GET /healthz": OPEN,
     "GET /readyz": OPEN,
@@ -31,6 +33,8 @@ POLICY = {
     "GET /v1/orders/at-risk": READER,
     "GET /v1/orders/at-risk/export": READER,
     "GET /v1/orders/{order_id}/risk": READER,
+    "POST /v1/orders/{order_id}/ack": PLANNER,
+    "DELETE /v1/orders/{order_id}/ack": PLANNER,
     "GET /v1/model": READER,
     "GET /v1/monitoring": READER,
     "POST /v1/model/reload": ADMIN,
@@ -130,6 +134,8 @@ def _request(http: httpx.Client, op: str, trained_home, headers) -> httpx.Respon
         body = {"orders": [{"order_id": oid}]}
     elif op == "POST /v1/webhooks":
         body = {"url": "http://127.0.0.1:9/hook", "threshold": 0.99}
+    elif op == "POST /v1/orders/{order_id}/ack":
+        body = {"until_risk_rises_by": 0.5, "note": "role policy"}
     return http.request(method, path, json=body, headers=headers)
 
 
@@ -143,6 +149,7 @@ def test_every_documented_route_follows_the_role_policy(secure, trained_home):
         "bogus": {"Authorization": "Bearer otd_000000000000_not-a-key"},
         "malformed": {"Authorization": "Basic dXNlcjpwYXNz"},
         READER: {"Authorization": f"Bearer {trained_home.reader_key}"},
+        PLANNER: {"Authorization": f"Bearer {trained_home.planner_key}"},
         ADMIN: {"Authorization": f"Bearer {trained_home.admin_key}"},
     }
     seen: dict[tuple[str, str], int] = {}
@@ -152,9 +159,9 @@ def test_every_documented_route_follows_the_role_policy(secure, trained_home):
                 status = _request(http, op, trained_home, headers).status_code
                 seen[(op, who)] = status
                 assert status < 500, (op, who, status)
-                if needs == OPEN or who == ADMIN or (who == READER and needs == READER):
+                if needs == OPEN or (who in RANK and RANK[who] >= RANK[needs]):
                     assert status not in (401, 403), (op, who, status)
-                elif who == READER:
+                elif who in RANK:
                     assert status == 403, (op, who, status)
                 else:
                     assert status == 401, (op, who, status)
@@ -162,6 +169,10 @@ def test_every_documented_route_follows_the_role_policy(secure, trained_home):
     assert seen[("POST /v1/risk", READER)] == 200
     assert seen[("GET /v1/orders/at-risk", READER)] == 200
     assert seen[("POST /v1/webhooks", ADMIN)] == 201
+    # A planner acknowledges (and withdraws, walked in order: DELETE before POST per key).
+    assert seen[("POST /v1/orders/{order_id}/ack", PLANNER)] == 201
+    assert seen[("POST /v1/orders/{order_id}/ack", READER)] == 403
+    assert seen[("DELETE /v1/orders/{order_id}/ack", ADMIN)] in (200, 404)
 
 
 def test_undocumented_routes_are_only_the_public_page_and_docs():

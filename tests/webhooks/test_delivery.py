@@ -104,19 +104,22 @@ def test_receiver_failing_its_first_3_attempts_gets_every_event_exactly_once(tmp
         drive(store, T0, 30)
     finally:
         receiver.close()
-    # run 1: A, B, C cross; run 2: D crosses and rises (+0.6), E is new and crosses.
+    # run 1: A, B, C cross; run 2: D crosses and rises (+0.6: one event, both its triggers),
+    # E is new and crosses.
     keys = Counter(r.headers["Idempotency-Key"] for r in receiver.accepted)
-    assert sum(keys.values()) == 6 and set(keys.values()) == {1}
-    assert len(receiver.requests) == 6 + 3
+    assert sum(keys.values()) == 5 and set(keys.values()) == {1}
+    assert len(receiver.requests) == 5 + 3
     sent = Counter((r.payload["order_id"], r.payload["event"]) for r in receiver.accepted)
-    assert sent == Counter([(o, "threshold_crossed") for o in "ABCDE"] + [("D", "risk_rose")])
+    assert sent == Counter([(o, "threshold_crossed") for o in "ABCDE"])
+    [d] = [r.payload for r in receiver.accepted if r.payload["order_id"] == "D"]
+    assert d["triggers"] == ["threshold_crossed", "risk_rose"]
     deliveries = store.deliveries(hook.webhook_id)
     assert {d.status for d in deliveries} == {"delivered"}
-    assert sum(d.attempts for d in deliveries) == 9
+    assert sum(d.attempts for d in deliveries) == 8
     assert store.get(hook.webhook_id).status == "active"
     # Running the sender again, or re-reading the runs, sends nothing more.
     drive(store, T0 + timedelta(hours=1), 3)
-    assert store.process_new_runs() == 0 and len(receiver.requests) == 9
+    assert store.process_new_runs() == 0 and len(receiver.requests) == 8
 
 
 def test_retries_back_off_exponentially(tmp_path):

@@ -148,9 +148,11 @@ def test_every_event_carries_the_forecast_and_none_without_one(tmp_path, receive
     record(tmp_path, {"A": 0.9, "B": 0.9}, days_late={"A": 6.0, "B": -3.0})
     WebhookWorker(store).run_once()
     got = sent(receiver)
-    # The first run had no forecast: no forecast events, though A "moved" from nothing.
-    assert set(got) == {("A", "threshold_crossed"), ("A", "risk_rose"), ("B", "threshold_crossed")}
+    # The first run had no forecast: no forecast events, though A "moved" from nothing. One
+    # event per order: A's crossing and rise are one, both in its triggers.
+    assert set(got) == {("A", "threshold_crossed"), ("B", "threshold_crossed")}
     crossed = got[("A", "threshold_crossed")].payload
+    assert crossed["triggers"] == ["threshold_crossed", "risk_rose"]
     assert FORECAST_FIELDS <= set(crossed)
     assert crossed["predicted_days_late"] == 6.0 and crossed["days_late_p90"] == 7.5
     assert crossed["predicted_delivery_date"] == "2025-03-08"
