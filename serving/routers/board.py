@@ -26,7 +26,7 @@ from serving.config import ServingConfig
 from serving.deps import READER, DataDep, LangDep, ModelDep, SettingsDep, StateDep
 from serving.export import EXPORT_FORMATS, export_frame
 from serving.i18n import stage_name
-from serving.owners import DEFAULT_STAGE_OWNERS, ORDER_OWNER, StageOwner, stage_owners
+from serving.owners import ORDER_OWNER, StageOwner
 from serving.schemas import ErrorResponse, RunOut, json_response
 from serving.state import DataSnapshot, RunSnapshot
 
@@ -229,12 +229,9 @@ def board_asset(name: str) -> FileResponse:
 
 # -- building ---------------------------------------------------------------------------------
 def configured_owners(settings: ServingConfig) -> Mapping[str, StageOwner]:
-    """The stage owners the server is configured with: the settings' map when they have one
-    (``stage_owners``, declared by the owner map setting), else the defaults."""
-    overrides = getattr(settings, "stage_owners", None)
-    if isinstance(overrides, Mapping) and overrides:
-        return stage_owners(overrides)
-    return DEFAULT_STAGE_OWNERS
+    """The stage owners the server is configured with (``stage_owners``: the defaults with the
+    company's names on top)."""
+    return settings.stage_owners
 
 
 def _grace_days(model) -> int:
