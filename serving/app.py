@@ -8,8 +8,7 @@ The champion model is loaded once in ``lifespan`` into ``app.state.serving`` and
 one dependency (``serving.deps.ModelDep``). A background task checks every
 ``ServeOptions.reload_seconds`` whether the champion alias points at a new version, or a newer
 scoring run was recorded, and swaps it in without a restart; requests in flight keep the model
-they started with. CPU-bound routes are plain ``def`` (they run in the thread pool), except
-``POST /v1/risk`` of a few orders, answered on the event loop (``serving.routers.risk``).
+they started with. CPU-bound routes are plain ``def`` (they run in the thread pool).
 
 Errors all have one shape, ``{"error": {"code", "message", "details"?}}`` (see
 ``serving.errors``). Keys are checked per request; ``/healthz``, ``/readyz`` and ``/metrics``

@@ -18,7 +18,6 @@ from datetime import date
 import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from data.contract import EXPLANATION_STAGES
 from serving.deps import READER, ModelDep, SettingsDep, StateDep, get_data
@@ -67,27 +66,13 @@ router = APIRouter(
     "without one; for an order sent by `features` its delivery date needs `due_date` (or "
     "`context.ctx_due_date`).",
 )
-async def score_orders(
+def score_orders(
     body: RiskRequest,
     model: ModelDep,
     state: StateDep,
     settings: SettingsDep,
     request: Request,
 ) -> Response:
-    if len(body.orders) <= INLINE_ORDERS:
-        return _score(body, model, state, settings, request)
-    return await run_in_threadpool(_score, body, model, state, settings, request)
-
-
-INLINE_ORDERS = 16
-"""Up to this many orders a request is answered on the event loop (one order by id: well under
-a millisecond of work); larger batches in the thread pool, so that the loop stays free. One
-process runs Python on one core at a time either way: the thread-pool hop of a single order
-(a wake-up of a worker thread, then of the loop, and the GIL handed over twice) cost as much as
-its explanation under load, and made the latency tail."""
-
-
-def _score(body: RiskRequest, model, state, settings, request: Request) -> Response:
     rm = model.risk_model
     lang = body.lang or settings.default_lang
     batch = _batch(body, state, rm)
