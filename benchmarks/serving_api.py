@@ -8,6 +8,8 @@ load generator in its own process: Debian's package 4.1.0, `apt-get install -y w
 3. the same at a fixed ~500 req/s (target p99 < 5 ms): wrk 4.1 has no `-R`, so the Lua script
    paces the requests itself (each takes the next slot of one schedule, `delay()`), and the
    achieved rate is printed beside the latency;
+   beside each, the server process's CPU time per request meanwhile: its own work (on a busy
+   machine it grows too, caches and cores being shared, but far less than the rates fall);
 4. a 1,000-order batch by id (target p50 < 30 ms), from a Python client;
 5. a page of the at-risk list over a run of 100,000 scored open orders (target < 100 ms).
 
@@ -88,8 +90,19 @@ def ms(values: list[float]) -> str:
     return f"p50 {np.percentile(a, 50):.2f} ms, p99 {np.percentile(a, 99):.2f} ms"
 
 
-def wrk(url: str, script: str, seconds: float, connections: int, env: dict[str, str]) -> WrkResult:
-    """One wrk run (one thread), read from its script's ``RESULT {json}`` line."""
+def server_cpu(pid: int) -> float:
+    """CPU seconds the server process has used so far, all its threads (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(
+    url: str, script: str, seconds: float, connections: int, env: dict[str, str], pid: int
+) -> tuple[WrkResult, float]:
+    """One wrk run (one thread), read from its script's ``RESULT {json}`` line, and the
+    server's CPU time per request meanwhile (ms): its own work, whatever share of the cores
+    the other work on the machine left it."""
+    cpu = server_cpu(pid)
     out = subprocess.run(
         [
             "wrk",
@@ -110,7 +123,8 @@ def wrk(url: str, script: str, seconds: float, connections: int, env: dict[str, 
     line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise SystemExit(f"wrk printed no RESULT line:\n{out}")
-    return WrkResult(**json.loads(line.removeprefix("RESULT ")))
+    result = WrkResult(**json.loads(line.removeprefix("RESULT ")))
+    return result, (server_cpu(pid) - cpu) * 1000 / max(result.requests, 1)
 
 
 def main() -> None:
@@ -181,7 +195,7 @@ def main() -> None:
         )
         print(f"load average before: {_load()}")
         wrk_env = {"OTD_KEY": key, "IDS_FILE": str(ids_file)}
-        run_wrk(base, wrk_env, args.seconds, len(ids))
+        run_wrk(base, wrk_env, args.seconds, len(ids), proc.pid)
         run_python(base, key, ids, ranked)
         print(f"load average after: {_load()}")
     finally:
@@ -193,29 +207,31 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)"
 
 
-def run_wrk(base: str, env: dict[str, str], seconds: float, n_ids: int) -> None:
+def run_wrk(base: str, env: dict[str, str], seconds: float, n_ids: int, pid: int) -> None:
     """The empty route, then one order by id at the maximum rate and at ~500 req/s."""
     risk = f"{base}/v1/risk"
     # Warm-up (numba's and LightGBM's first calls, the key's row, the thread pool), then each
     # run starts further along the shuffled ids.
-    wrk(risk, "risk_one.lua", 3, 2, env)
-    empty = wrk(f"{base}/healthz", "get.lua", seconds, CONNECTIONS, env)
+    wrk(risk, "risk_one.lua", 3, 2, env, pid)
+    empty, empty_cpu = wrk(f"{base}/healthz", "get.lua", seconds, CONNECTIONS, env, pid)
     print(
         f"empty route GET /healthz, wrk -t1 -c{CONNECTIONS}: {empty.rate:,.0f} req/s "
-        f"({empty.latency()}){empty.errors()}"
+        f"({empty.latency()}){empty.errors()}; server CPU {empty_cpu:.3f} ms/request"
     )
-    top = wrk(risk, "risk_one.lua", seconds, CONNECTIONS, {**env, "IDS_START": str(n_ids // 3)})
+    top_env = {**env, "IDS_START": str(n_ids // 3)}
+    top, top_cpu = wrk(risk, "risk_one.lua", seconds, CONNECTIONS, top_env, pid)
     print(
         f"one order by id, score+explain, wrk -t1 -c{CONNECTIONS}: {top.rate:,.0f} req/s "
         f"({top.latency()}){top.errors()} (target >= 1,000 req/s); "
-        f"{top.rate / empty.rate:.2f}x the empty route's rate"
+        f"{top.rate / empty.rate:.2f}x the empty route's rate; server CPU {top_cpu:.3f} "
+        "ms/request"
     )
     paced_env = {**env, "IDS_START": str(2 * n_ids // 3), "RATE": str(PACED_RATE)}
-    paced = wrk(risk, "risk_one.lua", seconds, PACED_CONNECTIONS, paced_env)
+    paced, paced_cpu = wrk(risk, "risk_one.lua", seconds, PACED_CONNECTIONS, paced_env, pid)
     print(
         f"one order by id at ~{PACED_RATE} req/s (paced, wrk -t1 -c{PACED_CONNECTIONS}): "
         f"achieved {paced.rate:,.0f} req/s, {paced.latency()}{paced.errors()} "
-        "(target p99 < 5 ms)"
+        f"(target p99 < 5 ms); server CPU {paced_cpu:.3f} ms/request"
     )
 
 

@@ -115,8 +115,8 @@ def serve(
     access_log: Annotated[
         bool,
         typer.Option(
-            help="Log a line per request (uvicorn's access log; about 30 µs a request, "
-            "measured in benchmarks/serving_api.py). Errors and start-up are logged either way."
+            help="Log a line per request (uvicorn's access log). Errors and start-up are "
+            "logged either way."
         ),
     ] = True,
 ) -> None:
