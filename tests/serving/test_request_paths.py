@@ -73,3 +73,52 @@ def test_a_revoked_key_is_refused_after_answers_from_the_cache(client, served):
     response = client.post("/v1/risk", json={"orders": []}, headers=headers)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_api_key"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag,logged", [(None, True), ("--no-access-log", False)])
+def test_serve_logs_each_request_unless_told_not_to(served, tmp_path, flag, logged):
+    """``otd-risk serve`` keeps uvicorn's access log by default; ``--no-access-log`` drops the
+    line per request, not the start-up and error lines."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    if not served.store.is_sqlite:
+        pytest.skip("the flag does not depend on the store: run once")
+    home = tmp_path / "home"
+    shutil.copytree(served.settings.home, home)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [str(Path(sys.executable).with_name("otd-risk")), "serve", "--port", str(port)]
+    command += ["--reload-seconds", "0"] + ([flag] if flag else [])
+    env = {**os.environ, "OTD_RISK_HOME": str(home), "OTD_RISK_DATA": str(served.settings.data)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server not ready after 120 s"
+            time.sleep(0.3)
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/model", timeout=5).status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    text = log_path.read_text()
+    assert "Uvicorn running on" in text
+    assert ('"GET /v1/model HTTP/1.1" 401' in text) == logged
