@@ -3,7 +3,8 @@ language of the answer, the caller's role.
 
 Those that only read what the process holds are ``async def``: FastAPI runs a plain ``def``
 dependency in the thread pool, a hop of tens of microseconds per dependency and request for one
-attribute read. The key check stays ``def``: it may read the key store.
+attribute read. The key check is ``async`` too: a key cached on SQLite is checked on the loop
+(``serving.keys.verify_key_cached``), only a read of the key store goes to the thread pool.
 
 The key is checked before anything else a route depends on: routes and routers declare it in
 ``dependencies=READER`` / ``ADMIN``, which FastAPI solves before the route's own parameters, so a
@@ -17,11 +18,12 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from serving.config import ServingConfig
 from serving.errors import ApiError
 from serving.i18n import choose_lang
-from serving.keys import KeyInfo, role_allows, verify_key
+from serving.keys import NEEDS_READ, KeyInfo, role_allows, verify_key, verify_key_cached
 from serving.state import DataSnapshot, ModelSnapshot, RunSnapshot, ServingState
 from serving.store import Store
 
@@ -117,7 +119,7 @@ DataDep = Annotated[DataSnapshot, Depends(get_data)]
 def require(role: str):
     """A dependency that lets through callers whose API key has ``role`` (or a higher one)."""
 
-    def check(
+    async def check(
         store: StoreDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> KeyInfo:
@@ -129,7 +131,12 @@ def require(role: str):
                 "<key>`; create one with `otd-risk keys create --role reader`",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        key = verify_key(store, credentials.credentials)
+        # A cached key on SQLite is checked here, on the event loop (microseconds); one that
+        # needs a read of the store (a new key, a changed one, PostgreSQL) in the thread pool.
+        key = verify_key_cached(store, credentials.credentials)
+        if key is NEEDS_READ:
+            key = await run_in_threadpool(verify_key, store, credentials.credentials)
+        assert key is None or isinstance(key, KeyInfo), "verify_key answers a key or None"
         if key is None:
             raise ApiError(
                 401,

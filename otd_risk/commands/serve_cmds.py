@@ -119,6 +119,13 @@ def serve(
     reload_seconds: Annotated[
         float, typer.Option(help="How often to look for a new champion or scoring run (0: never).")
     ] = 30.0,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            help="Log a line per request (uvicorn's access log). Errors and start-up are "
+            "logged either way."
+        ),
+    ] = True,
 ) -> None:
     """Serve the API and the planner's page (uvicorn): loads the champion once, picks up a new
     one without a restart. The API looks orders up by order_id in the dataset (--data); without
@@ -153,6 +160,11 @@ def serve(
             port=port,
             workers=workers,
             log_level="info",
+            access_log=access_log,
+            # uvloop's event loop and httptools' parser (pinned in pyproject.toml); uvicorn's
+            # "auto" would fall back silently to asyncio's loop and h11 without them.
+            loop="uvloop",
+            http="httptools",
         )
 
 
