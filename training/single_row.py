@@ -8,8 +8,8 @@ times. LightGBM's C API has a path made for this: ``LGBM_BoosterPredictForMatSin
 prepares the configuration once, ``LGBM_BoosterPredictForMatSingleRowFast`` predicts a row with
 it. The same numbers (tested equal, ``==``, to ``Booster.predict`` with ``num_threads=1``).
 
-Not wired in yet: ``training.forecast.DelayForecast._predict_model`` would call
-``SingleRowPredictor`` for one row (issue 17, the API at 1,000 req/s; see the helper's report).
+``training.forecast.DelayForecast`` predicts one row through ``predictor_for(booster)``: the
+API's single order (issue 17, the API at 1,000 req/s).
 """
 
 from __future__ import annotations
@@ -67,3 +67,19 @@ class SingleRowPredictor:
                 )
             )
             return float(self._out[0])
+
+
+_PREDICTORS: weakref.WeakKeyDictionary[lgb.Booster, SingleRowPredictor] = (
+    weakref.WeakKeyDictionary()
+)
+_PREDICTORS_LOCK = threading.Lock()
+
+
+def predictor_for(booster: lgb.Booster) -> SingleRowPredictor:
+    """The booster's ``SingleRowPredictor``, made on first use and kept while the booster lives
+    (beside it, not in it: a model pickles without its C configuration)."""
+    with _PREDICTORS_LOCK:
+        predictor = _PREDICTORS.get(booster)
+        if predictor is None:
+            predictor = _PREDICTORS[booster] = SingleRowPredictor(booster)
+        return predictor

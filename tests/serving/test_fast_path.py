@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from serving.cause import expected_stage_slips
-from serving.columns import STAGE_COLUMNS
+from serving.columns import STAGE_COLUMNS, STAGE_DAYS_COLUMNS
 from serving.explain import SMALL_ROWS
 from serving.rows import Rows
 
@@ -51,6 +51,16 @@ def _assert_same(by_rows, frame: pd.DataFrame, lang: str) -> None:
     )
     assert by_rows.top_stage.tolist() == frame["top_stage"].tolist()
     assert by_rows.reasons[lang] == frame["reasons"].tolist()
+    if by_rows.forecast is not None:
+        # One order's forecast goes through LightGBM's single-row path: the same numbers.
+        got = by_rows.forecast_columns()
+        for column in (
+            "predicted_days_late",
+            "days_late_p10",
+            "days_late_p90",
+            *STAGE_DAYS_COLUMNS,
+        ):
+            np.testing.assert_array_equal(got[column], frame[column].to_numpy(), err_msg=column)
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
