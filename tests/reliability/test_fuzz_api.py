@@ -18,6 +18,7 @@ schemathesis' own pytest loader, ``schemathesis.pytest.from_fixture``, breaks on
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -74,7 +75,7 @@ DATE_OPERATIONS = {
 
 def documented_operations() -> list[str]:
     """``METHOD /path`` of every operation the app documents (built without starting it)."""
-    spec = create_app(Settings(home="unused-home")).openapi()
+    spec = create_app(Settings(home=tempfile.mkdtemp(prefix="otd-unused-home-"))).openapi()
     return sorted(f"{m.upper()} {p}" for p, item in spec["paths"].items() for m in item)
 
 

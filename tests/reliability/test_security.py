@@ -11,6 +11,7 @@ import hashlib
 import json
 import stat
 import subprocess
+import tempfile
 import time
 
 import httpx
@@ -179,7 +180,7 @@ def test_undocumented_routes_are_only_the_public_page_and_docs():
     from otd_risk.settings import Settings
     from serving.app import create_app
 
-    app = create_app(Settings(home="unused-home"))
+    app = create_app(Settings(home=tempfile.mkdtemp(prefix="otd-unused-home-")))
     hidden = {
         r.path
         for r in app.routes
