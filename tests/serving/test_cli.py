@@ -91,5 +91,5 @@ def test_keys_commands(cli_env):
     assert revoked.exit_code == 0 and key_id in revoked.output
     assert runner.invoke(app, ["keys", "revoke", "nope"]).exit_code == 2
     bad = runner.invoke(app, ["keys", "create", "--role", "root"])
-    assert bad.exit_code == 2 and "reader, admin" in bad.output
+    assert bad.exit_code == 2 and "reader, planner, admin" in bad.output
     assert os.environ["OTD_RISK_HOME"] == str(cli_env)
