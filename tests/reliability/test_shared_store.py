@@ -72,7 +72,8 @@ def test_two_api_processes_share_keys_runs_and_webhooks(trained_home, tmp_path, 
             # A webhook registered on A, then a scoring run recorded from host B's CLI.
             hook = httpx.post(
                 f"{a.base}/v1/webhooks",
-                json={"url": receiver.url, "threshold": 0.0},
+                # Every order its own event: no cap (a digest) in this test of sharing.
+                json={"url": receiver.url, "threshold": 0.0, "max_events_per_run": 10_000},
                 headers=admin,
             )
             assert hook.status_code == 201, hook.text
