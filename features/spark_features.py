@@ -1,9 +1,10 @@
 """Point-in-time features on Apache Spark: the local path's builders, run by plant on executors.
 
-``--engine spark`` reads the contract tables through Spark (Parquet folders, or the tables of a
-Spark catalog), types and validates them on the driver with :mod:`data.load` and
-:mod:`data.validate` (so bad input gets the same contract errors as locally), then computes the
-features with :func:`features.build.build_features_at`, unchanged:
+``--engine spark`` loads the contract tables on the driver — a folder on this machine with
+:func:`data.load.load_dataset`, Parquet at a URI Spark reads (a lake: ``s3a://``, ``abfss://``,
+``hdfs://``, ``dbfs:/``) or the tables of a Spark catalog through Spark, typed and validated with
+:mod:`data.load` and :mod:`data.validate` (so bad input gets the same contract errors as
+locally) — then computes the features with :func:`features.build.build_features_at`, unchanged:
 
 - the open orders (or a training set's ``(order_id, as_of)`` queries) are partitioned by plant:
   every plant's queries go to one task, plants balanced over the tasks (a plant larger than a
@@ -26,7 +27,7 @@ import pickle
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ import pandas as pd
 from data.contract import TABLES, Table
 from data.dataset import Dataset, open_orders
 from data.errors import ContractError, DataSourceError
-from data.load import type_table
+from data.load import load_dataset, type_table
 from features.build import build_features_at
 from features.queries import prepare_queries
 
@@ -59,6 +60,9 @@ SESSION_DEFAULTS: dict[str, str] = {
     # The ranked list and the features come back to the driver (the run is recorded there).
     "spark.driver.maxResultSize": "0",
     "spark.ui.showConsoleProgress": "false",
+    # Errors only (when this process starts the driver's JVM; spark-submit's has its own).
+    "spark.driver.extraJavaOptions": "-Dlog4j2.configurationFile="
+    + Path(__file__).with_name("spark_log4j2.properties").as_uri(),
 }
 """Session settings the engine needs, applied unless the cluster's configuration sets them."""
 LOCAL_DEFAULTS: dict[str, str] = {
@@ -129,6 +133,10 @@ def _rows_from_one(positions: Sequence[int]) -> list[str]:
     return [f"row {p + 1}" for p in positions]
 
 
+def _is_uri(source: str) -> bool:
+    return "://" in source or source.startswith("dbfs:")
+
+
 def _spark_frame(session: SparkSession, source: str, name: str) -> tuple[SparkFrame | None, str]:
     """Table ``name`` of ``source`` as a Spark frame (None when absent) and where it is."""
     from pyspark.errors import AnalysisException
@@ -140,22 +148,6 @@ def _spark_frame(session: SparkSession, source: str, name: str) -> tuple[SparkFr
             return None, f"Spark table {full}"
         return session.table(full), f"Spark table {full}"
     path = f"{source.rstrip('/')}/{name}.parquet"
-    local = "://" not in source and not source.startswith("dbfs:")
-    if local:
-        folder = Path(source)
-        if not folder.is_dir():
-            raise DataSourceError(
-                f"{source}: no such folder; pass --data with a folder holding orders.parquet "
-                f"(a file or a folder of Parquet parts), or {SPARK_TABLES}DATABASE for Spark tables"
-            )
-        if not Path(path).exists():
-            if (folder / f"{name}.csv").exists():
-                raise DataSourceError(
-                    f"{folder / f'{name}.csv'}: the Spark engine reads Parquet; write the table "
-                    f"as {name}.parquet, or score this folder with --engine local"
-                )
-            return None, path
-        path = str(Path(path).resolve())
     try:
         return session.read.parquet(path), path
     except AnalysisException as exc:
@@ -192,7 +184,7 @@ def _to_pandas(frame: SparkFrame, table: Table) -> pd.DataFrame:
         elif kind == "date" and isinstance(dtype, T.DateType):
             col = F.date_format(col, "yyyy-MM-dd")
         selected.append(col.alias(field.name))
-    raw = frame.select(*selected).toPandas()
+    raw = cast(pd.DataFrame, frame.select(*selected).toPandas())
     for name in instants:
         ns = raw[name].to_numpy(dtype=np.int64).view("datetime64[ns]")
         raw[name] = pd.Series(ns, index=raw.index).dt.tz_localize("UTC")
@@ -207,10 +199,17 @@ def load_spark_dataset(
     capacity_horizon_days: int = 14,
     validate: bool = True,
 ) -> Dataset:
-    """The contract tables of ``source`` (a folder of ``NAME.parquet`` files or Parquet folders,
-    local or a URI Spark reads such as ``s3a://…``; or ``spark:DATABASE``) read through Spark,
-    typed and validated as :func:`data.load.load_dataset` does: the same ContractError (table,
-    column, rows counted from 1 in the order Spark read them, expectation)."""
+    """The contract tables of ``source``: a folder on this machine is read by
+    :func:`data.load.load_dataset` itself (the driver holds the history either way, and its
+    reader is several times faster than collecting through Spark); a URI Spark reads
+    (``s3a://…``, ``abfss://…``, ``hdfs://…``, ``dbfs:/…``, ``file:///…``) holding
+    ``NAME.parquet`` files or Parquet folders, or ``spark:DATABASE``, is read through Spark,
+    then typed and validated as ``load_dataset`` does: the same ContractError (table, column,
+    rows counted from 1 in the order Spark read them, expectation)."""
+    if not (source.startswith(SPARK_TABLES) or _is_uri(source)):
+        return load_dataset(
+            source, tz=tz, capacity_horizon_days=capacity_horizon_days, validate=validate
+        )
     raw: dict[str, pd.DataFrame] = {}
     where: dict[str, str] = {}
     for name, table in TABLES.items():

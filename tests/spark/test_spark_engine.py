@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,8 +41,8 @@ OTD_RISK = Path(sys.executable).with_name("otd-risk")
 
 @pytest.fixture(scope="module")
 def spark_dataset(spark, spark_world_dir: Path):
-    """The world read through Spark."""
-    return load_spark_dataset(spark, str(spark_world_dir))
+    """The world read through Spark (a ``file://`` URI: as from a lake)."""
+    return load_spark_dataset(spark, spark_world_dir.as_uri())
 
 
 def _error_fields(exc: ContractError) -> tuple:
@@ -73,7 +74,7 @@ def test_spark_written_parquet_folders_with_spark_timestamps_read_the_same(
                 frame = frame.withColumn(field.name, F.timestamp_micros(micros))
         frame.coalesce(2).write.parquet(str(tmp_path / f"{name}.parquet"))
     assert (tmp_path / "orders.parquet").is_dir()
-    lake = load_spark_dataset(spark, str(tmp_path))
+    lake = load_spark_dataset(spark, tmp_path.as_uri())
     assert isinstance(lake.orders["created_at"].dtype, pd.DatetimeTZDtype)
     assert lake.fingerprint() == local_dataset.fingerprint()
 
@@ -158,7 +159,7 @@ def test_bad_parquet_gets_the_local_contract_error(spark, local_dataset, tmp_pat
     with pytest.raises(ContractError) as local_error:
         load_dataset(folder)
     with pytest.raises(ContractError) as spark_error:
-        load_spark_dataset(spark, str(folder))
+        load_spark_dataset(spark, folder.as_uri())
     assert _error_fields(spark_error.value) == _error_fields(local_error.value)
     message = str(spark_error.value)
     assert "table 'orders', column 'quantity'" in message and "orders.parquet" in message
@@ -284,6 +285,8 @@ def test_cli_score_on_spark_writes_parquet_and_records_a_run_the_api_serves(
     )
     assert run.returncode == 0, run.stderr
     assert "Scored" in run.stdout
+    # Spark's start-up notices and warnings stay off the terminal (errors only).
+    assert not re.search(r"\b(WARN|INFO)\b|log4j|Setting default log level", run.stderr), run.stderr
     written = pd.read_parquet(out)
     local, _ = score_with_features(local_dataset, None, champion)
     assert written["order_id"].tolist() == local["order_id"].tolist()
