@@ -31,8 +31,9 @@ EngineOption = Annotated[
     typer.Option(
         "--engine",
         help="Where the per-order work runs: local (this process) or spark (Apache Spark, "
-        "pip install 'otd-risk[spark]'; --data is then a folder of Parquet tables, local or a "
-        "URI Spark reads, or spark:DATABASE for tables of the Spark catalog).",
+        "pip install 'otd-risk[spark]'; --data may then also be a URI Spark reads, such as "
+        "s3a://, abfss://, hdfs:// or dbfs:/, holding NAME.parquet tables, or spark:DATABASE "
+        "for tables of the Spark catalog).",
         click_type=click.Choice(ENGINES),
     ),
 ]

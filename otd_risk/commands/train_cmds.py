@@ -59,11 +59,13 @@ def train(
         spark = spark_engine(engine, master)
         dataset = load_configured_dataset(data, settings, spark=spark)
         step = step_printer(status)
-        options = {}
+        from features.build import build_features_at
+
+        features_at = build_features_at
         if spark is not None:
             from features.spark_features import spark_features_at
 
-            options["features_at"] = spark_features_at(spark)
+            features_at = spark_features_at(spark)
         try:
             result = train_model(
                 dataset,
@@ -72,7 +74,7 @@ def train(
                 experiment=experiment,
                 force=force,
                 progress=step,
-                **options,
+                features_at=features_at,
             )
         except TrainingDataError as exc:
             raise UserError(str(exc)) from None
