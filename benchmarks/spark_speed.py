@@ -29,6 +29,10 @@ from pathlib import Path
 from score_speed import OTD_RISK, prepare_home
 
 GIB = 1024**3
+MIN_AVAILABLE = 2 * GIB
+"""A run is stopped (its whole process tree) when the machine has less memory available than
+this: on a shared machine the kernel's OOM killer would otherwise pick someone else's process.
+A stopped run is reported as such, with the peak it reached."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class Run:
     """Bytes: the largest sampled RSS sum of the driver and all its descendants."""
     tail: str
     """The last lines of stderr when the run failed."""
+    stopped: bool = False
+    """Stopped for want of memory (see MIN_AVAILABLE)."""
 
 
 def _tree_rss(process) -> int:
@@ -63,17 +69,24 @@ def run_score(engine: str, world: Path, env: dict[str, str], out: Path, master: 
     if engine == "spark":
         args += ["--engine", "spark", "--master", master]
     err = out.with_suffix(".stderr")
+    out.unlink(missing_ok=True)  # a file left by an earlier run must not pass for this one's
     t0 = time.perf_counter()
     with err.open("w") as stderr:
         proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
         watched = psutil.Process(proc.pid)
         peak = [0]
+        stopped = threading.Event()
         done = threading.Event()
 
         def sample() -> None:
             while not done.is_set():
                 try:
                     peak[0] = max(peak[0], _tree_rss(watched))
+                    if psutil.virtual_memory().available < MIN_AVAILABLE:
+                        stopped.set()
+                        for p in [*watched.children(recursive=True), watched]:
+                            p.kill()
+                        return
                 except psutil.Error:
                     return
                 done.wait(0.2)
@@ -87,7 +100,12 @@ def run_score(engine: str, world: Path, env: dict[str, str], out: Path, master: 
         proc.returncode = os.waitstatus_to_exitcode(status)
     code = proc.returncode
     tail = "" if code == 0 else " | ".join(err.read_text().strip().splitlines()[-3:])
-    return Run(engine, seconds, code, usage.ru_maxrss * 1024, peak[0], tail)
+    if stopped.is_set():
+        tail = (
+            f"stopped: the machine had less than {MIN_AVAILABLE / GIB:.0f} GiB available "
+            f"({psutil.virtual_memory().total / GIB:.0f} GiB in all, shared)"
+        )
+    return Run(engine, seconds, code, usage.ru_maxrss * 1024, peak[0], tail, stopped.is_set())
 
 
 def same_ranking(a: Path, b: Path) -> str:

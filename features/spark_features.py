@@ -317,11 +317,18 @@ def run_by_plant(
                     )
 
     try:
-        rows = tasks.mapInPandas(run, "bin int, chunk int, result binary").collect()
+        # Through Arrow (toPandas), which streams the tasks' results to Python as they come,
+        # rather than collect(), which holds them all in the driver's JVM twice over.
+        results = tasks.mapInPandas(run, "bin int, chunk int, result binary").toPandas()
     finally:
         history_bc.destroy()
         shared_bc.destroy()
-    pieces = [pickle.loads(r["result"]) for r in sorted(rows, key=lambda r: (r["bin"], r["chunk"]))]
+    payload = results.sort_values(["bin", "chunk"], kind="stable")["result"].tolist()
+    del results
+    pieces = []
+    for i in range(len(payload)):
+        pieces.append(pickle.loads(payload[i]))
+        payload[i] = b""  # each result's bytes freed once unpickled
     # Back in the queries' order: bins hold ascending positions, concatenated in bin order.
     order = np.argsort(np.concatenate(bins), kind="stable")
     return tuple(pd.concat([p[i] for p in pieces]).iloc[order] for i in range(len(pieces[0])))
