@@ -134,17 +134,19 @@ def main() -> None:
     results: list[tuple[int, Run, Run]] = []
     for n in sizes:
         world, env = prepare_home(home, n)
-        load = os.getloadavg()[0]
-        local = run_score("local", world, env, home / f"local_{n}.parquet", args.master)
-        spark = run_score("spark", world, env, home / f"spark_{n}.parquet", args.master)
-        results.append((n, local, spark))
-        print(f"\n{n:,} open orders (load average {load:.1f} before):")
-        for r in (local, spark):
+        print(f"\n{n:,} open orders (load average {os.getloadavg()[0]:.1f} before):", flush=True)
+        runs = []
+        for engine in ("local", "spark"):  # each printed when it ends: a 1M run takes long
+            r = run_score(engine, world, env, home / f"{engine}_{n}.parquet", args.master)
+            runs.append(r)
             state = "ok" if r.exit_code == 0 else f"FAILED (exit {r.exit_code}): {r.tail}"
             print(
                 f"  {r.engine:<5} {r.seconds:7.1f} s  driver peak {r.driver_peak / GIB:5.2f} GiB  "
-                f"process tree peak {r.tree_peak / GIB:5.2f} GiB  {state}"
+                f"process tree peak {r.tree_peak / GIB:5.2f} GiB  {state}",
+                flush=True,
             )
+        local, spark = runs
+        results.append((n, local, spark))
         if local.exit_code == 0 and spark.exit_code == 0:
             print(f"  spark / local time: {spark.seconds / local.seconds:.2f}")
         print("  " + same_ranking(home / f"local_{n}.parquet", home / f"spark_{n}.parquet"))
