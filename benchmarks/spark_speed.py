@@ -151,20 +151,21 @@ def main() -> None:
             print(f"  spark / local time: {spark.seconds / local.seconds:.2f}")
         print("  " + same_ranking(home / f"local_{n}.parquet", home / f"spark_{n}.parquet"))
         sys.stdout.flush()
+    done = [(n, local, spark) for n, local, spark in results if spark.exit_code == 0]
     faster = [
-        n
-        for n, local, spark in results
-        if spark.exit_code == 0 and (local.exit_code != 0 or spark.seconds < local.seconds)
+        n for n, local, spark in done if local.exit_code != 0 or spark.seconds < local.seconds
     ]
+    unfinished = [f"{n:,}" for n, _, spark in results if spark.exit_code != 0]
+    note = f"; Spark did not finish at {', '.join(unfinished)} (see above)" if unfinished else ""
     if faster:
         print(
-            f"\ncrossover: Spark ({args.master}) was faster from {min(faster):,} open orders "
-            f"(measured sizes: {', '.join(f'{n:,}' for n in sizes)})"
+            f"\ncrossover: Spark ({args.master}) was faster from {min(faster):,} open orders{note}"
         )
     else:
+        sizes_done = ", ".join(f"{n:,}" for n, _, _ in done) or "no size"
         print(
-            f"\ncrossover: none measured; the local path was faster at every size up to "
-            f"{max(sizes):,} open orders on {args.master}"
+            f"\ncrossover: none measured; the local path was faster at {sizes_done} open orders "
+            f"on {args.master}{note}"
         )
 
 
