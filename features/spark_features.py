@@ -319,7 +319,9 @@ def run_by_plant(
     try:
         # Through Arrow (toPandas), which streams the tasks' results to Python as they come,
         # rather than collect(), which holds them all in the driver's JVM twice over.
-        results = tasks.mapInPandas(run, "bin int, chunk int, result binary").toPandas()
+        results = cast(
+            pd.DataFrame, tasks.mapInPandas(run, "bin int, chunk int, result binary").toPandas()
+        )
     finally:
         history_bc.destroy()
         shared_bc.destroy()
