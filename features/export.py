@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,15 +32,17 @@ def export_open_order_features(
     as_of: object | None = None,
     *,
     extra_order_columns: Sequence[str] = (),
+    open_features: Callable[..., pd.DataFrame] = open_order_features,
 ) -> FeatureExport:
     """Features of the orders open at ``as_of`` (default: the snapshot time) written to ``out``
-    (``.parquet`` or ``.csv``, by its extension)."""
+    (``.parquet`` or ``.csv``, by its extension). ``open_features``: what computes them, with
+    ``open_order_features``' signature (the Spark engine passes its own)."""
     path = Path(out)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"cannot write {path.name!r}: name the output file .parquet or .csv")
     t = dataset.as_of(as_of)
-    frame = open_order_features(dataset, t, extra_order_columns=extra_order_columns)
+    frame = open_features(dataset, t, extra_order_columns=extra_order_columns)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         frame.reset_index().to_parquet(path, index=False)

@@ -14,7 +14,7 @@ model will score.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -118,6 +118,7 @@ def build_training_set(
     grace_days: int = 0,
     extra_order_columns: Sequence[str] = (),
     examples_at: str = "snapshots",
+    features_at: Callable[..., pd.DataFrame] = build_features_at,
 ) -> pd.DataFrame:
     """Labelled examples from the orders whose outcome was known at ``cutoff``.
 
@@ -127,6 +128,8 @@ def build_training_set(
     plus grace: settled whatever the outcome), ``days_to_due`` (= slack_days).
     ``attrs["counts"]`` says how many orders were used, excluded and why; ``attrs["cutoff"]``.
     ``examples_at="creation"``: one example per order, as of its creation (``every_days`` unused).
+    ``features_at``: what builds the features, with ``build_features_at``'s signature and result
+    (``features.spark_features.spark_features_at`` runs it on Spark).
     """
     if every_days < 1:
         raise ValueError(f"every_days must be at least 1, got {every_days}")
@@ -137,7 +140,7 @@ def build_training_set(
     labelled, counts = labelled_orders(cut, t, grace_days)
     queries = snapshot_queries(labelled, every_days, at_creation_only=examples_at == "creation")
     counts["orders_without_example"] = int(len(labelled) - queries["row"].nunique())
-    features = build_features_at(
+    features = features_at(
         cut, queries[["order_id", "as_of"]], extra_order_columns=extra_order_columns
     )
     rows = queries["row"].to_numpy()

@@ -8,7 +8,7 @@ inputs); ``write_ranked`` writes it to a file with spreadsheet formulas neutrali
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -122,14 +122,24 @@ def score_with_features(
         else expected_stage_slips(dataset, t),
         reason_langs=reason_langs,
     ).frame()
-    info = orders.set_index("order_id").loc[features.index, ["plant_id", "customer_id", "due_date"]]
-    today = local_date(pd.Series([t]), dataset.tz).iloc[0]
-    ranked = explained.join(info)
-    ranked["days_to_due"] = (ranked["due_date"] - today).dt.days.astype("int64")
-    ranked = ranked.rename_axis("order_id").reset_index()
+    ranked = with_order_columns(explained, orders, t, dataset.tz)
     ranked = rank_orders(ranked, grace_days=int(risk_model.meta.get("late_grace_days", 0)))
     ranked["owner"] = owner_names(ranked["top_stage"], owners, lang)
     return ranked[columns], features[risk_model.feature_names]
+
+
+def with_order_columns(
+    explained: pd.DataFrame, orders: pd.DataFrame, t: pd.Timestamp, tz: str
+) -> pd.DataFrame:
+    """Explained rows (indexed by order_id) with their orders' plant, customer, due date and
+    days to due, order_id a column: what :func:`rank_orders` sorts (the Spark engine builds
+    them per task, ``serving.spark_scoring``)."""
+    columns = ["plant_id", "customer_id", "due_date"]
+    info = orders.set_index("order_id").loc[explained.index, columns]
+    today = local_date(pd.Series([t]), tz).iloc[0]
+    ranked = explained.join(info)
+    ranked["days_to_due"] = (ranked["due_date"] - today).dt.days.astype("int64")
+    return ranked.rename_axis("order_id").reset_index()
 
 
 def rank_orders(ranked: pd.DataFrame, grace_days: int = 0) -> pd.DataFrame:
@@ -274,14 +284,16 @@ def run_scoring(
     lang: str = "en",
     keep_runs_days: float | None = None,
     owners: Mapping[str, StageOwner] = DEFAULT_STAGE_OWNERS,
+    score: Callable[..., tuple[pd.DataFrame, pd.DataFrame]] | None = None,
 ) -> ScoreResult:
     """Score the dataset's open orders with ``model``, write the file and record the run: the
-    whole ``otd-risk score`` command once its inputs are loaded."""
+    whole ``otd-risk score`` command once its inputs are loaded. ``score``: what scores, with
+    :func:`score_with_features`' signature (the Spark engine passes its own)."""
     fmt = output_format(out, fmt)  # before any work: a wrong --out costs nothing
     t = dataset.as_of(as_of)
     # Reasons in every language from the same contributions: the run store keeps them all so
     # the API and the page answer in the reader's language; the file keeps ``--lang``'s.
-    scores, features = score_with_features(
+    scores, features = (score or score_with_features)(
         dataset, t, model, lang=lang, reason_langs=REASON_LANGS, owners=owners
     )
     # The file appears only for a recorded run: written beside its target first (a bad format

@@ -202,6 +202,7 @@ def train_model(
     progress: Progress | None = None,
     lgbm_params: Mapping[str, Any] | None = None,
     train_fraction: float = 1.0,
+    features_at: Callable[..., pd.DataFrame] = build_features_at,
 ) -> TrainResult:
     """Build the training set at ``cutoff`` (default: the dataset's snapshot time), train and
     calibrate the model, score it and the baselines on the validation window, log everything to
@@ -209,7 +210,8 @@ def train_model(
 
     ``lgbm_params`` override the LightGBM parameters (``num_boost_round`` too) after the
     capacity search; ``train_fraction`` keeps that share of the training orders (for
-    experiments, e.g. a deliberately weak model).
+    experiments, e.g. a deliberately weak model). ``features_at`` builds the training set's
+    features (``build_features_at``'s signature; the Spark engine passes its own).
     """
     step = progress or (lambda _msg: None)
     extra = list(
@@ -226,7 +228,13 @@ def train_model(
         clock = now
 
     data = prepare_training_data(
-        dataset, t, settings, extra, step=step, train_fraction=train_fraction
+        dataset,
+        t,
+        settings,
+        extra,
+        step=step,
+        train_fraction=train_fraction,
+        features_at=features_at,
     )
     lap("features")
     model = fit_model(dataset, data, settings, lgbm_params=lgbm_params, step=step)
@@ -290,6 +298,7 @@ def prepare_training_data(
     *,
     step: Progress | None = None,
     train_fraction: float = 1.0,
+    features_at: Callable[..., pd.DataFrame] = build_features_at,
 ) -> TrainingData:
     """The training set at ``cutoff``, split in time, plus what its training window decides:
     the pairs of order columns whose history becomes features, the best cell-rate table, and
@@ -303,6 +312,7 @@ def prepare_training_data(
         grace_days=settings.late_grace_days,
         extra_order_columns=extra,
         examples_at=settings.examples_at,
+        features_at=features_at,
     )
     counts = dict(frame.attrs.get("counts", {}))
     split = time_split(frame, cutoff, settings.validation_days, settings.validation_min_orders)

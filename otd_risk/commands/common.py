@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -23,6 +24,28 @@ DataOption = Annotated[
     ),
 ]
 """``--data``, as every command that reads a dataset takes it."""
+
+ENGINES = ("local", "spark")
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="Where the per-order work runs: local (this process) or spark (Apache Spark, "
+        "pip install 'otd-risk[spark]'; --data may then also be a URI Spark reads, such as "
+        "s3a://, abfss://, hdfs:// or dbfs:/, holding NAME.parquet tables, or spark:DATABASE "
+        "for tables of the Spark catalog).",
+        click_type=click.Choice(ENGINES),
+    ),
+]
+"""``--engine``, as the commands that build features take it (score, features, train)."""
+MasterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--master",
+        help="With --engine spark: the Spark master URL, e.g. local[2], yarn, "
+        "k8s://https://HOST:443 (default: spark-submit's master, else local[*]).",
+    ),
+]
 
 
 class UserError(Exception):
@@ -92,19 +115,40 @@ def iso_time(value: str | None) -> str | None:
     return value
 
 
-def load_configured_dataset(data: str | None, settings, *, tz: str | None = None):
+def spark_engine(engine: str, master: str | None):
+    """The Spark session of ``--engine spark`` (None for ``local``), started here so that a
+    machine without pyspark or Java is told the fix before any work. Call inside
+    :func:`user_errors`."""
+    if engine != "spark":
+        if master is not None:
+            raise UserError("--master is for --engine spark; add --engine spark or drop --master")
+        return None
+    from features.spark_features import SparkUnavailable, spark_session
+
+    try:
+        return spark_session(master)
+    except SparkUnavailable as exc:
+        raise UserError(str(exc)) from None
+
+
+def load_configured_dataset(data: str | None, settings, *, tz: str | None = None, spark=None):
     """The dataset named by ``--data``, else by ``OTD_RISK_DATA``, loaded and validated with the
-    settings' time zone and planning horizon. Call inside :func:`user_errors`."""
+    settings' time zone and planning horizon (read through ``spark``, a session of
+    :func:`spark_engine`, when given). Call inside :func:`user_errors`."""
     from data.load import load_dataset
 
     source = data or settings.data
     if not source:
         raise UserError("no dataset given: pass --data DIR|URL or set OTD_RISK_DATA")
-    return load_dataset(
-        source,
-        tz=tz or settings.timezone,
-        capacity_horizon_days=settings.capacity_planning_horizon_days,
-    )
+    options = {
+        "tz": tz or settings.timezone,
+        "capacity_horizon_days": settings.capacity_planning_horizon_days,
+    }
+    if spark is not None:
+        from features.spark_features import load_spark_dataset
+
+        return load_spark_dataset(spark, source, **options)
+    return load_dataset(source, **options)
 
 
 def settings_store(settings):

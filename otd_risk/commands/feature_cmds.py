@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -9,10 +10,13 @@ import typer
 
 from otd_risk.commands.common import (
     DataOption,
+    EngineOption,
+    MasterOption,
     UserError,
     console,
     iso_time,
     load_configured_dataset,
+    spark_engine,
     user_errors,
 )
 
@@ -37,6 +41,8 @@ def features_command(
             "Default: the OTD_RISK_EXTRA_ORDER_FEATURES setting.",
         ),
     ] = None,
+    engine: EngineOption = "local",
+    master: MasterOption = None,
 ) -> None:
     """Write the features of the orders open at --as-of, each from what was known then."""
     from otd_risk.settings import get_settings
@@ -46,13 +52,20 @@ def features_command(
         from features.export import export_open_order_features
 
         settings = get_settings()
-        dataset = load_configured_dataset(data, settings)
+        spark = spark_engine(engine, master)
+        dataset = load_configured_dataset(data, settings, spark=spark)
+        options = {}
+        if spark is not None:
+            from features.spark_features import spark_open_order_features
+
+            options["open_features"] = functools.partial(spark_open_order_features, spark)
         try:
             result = export_open_order_features(
                 dataset,
                 out,
                 parse_as_of(as_of, dataset.tz),
                 extra_order_columns=extra if extra else settings.extra_order_features,
+                **options,
             )
         except ValueError as exc:
             raise UserError(str(exc)) from None

@@ -12,10 +12,14 @@ from rich.table import Table
 
 from otd_risk.commands.common import (
     DataOption,
+    EngineOption,
+    MasterOption,
     UserError,
     console,
     iso_time,
+    load_configured_dataset,
     settings_store,
+    spark_engine,
     user_errors,
 )
 from serving.i18n import LANGS
@@ -48,11 +52,13 @@ def score(
             click_type=click.Choice(LANGS),
         ),
     ] = None,
+    engine: EngineOption = "local",
+    master: MasterOption = None,
 ) -> None:
     """Score every open order with the champion model, write the ranked list and record the run
-    (the API then serves it)."""
+    (the API then serves it). With --engine spark, the orders are featured, scored and explained
+    on Spark; the file is written and the run recorded here."""
     from data.dataset import parse_as_of
-    from data.load import load_dataset
     from otd_risk.settings import get_settings
     from serving.scoring import RunStoreError, output_format, run_scoring
     from training.registry import load_champion
@@ -66,15 +72,17 @@ def score(
             output_format(out, fmt)  # before any work: a wrong --out costs nothing
             # The dataset is read in the settings' zone: a time without an offset is too.
             t = parse_as_of(as_of, settings.timezone)
+            spark = spark_engine(engine, master)
+            options = {}
+            if spark is not None:
+                from serving.spark_scoring import spark_scorer
+
+                options["score"] = spark_scorer(spark)
             # The champion loads (MLflow, unpickling) while the tables are read and checked
             # (Parquet/CSV readers): on two cores, most of the shorter one is free.
             with ThreadPoolExecutor(max_workers=1) as pool:
                 champion = pool.submit(load_champion, settings)
-                dataset = load_dataset(
-                    source,
-                    tz=settings.timezone,
-                    capacity_horizon_days=settings.capacity_planning_horizon_days,
-                )
+                dataset = load_configured_dataset(source, settings, spark=spark)
                 model = champion.result()
             result = run_scoring(
                 dataset,
@@ -86,6 +94,7 @@ def score(
                 lang=lang or settings.default_lang,
                 keep_runs_days=settings.keep_runs_days,
                 owners=settings.stage_owners,
+                **options,
             )
         except (LookupError, ValueError, RunStoreError) as exc:
             raise UserError(str(exc)) from exc

@@ -11,11 +11,14 @@ from rich.table import Table
 from data.urls import redact_url
 from otd_risk.commands.common import (
     DataOption,
+    EngineOption,
+    MasterOption,
     UserError,
     console,
     iso_time,
     load_configured_dataset,
     quiet_mlflow_registry,
+    spark_engine,
     step_printer,
     user_errors,
 )
@@ -37,11 +40,14 @@ def train(
             "--force", help="Promote the new version even if it does not beat the champion."
         ),
     ] = False,
+    engine: EngineOption = "local",
+    master: MasterOption = None,
 ) -> None:
     """Train the delay-risk model and the delivery forecast with a time-based split, compare
     them with four baselines (typical stage durations, cell late rate, logistic regression,
     planner's rule), log everything to MLflow, register a new version and promote it to
-    champion only if it beats the current one and every baseline."""
+    champion only if it beats the current one and every baseline. With --engine spark, Spark
+    builds the training set's features; the fit stays in this process."""
     from otd_risk.settings import get_settings
 
     settings = get_settings()
@@ -50,8 +56,16 @@ def train(
         from training.train import TrainingDataError, train_model
 
         quiet_mlflow_registry()
-        dataset = load_configured_dataset(data, settings)
+        spark = spark_engine(engine, master)
+        dataset = load_configured_dataset(data, settings, spark=spark)
         step = step_printer(status)
+        from features.build import build_features_at
+
+        features_at = build_features_at
+        if spark is not None:
+            from features.spark_features import spark_features_at
+
+            features_at = spark_features_at(spark)
         try:
             result = train_model(
                 dataset,
@@ -60,6 +74,7 @@ def train(
                 experiment=experiment,
                 force=force,
                 progress=step,
+                features_at=features_at,
             )
         except TrainingDataError as exc:
             raise UserError(str(exc)) from None
