@@ -2,7 +2,7 @@
 
 An at-risk order's ``owner`` is the owner of its ``top_stage`` (the stage expected to add the
 most days): the ranked list, the API, exports, webhooks and the board all read it from here.
-The map is a setting (``stage_owners``, JSON): a company names its own departments, in
+The map is a setting (``OTD_RISK_STAGE_OWNERS``, JSON): a company names its own departments, in
 English and Chinese, with an optional contact (a person, a mailbox, a receiver id in its
 workflow system).
 """
