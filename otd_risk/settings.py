@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     """Webhooks: days an order's predicted delivery must move (later or earlier) between two
     scoring runs to make a forecast_moved event."""
 
+    webhook_max_events_per_run: int = Field(default=50, ge=1, le=10_000)
+    """Webhooks: events one receiver gets per scoring run at most (unless registered with its
+    own ``max_events_per_run``); the orders over it are rolled into one ``digest`` event."""
+
     serve_reload_seconds: float = Field(default=30.0, ge=0)
     """Server: how often it looks for a new champion version or a newer scoring run (0: never);
     `otd-risk serve --reload-seconds` sets it for its workers."""

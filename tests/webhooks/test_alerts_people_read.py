@@ -276,3 +276,14 @@ def test_one_event_per_order_whatever_its_triggers(db, tmp_path, receiver, cap):
         "stage_changed",
         "forecast_moved",
     ]
+
+
+def test_the_default_cap_is_a_setting_passed_down_to_the_config(tmp_path, monkeypatch):
+    from otd_risk.settings import Settings
+    from serving.webhooks.config import WebhookConfig
+
+    assert WebhookConfig.from_settings(Settings(home=tmp_path)).max_events_per_run == 50
+    monkeypatch.setenv("OTD_RISK_WEBHOOK_MAX_EVENTS_PER_RUN", "7")
+    assert WebhookConfig.from_settings(Settings(home=tmp_path)).max_events_per_run == 7
+    with pytest.raises(ValueError, match="webhook_max_events_per_run"):
+        Settings(home=tmp_path, webhook_max_events_per_run=0)
