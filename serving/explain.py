@@ -39,6 +39,7 @@ import pandas as pd
 
 from data.contract import EXPLANATION_STAGES, STAGES
 from features.registry import FeatureSpec
+from features.timeline import combine_codes
 from serving.cause import likely_cause_stages
 from serving.columns import STAGE_COLUMNS, STAGE_DAYS_COLUMNS
 from serving.i18n import stage_name, t
@@ -526,10 +527,7 @@ def _forecast_reasons_each(
 
 def _one_decimal(values: np.ndarray) -> np.ndarray:
     """Numbers as the reasons write them (``f"{v:.1f}"``), each distinct number formatted once."""
-    values = np.asarray(values, dtype=np.float64)
-    codes = _value_codes(values)
-    made = [f"{values[row]:.1f}" for row in _first_rows(codes)]
-    return np.asarray(made + [None], dtype=object)[:-1][codes]
+    return _format_distinct(lambda v: f"{v:.1f}", [np.asarray(values, dtype=np.float64)])
 
 
 def _value_codes(column: np.ndarray) -> np.ndarray:
@@ -549,18 +547,14 @@ def _format_distinct(make, columns: Sequence[np.ndarray]) -> np.ndarray:
     codes: np.ndarray | None = None
     for column in columns:
         c = _value_codes(column)
-        codes = c if codes is None else _pair_codes(codes, c)
+        codes = c if codes is None else combine_codes(codes, c)
     assert codes is not None
     made = [make(*(column[row] for column in columns)) for row in _first_rows(codes)]
     return np.asarray(made + [None], dtype=object)[:-1][codes]  # [None]: keep 1-d of str
 
 
-def _pair_codes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return pd.factorize(a.astype(np.int64) * (int(b.max(initial=0)) + 1) + b)[0]
-
-
 def _first_rows(codes: np.ndarray) -> np.ndarray:
-    """Where each code of ``pd.factorize`` codes first appears, by code: factorize numbers
+    """Where each code first appears, by code: ``pd.factorize`` (and ``combine_codes``) number
     values in order of appearance, so a first appearance is a code above all before it."""
     if len(codes) == 0:
         return np.zeros(0, dtype=np.intp)

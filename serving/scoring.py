@@ -193,15 +193,15 @@ def scoring_inputs(scores: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame
     the forecast with its intervals."""
     kept = ["risk", "top_stage", *(c for c in LOGGED_FORECAST if c in scores.columns)]
     said = scores.set_index("order_id")[kept]
-    if len(said) == len(features) and said.index.isin(features.index).all():
-        # The run's own features (every scored order, once): columns side by side, without a
-        # join that copies all ~100 feature columns (5x the time on 100,000 orders).
-        said = said.reindex(features.index)
-        columns = {"order_id": features.index.to_numpy(dtype=object)}
-        columns.update({c: features[c].to_numpy() for c in features.columns})
-        columns.update({c: said[c].to_numpy() for c in kept})
-        return pd.DataFrame(columns)
-    return features.join(said, how="inner").rename_axis("order_id").reset_index()
+    scored = features.index.isin(said.index)
+    if not scored.all():
+        features = features[scored]  # the orders both know, in the features' order
+    said = said.reindex(features.index)
+    # Columns side by side: a join copied all ~100 feature columns (5x the time on 100,000).
+    columns = {"order_id": features.index.to_numpy(dtype=object)}
+    columns.update({c: features[c].to_numpy() for c in features.columns})
+    columns.update({c: said[c].to_numpy() for c in kept})
+    return pd.DataFrame(columns)
 
 
 def write_ranked(scores: pd.DataFrame, out: Path, fmt: str | None = None) -> Path:

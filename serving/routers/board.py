@@ -12,12 +12,11 @@ import io
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date, datetime
-from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
@@ -27,10 +26,10 @@ from serving.deps import READER, DataDep, LangDep, ModelDep, SettingsDep, StateD
 from serving.export import EXPORT_FORMATS, export_frame
 from serving.i18n import stage_name
 from serving.owners import ORDER_OWNER, StageOwner
+from serving.routers.page import STATIC_DIR, listed_file
 from serving.schemas import ErrorResponse, RunOut, json_response
 from serving.state import DataSnapshot, RunSnapshot
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 BOARD_ASSETS = {
     "board.js": "text/javascript; charset=utf-8",
     "board.css": "text/css; charset=utf-8",
@@ -169,11 +168,7 @@ def board(
     min_risk: MinRisk = DEFAULT_MIN_RISK,
     top: Top = TOP_CUSTOMERS,
 ) -> Response:
-    owners = configured_owners(settings)
-    grace = _grace_days(model)
-    run = state.run
-    built = _board_for(data, run, owners, grace, min_risk, top)
-    return json_response(board_out(built, run, owners, lang, grace, min_risk, top))
+    return json_response(_served_board(model, data, state, settings, lang, min_risk, top)[1])
 
 
 @router.get(
@@ -200,11 +195,7 @@ def board_export(
     top: Top = TOP_CUSTOMERS,
     format: Annotated[Literal["xlsx"], Query(description="xlsx")] = "xlsx",
 ) -> Response:
-    owners = configured_owners(settings)
-    grace = _grace_days(model)
-    run = state.run
-    built = _board_for(data, run, owners, grace, min_risk, top)
-    body = board_out(built, run, owners, lang, grace, min_risk, top)
+    built, body = _served_board(model, data, state, settings, lang, min_risk, top)
     stamp = pd.Timestamp(built.as_of).strftime("%Y%m%d-%H%M")
     return Response(
         content=board_workbook(body),
@@ -221,22 +212,20 @@ def board_page() -> FileResponse:
 
 @router.get("/board/assets/{name}", include_in_schema=False)
 def board_asset(name: str) -> FileResponse:
-    # A fixed list, as the planner's page's static files: nothing else can be fetched.
-    if name not in BOARD_ASSETS:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no board asset {name!r}")
-    return FileResponse(STATIC_DIR / name, media_type=BOARD_ASSETS[name])
+    return listed_file(name, BOARD_ASSETS, "board asset")
 
 
 # -- building ---------------------------------------------------------------------------------
-def configured_owners(settings: ServingConfig) -> Mapping[str, StageOwner]:
-    """The stage owners the server is configured with (``stage_owners``: the defaults with the
-    company's names on top)."""
-    return settings.stage_owners
-
-
-def _grace_days(model) -> int:
-    """The grace the served model was trained with: the board says late as the model does."""
-    return int(model.risk_model.meta.get("late_grace_days", 0))
+def _served_board(
+    model, data: DataSnapshot, state, settings: ServingConfig, lang: str, min_risk: float, top: int
+) -> tuple[Board, BoardOut]:
+    """The board over what is served and its answer: the stage owners the server is configured
+    with, the grace the served model was trained with (the board says late as the model does),
+    the current run."""
+    owners = settings.stage_owners
+    grace = int(model.risk_model.meta.get("late_grace_days", 0))
+    built = _board_for(data, state.run, owners, grace, min_risk, top)
+    return built, board_out(built, state.run, owners, lang, grace, min_risk, top)
 
 
 def _board_for(

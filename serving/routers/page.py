@@ -34,10 +34,15 @@ def index() -> FileResponse:
 
 @router.get("/static/{name}", include_in_schema=False)
 def static(name: str) -> FileResponse:
-    # A fixed list, not a directory mount: nothing else under the package can be fetched.
-    if name not in STATIC_FILES:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no static file {name!r}")
-    return FileResponse(STATIC_DIR / name, media_type=STATIC_FILES[name])
+    return listed_file(name, STATIC_FILES, "static file")
+
+
+def listed_file(name: str, files: dict[str, str], what: str) -> FileResponse:
+    """``STATIC_DIR / name`` when ``files`` (name -> media type) lists it, else 404: a fixed
+    list, not a directory mount, so nothing else under the package can be fetched."""
+    if name not in files:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {what} {name!r}")
+    return FileResponse(STATIC_DIR / name, media_type=files[name])
 
 
 @router.get("/v1/messages", tags=["i18n"])

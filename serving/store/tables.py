@@ -92,35 +92,30 @@ SCORED_ORDERS = Table(
     Index("ix_scored_orders_run_order", "run_id", "order_id"),
 )
 
-RANKED_LISTS = Table(
-    "ranked_lists",
-    METADATA,
-    # A run's ranked list as one Parquet blob (since migration 0003): writing 100,000 rows one
-    # by one cost more than scoring them. ``scored_orders`` holds the runs recorded before.
-    Column(
-        "run_id",
-        String(32),
-        ForeignKey("scoring_runs.run_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    Column("n_orders", Integer, nullable=False),
-    Column("frame", LargeBinary, nullable=False),
-)
 
-SCORING_RUN_INPUTS = Table(
-    "scoring_run_inputs",
-    METADATA,
-    # What a run saw and said for monitoring (features, risk, forecast), one Parquet blob per
-    # run: written in the transaction that records the run, deleted with it.
-    Column(
-        "run_id",
-        String(32),
-        ForeignKey("scoring_runs.run_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    Column("n_orders", Integer, nullable=False),
-    Column("frame", LargeBinary, nullable=False),
-)
+def _run_blob_table(name: str) -> Table:
+    """A table of one Parquet blob per scoring run, deleted with its run."""
+    return Table(
+        name,
+        METADATA,
+        Column(
+            "run_id",
+            String(32),
+            ForeignKey("scoring_runs.run_id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("n_orders", Integer, nullable=False),
+        Column("frame", LargeBinary, nullable=False),
+    )
+
+
+RANKED_LISTS = _run_blob_table("ranked_lists")
+"""A run's ranked list (since migration 0003): writing 100,000 rows one by one cost more than
+scoring them. ``scored_orders`` holds the runs recorded before."""
+
+SCORING_RUN_INPUTS = _run_blob_table("scoring_run_inputs")
+"""What a run saw and said for monitoring (features, risk, forecast): written in the
+transaction that records the run, deleted with it."""
 
 WEBHOOKS = Table(
     "webhooks",
