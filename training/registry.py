@@ -238,9 +238,9 @@ def load_champion(settings: RegistryConfig) -> LoadedModel:
 
 def _load_risk_model(uri: str) -> RiskModel:
     """The RiskModel inside a registered pyfunc model. MLflow's own check of the model's pinned
-    requirements reads the file list of every installed package (0.5-2 s, the slowest part of
-    `otd-risk score`'s start); the same check on the few packages the model pins costs
-    milliseconds, and says the same thing."""
+    requirements reads the file list of every installed package (1.9 s of a profiled
+    `otd-risk score` on a busy machine); the same check on the few packages the model pins
+    costs milliseconds, and says the same thing."""
     from mlflow.artifacts import download_artifacts
 
     local = Path(download_artifacts(artifact_uri=uri))
