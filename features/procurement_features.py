@@ -24,6 +24,11 @@ from features.timeline import (
     to_ns,
 )
 
+ASSURED_COLUMN = "otd_risk_assured"
+"""Set only by a what-if (``serving.whatif``) on a copy of the data: a purchase order it assures
+will arrive on its promised date no longer weighs on its order as an open one (it is still
+unreceived, so the supplier's record does not count it). A dataset never holds it."""
+
 
 def procurement_features(
     dataset: Dataset, q: Queries, production_start: np.ndarray | None
@@ -67,6 +72,8 @@ def procurement_features(
     po = pairs["po"].to_numpy()
     t = q.t[qi]
     is_open = (created[po] <= t) & (received[po] > t)
+    if ASSURED_COLUMN in pos_table.columns:
+        is_open &= ~pos_table[ASSURED_COLUMN].to_numpy(dtype=bool)[po]
     qi, po, t = qi[is_open], po[is_open], t[is_open]
 
     open_count = np.bincount(qi, minlength=n).astype(np.float64)

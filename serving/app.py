@@ -33,7 +33,18 @@ from serving.errors import install_error_handlers
 from serving.headers import SecurityHeaders
 from serving.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
 from serving.metrics import Metrics, install_metrics
-from serving.routers import board, docs, health, model, monitoring, orders, page, risk, webhooks
+from serving.routers import (
+    board,
+    docs,
+    health,
+    model,
+    monitoring,
+    orders,
+    page,
+    risk,
+    webhooks,
+    whatif,
+)
 from serving.state import ServingState
 from serving.store import open_store
 from serving.webhooks import start_webhook_worker
@@ -132,7 +143,7 @@ def create_app(settings: ServingConfig, options: ServeOptions | None = None) -> 
     install_metrics(app, metrics)
     app.add_middleware(BodySizeLimit, max_bytes=options.max_body_bytes)
     app.add_middleware(SecurityHeaders)
-    for module in (health, risk, orders, model, monitoring, webhooks, page, board, docs):
+    for module in (health, risk, orders, whatif, model, monitoring, webhooks, page, board, docs):
         app.include_router(module.router)
     return app
 

@@ -36,6 +36,8 @@ POLICY = {
     "GET /v1/orders/{order_id}/risk": READER,
     "POST /v1/orders/{order_id}/ack": PLANNER,
     "DELETE /v1/orders/{order_id}/ack": PLANNER,
+    "POST /v1/orders/{order_id}/what-if": READER,
+    "GET /v1/orders/{order_id}/levers": READER,
     "GET /v1/model": READER,
     "GET /v1/monitoring": READER,
     "POST /v1/model/reload": ADMIN,
@@ -137,6 +139,8 @@ def _request(http: httpx.Client, op: str, trained_home, headers) -> httpx.Respon
         body = {"url": "http://127.0.0.1:9/hook", "threshold": 0.99}
     elif op == "POST /v1/orders/{order_id}/ack":
         body = {"until_risk_rises_by": 0.5, "note": "role policy"}
+    elif op == "POST /v1/orders/{order_id}/what-if":
+        body = {"changes": []}
     return http.request(method, path, json=body, headers=headers)
 
 
@@ -173,6 +177,9 @@ def test_every_documented_route_follows_the_role_policy(secure, trained_home):
     # A planner acknowledges (and withdraws, walked in order: DELETE before POST per key).
     assert seen[("POST /v1/orders/{order_id}/ack", PLANNER)] == 201
     assert seen[("POST /v1/orders/{order_id}/ack", READER)] == 403
+    # A reader asks what would help (order_ids[0] is open at the snapshot).
+    assert seen[("POST /v1/orders/{order_id}/what-if", READER)] == 200
+    assert seen[("GET /v1/orders/{order_id}/levers", READER)] == 200
     assert seen[("DELETE /v1/orders/{order_id}/ack", ADMIN)] in (200, 404)
 
 
