@@ -20,6 +20,7 @@ from serving.schemas import ErrorResponse
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 STATIC_FILES = {
     "app.js": "text/javascript; charset=utf-8",
+    "whatif.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
 

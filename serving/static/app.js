@@ -310,6 +310,7 @@ function detailRow(item, colspan) {
   const h = document.createElement("h4");
   h.textContent = t("ui.detail.signals");
   td.append(h, signalsBar(item, signalsScale([item])));
+  td.append(whatIfSection(item));  // whatif.js
   tr.append(td);
   return tr;
 }
