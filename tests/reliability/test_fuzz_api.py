@@ -69,6 +69,7 @@ DATE_OPERATIONS = {
     "GET /v1/orders/{order_id}/risk": "as_of",
     "GET /v1/orders/at-risk": "due",
     "GET /v1/orders/at-risk/export": "due",
+    "POST /v1/orders/{order_id}/what-if": "changes",
 }
 """The operations that take a time (as_of) or a date (the due window)."""
 
@@ -218,6 +219,16 @@ def test_fuzz_dates_out_of_range(label, live_operations, trained_home, http_sess
                 case.body["as_of"] = moment
             else:
                 case.query = {**(case.query or {}), "as_of": moment}
+        elif DATE_OPERATIONS[label] == "changes":
+            # Every change dated out of range, and one in range that is not this order's
+            # (before it existed) so the data is reached.
+            changes = case.body.get("changes") if isinstance(case.body, dict) else None
+            for change in changes or []:
+                if isinstance(change, dict) and "date" in change:
+                    change["date"] = day
+            case.body = {
+                "changes": [*(changes or []), {"kind": "due_date_moved", "date": "1900-01-01"}]
+            }
         else:
             case.query = {**(case.query or {}), "due_after": day, "due_before": day}
         response = case.call(headers=admin, session=http_session, timeout=60)

@@ -157,3 +157,57 @@ def test_levers_speak_the_request_language(client, reader, served):
     descriptions = {lv["lever"]: lv["description"] for lv in zh["levers"]}
     assert "催交采购订单" in descriptions["expedite_po"]
     assert "交期" in descriptions["move_due_date"]
+
+
+def test_any_well_formed_changes_answer_200_404_or_422(client, reader, served):
+    """Random change lists on open orders, dated around the snapshot (facts and plans), naming
+    the order's purchase orders or others': never a 5xx; a 200's risks are probabilities."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    snapshot = today(served)
+    ids = open_ids(served)[:40]
+    pos = served.dataset.purchase_orders["po_id"].astype(str).tolist()
+    days = st.integers(-60, 60).map(lambda d: (snapshot + timedelta(days=d)).isoformat())
+    stages = st.sampled_from(
+        [
+            "confirmation",
+            "planning",
+            "procurement",
+            "production",
+            "quality",
+            "warehouse",
+            "shipping",
+        ]
+    )
+    change = st.one_of(
+        st.builds(
+            lambda p, d: {"kind": "po_received", "po_id": p, "date": d}, st.sampled_from(pos), days
+        ),
+        st.builds(lambda d: {"kind": "production_started", "date": d}, days),
+        st.builds(lambda s, d: {"kind": "stage_finished", "stage": s, "date": d}, stages, days),
+        st.builds(lambda n: {"kind": "ship_faster", "days": n}, st.integers(1, 60)),
+        st.builds(lambda d: {"kind": "due_date_moved", "date": d}, days),
+    )
+    seen: dict[int, int] = {}
+
+    @given(order=st.sampled_from(ids), changes=st.lists(change, max_size=4))
+    @settings(
+        max_examples=60,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(order, changes):
+        got = what_if(client, reader, order, changes)
+        seen[got.status_code] = seen.get(got.status_code, 0) + 1
+        assert got.status_code in (200, 404, 422), got.text
+        if got.status_code == 200:
+            body = got.json()
+            assert 0 <= body["after"]["risk"] <= 1
+        else:
+            assert got.json()["error"]["message"]
+
+    check()
+    assert seen.get(200, 0) >= 10, seen
