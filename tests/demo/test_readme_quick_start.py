@@ -44,6 +44,36 @@ def readme_api_answer() -> dict:
     return json.loads(block)
 
 
+def readme_what_if() -> list[tuple[str, dict]]:
+    """The README's levers and what-if calls (```bash blocks of the API section naming
+    ``/levers`` or ``/what-if``), each with the (abridged) JSON answer shown after it."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## For the workflow system", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(bash|json)\n(.*?)```", section, flags=re.S)
+    out = []
+    for (kind, body), (next_kind, answer) in zip(blocks, blocks[1:], strict=False):
+        if kind == "bash" and next_kind == "json" and ("/levers" in body or "/what-if" in body):
+            out.append((body, json.loads(answer)))
+    return out
+
+
+def assert_shown(got, shown, path: str = "") -> None:
+    """Every field the README shows is what the server says (floats to 1e-6); lists of
+    objects item by item, in order."""
+    if isinstance(shown, dict):
+        for key, value in shown.items():
+            assert key in got, f"{path}.{key}"
+            assert_shown(got[key], value, f"{path}.{key}")
+    elif isinstance(shown, list) and shown and isinstance(shown[0], dict):
+        assert len(got) == len(shown), path
+        for i, (g, s) in enumerate(zip(got, shown, strict=True)):
+            assert_shown(g, s, f"{path}[{i}]")
+    elif isinstance(shown, float):
+        assert abs(got - shown) < 1e-6, (path, got, shown)
+    else:
+        assert got == shown, (path, got, shown)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -110,6 +140,16 @@ def test_the_quick_start_works_as_written(tmp_path):
         assert result["top_stage"] == shown["top_stage"]
         for key in ("risk", "predicted_days_late", "days_late_p10", "days_late_p90"):
             assert abs(result[key] - shown[key]) < 0.01, key
+        # The levers and the what-if, as the API section shows them.
+        calls = readme_what_if()
+        assert len(calls) == 2
+        # In the quick start's second terminal, where the key was exported.
+        export = next(line for line in ask.splitlines() if line.startswith("export OTD_RISK_KEY"))
+        for call, answer in calls:
+            script = export + "\n" + call.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+            ran = bash(script, tmp_path, env, 120)
+            assert ran.returncode == 0, ran.stderr
+            assert_shown(json.loads(ran.stdout), answer)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
