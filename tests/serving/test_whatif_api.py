@@ -10,22 +10,12 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
+from data.contract import STAGES
+from serving.schemas import ForecastOut
 from serving.whatif import open_purchase_orders
 
-COMPARED = (
-    "risk",
-    "top_stage",
-    "reasons",
-    "stage_contributions",
-    "predicted_days_late",
-    "days_late_p10",
-    "days_late_p90",
-    "days_late_p025",
-    "days_late_p975",
-    "predicted_delivery_date",
-    "past_due_days",
-    "stage_days",
-)
+COMPARED = ("risk", "top_stage", "reasons", "stage_contributions", *ForecastOut.model_fields)
+"""What the what-if's ``current`` must share with the order's risk route, to the letter."""
 
 
 def what_if(client, headers, order_id: str, changes: list, **params):
@@ -169,17 +159,7 @@ def test_any_well_formed_changes_answer_200_404_or_422(client, reader, served):
     ids = open_ids(served)[:40]
     pos = served.dataset.purchase_orders["po_id"].astype(str).tolist()
     days = st.integers(-60, 60).map(lambda d: (snapshot + timedelta(days=d)).isoformat())
-    stages = st.sampled_from(
-        [
-            "confirmation",
-            "planning",
-            "procurement",
-            "production",
-            "quality",
-            "warehouse",
-            "shipping",
-        ]
-    )
+    stages = st.sampled_from(STAGES)
     change = st.one_of(
         st.builds(
             lambda p, d: {"kind": "po_received", "po_id": p, "date": d}, st.sampled_from(pos), days
