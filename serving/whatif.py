@@ -133,7 +133,8 @@ class _Edit:
     order_id: str
     t: pd.Timestamp
     today: date
-    order_row: int
+    order_row: object
+    """The order's index label in ``orders``."""
     orders: pd.DataFrame
     stages: pd.DataFrame | None
     stage_rows: dict[str, int]
@@ -208,7 +209,7 @@ def apply_changes(
 
 def _start(dataset: Dataset, order_id: str, t: pd.Timestamp) -> _Edit:
     orders = dataset.orders.copy()
-    row = int(np.flatnonzero(orders["order_id"].to_numpy() == order_id)[0])
+    row = orders.index[int(np.flatnonzero(orders["order_id"].to_numpy() == order_id)[0])]
     stages, stage_rows = None, {}
     if dataset.order_stages is not None:
         stages = dataset.order_stages.copy()
