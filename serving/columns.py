@@ -41,10 +41,13 @@ RANKED_COLUMNS: tuple[str, ...] = (
     "days_to_due",
     *FORECAST_COLUMNS,
     "owner",
+    "supplier_id",
 )
 """The columns of a scoring run's ranked list, in order (later ones appended: the forecast's,
 then ``owner``, the department that owns the top stage in the run's language,
-``serving.owners``; files read by name or by position before them keep their meaning)."""
+``serving.owners``, then ``supplier_id``, the supplier of the order's open purchase order with
+the worst record, empty when none is open; files read by name or by position before them keep
+their meaning)."""
 
 ACK_COLUMNS: tuple[str, ...] = (
     "handled",

@@ -225,7 +225,8 @@ def _ranked_from_blob(blob: bytes) -> pd.DataFrame:
 
 def _rows_from_table(store: Store, run_id: str) -> pd.DataFrame:
     """A run recorded before ranked lists were stored as Parquet: its rows of ``scored_orders``."""
-    names = (*RANKED_COLUMNS, *TRANSLATED_REASON_COLUMNS)
+    names = [c for c in (*RANKED_COLUMNS, *TRANSLATED_REASON_COLUMNS) if c not in AFTER_TABLE]
+    # Only the table's columns: SQLite reads a quoted name it lacks as a string literal.
     cols = ", ".join(f'"{c}"' for c in names)
     with store.engine.connect() as conn:
         # Through the driver, as pandas.read_sql would (its result without its warning for
@@ -245,9 +246,17 @@ def _rows_from_table(store: Store, run_id: str) -> pd.DataFrame:
             own if r is None else json.loads(r)
             for r, own in zip(frame[column].tolist(), said, strict=True)
         ]
+    for column in AFTER_TABLE:
+        frame[column] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    frame = frame.reindex(columns=[*RANKED_COLUMNS, *TRANSLATED_REASON_COLUMNS])
     frame["due_date"] = pd.to_datetime(frame["due_date"])
     frame["days_to_due"] = frame["days_to_due"].astype("Int64")
     return frame
+
+
+AFTER_TABLE = ("supplier_id",)
+"""Ranked-list columns added after runs moved to Parquet blobs: ``scored_orders`` never has
+them (its runs read them empty)."""
 
 
 def prune_runs(store: Store, keep_days: float, now: datetime | None = None) -> int:

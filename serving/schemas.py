@@ -280,6 +280,11 @@ class _AtRiskOrderFields(BaseModel):
     due_date: date | None
     days_to_due: int | None
     owner: str | None = Field(default=None, description=OWNER)
+    supplier_id: str | None = Field(
+        default=None,
+        description="The supplier of the order's open purchase order with the worst record "
+        "(null when none is open).",
+    )
     handled: bool = Field(default=False, description=HANDLED)
     acknowledgement: AckOut | None = Field(default=None, description=ACKNOWLEDGEMENT)
 

@@ -122,23 +122,34 @@ def score_with_features(
         else expected_stage_slips(dataset, t),
         reason_langs=reason_langs,
     ).frame()
-    ranked = with_order_columns(explained, orders, t, dataset.tz)
+    ranked = with_order_columns(explained, orders, t, dataset.tz, features)
     ranked = rank_orders(ranked, grace_days=int(risk_model.meta.get("late_grace_days", 0)))
     ranked["owner"] = owner_names(ranked["top_stage"], owners, lang)
     return ranked[columns], features[risk_model.feature_names]
 
 
 def with_order_columns(
-    explained: pd.DataFrame, orders: pd.DataFrame, t: pd.Timestamp, tz: str
+    explained: pd.DataFrame,
+    orders: pd.DataFrame,
+    t: pd.Timestamp,
+    tz: str,
+    features: pd.DataFrame,
 ) -> pd.DataFrame:
     """Explained rows (indexed by order_id) with their orders' plant, customer, due date and
-    days to due, order_id a column: what :func:`rank_orders` sorts (the Spark engine builds
-    them per task, ``serving.spark_scoring``)."""
+    days to due, and the supplier their features name (``ctx_supplier_id``: the open purchase
+    order's with the worst record), order_id a column: what :func:`rank_orders` sorts (the
+    Spark engine builds them per task, ``serving.spark_scoring``)."""
     columns = ["plant_id", "customer_id", "due_date"]
     info = orders.set_index("order_id").loc[explained.index, columns]
     today = local_date(pd.Series([t]), tz).iloc[0]
     ranked = explained.join(info)
     ranked["days_to_due"] = (ranked["due_date"] - today).dt.days.astype("int64")
+    supplier = (
+        features["ctx_supplier_id"].reindex(explained.index)
+        if "ctx_supplier_id" in features.columns
+        else pd.Series(np.nan, index=explained.index)
+    )
+    ranked["supplier_id"] = supplier.to_numpy(dtype=object)
     return ranked.rename_axis("order_id").reset_index()
 
 

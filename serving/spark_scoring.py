@@ -73,7 +73,7 @@ def _score_task(
         )
         .frame()
     )
-    rows = with_order_columns(explained, history.orders, job.as_of, history.tz)
+    rows = with_order_columns(explained, history.orders, job.as_of, history.tz, features)
     return rows, features[job.model.feature_names]
 
 

@@ -324,8 +324,7 @@ def board_out(
             purchase_orders=int(r.purchase_orders),
             late=int(r.late),
             days_added=float(r.days_added),
-            # The list has no supplier filter: its procurement-driven orders.
-            link=link(stage="procurement"),
+            link=link(supplier=str(r.supplier_id)),
         )
         for r in built.suppliers.itertuples(index=False)
     ]

@@ -71,6 +71,7 @@ def filter_ranked(
     past_due: bool | None = None,
     min_days_late: float | None = None,
     stages: frozenset[str] | None = None,
+    supplier: str | None = None,
     handled: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The ranked rows matching every given filter, still in rank order. The due window is
@@ -79,7 +80,8 @@ def filter_ranked(
     only the orders whose due date is over (True) or only the others (False); ``min_days_late``:
     a predicted delivery at least that many days after the end of the due date (an order
     without a forecast never matches); ``stages``: only these top stages (an owner's);
-    ``handled``: only the rows where this mask is True."""
+    ``supplier``: only orders waiting on that supplier (``supplier_id``); ``handled``: only the
+    rows where this mask is True."""
     mask = np.ones(len(rows), dtype=bool)
     if plant is not None:
         mask &= (rows["plant_id"] == plant).to_numpy()
@@ -99,6 +101,8 @@ def filter_ranked(
         mask &= (rows["predicted_days_late"] >= min_days_late).to_numpy()
     if stages is not None:
         mask &= rows["top_stage"].isin(list(stages)).to_numpy()
+    if supplier is not None:
+        mask &= (rows["supplier_id"] == supplier).to_numpy()
     if handled is not None:
         mask &= handled
     # No filter: no copy of the whole run (100,000 rows) for one page.
@@ -177,6 +181,7 @@ class AtRiskFilter:
     min_days_late: float | None = None
     stages: frozenset[str] | None = None
     """The top stages of the owner asked for (``owner=``)."""
+    supplier: str | None = None
     handled: Handled = "false"
     worklist: Worklist | None = field(default=None, compare=False)
 
@@ -249,6 +254,14 @@ async def at_risk_filter(
             "language, as the `owner` field says it; `OTD_RISK_STAGE_OWNERS`).",
         ),
     ] = None,
+    supplier: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Only orders waiting on this supplier: `supplier_id`, the supplier of "
+            "the order's open purchase order with the worst record.",
+        ),
+    ] = None,
     handled: Annotated[
         Handled,
         Query(
@@ -277,6 +290,7 @@ async def at_risk_filter(
         past_due,
         min_days_late,
         stages,
+        supplier,
         handled,
         worklist,
     )
@@ -329,7 +343,16 @@ def _items(page: pd.DataFrame, lang: str, worklist: Worklist | None) -> list[AtR
     today = worklist.today if worklist else date.today()
     stages = page[list(STAGE_COLUMNS)].to_numpy()
     said = reasons_in(page, lang).tolist()
-    keep = ["order_id", "rank", "risk", "top_stage", "plant_id", "customer_id", "due_date"]
+    keep = [
+        "order_id",
+        "rank",
+        "risk",
+        "top_stage",
+        "plant_id",
+        "customer_id",
+        "due_date",
+        "supplier_id",
+    ]
     records = page[[*keep, "days_to_due"]].to_dict("records")
     forecasts = forecast_records(page, len(page))
     items = []
@@ -352,6 +375,7 @@ def _items(page: pd.DataFrame, lang: str, worklist: Worklist | None) -> list[AtR
                 due_date=None if pd.isna(due) else pd.Timestamp(due).date(),
                 days_to_due=None if pd.isna(rec["days_to_due"]) else int(rec["days_to_due"]),
                 owner=None if owners is None else owners[i],
+                supplier_id=_text(rec["supplier_id"]),
                 handled=judged is not None and judged.state == "in_force",
                 acknowledgement=judged,
                 **forecast,

@@ -110,6 +110,7 @@ function filters() {
   if (val("f-past-due")) p.set("past_due", val("f-past-due"));
   if (val("f-min-days-late")) p.set("min_days_late", val("f-min-days-late"));
   if (val("f-owner")) p.set("owner", val("f-owner"));
+  if (val("f-supplier")) p.set("supplier", val("f-supplier"));
   p.set("handled", val("f-handled") || "false");
   p.set("lang", state.lang);
   return p;

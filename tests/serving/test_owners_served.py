@@ -45,7 +45,8 @@ def test_the_score_command_writes_the_configured_owners_in_its_language(
     finally:
         get_settings.cache_clear()
     frame = pd.read_csv(out, encoding="utf-8-sig")
-    assert frame.columns[-1] == "owner"  # appended: the public columns before keep their place
+    # Appended (then the supplier): the public columns before keep their place.
+    assert list(frame.columns[-2:]) == ["owner", "supplier_id"]
     named = {
         "procurement": "供应链",
         **{s: o.zh for s, o in DEFAULT_STAGE_OWNERS.items() if s != "procurement"},
