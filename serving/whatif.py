@@ -298,16 +298,20 @@ def _po_received(edit: _Edit, change: PoReceived, where: str) -> None:
 
 
 def _open_po_rows(edit: _Edit) -> np.ndarray:
-    """Rows of ``edit.pos`` still weighing on the order at the as_of (placed, not received,
-    not assured)."""
-    pos = edit.pos
+    """Positions in ``edit.pos`` of the order's purchase orders still weighing on it."""
+    return _open_positions(edit.pos, edit.order_id, edit.t)
+
+
+def _open_positions(pos: pd.DataFrame | None, order_id: str, t: pd.Timestamp) -> np.ndarray:
+    """Positions in ``pos`` of ``order_id``'s purchase orders open at ``t``: placed, not
+    received, not assured (what ``features.procurement_features`` counts as open)."""
     if pos is None or "order_id" not in pos.columns:
         return np.array([], dtype=np.intp)
-    mine = (pos["order_id"].to_numpy(dtype=object) == edit.order_id) & (
-        pos["created_at"] <= edit.t
+    mine = (pos["order_id"].to_numpy(dtype=object) == order_id) & (
+        pos["created_at"] <= t
     ).to_numpy()
     if "received_at" in pos.columns:
-        mine &= ~(pos["received_at"] <= edit.t).to_numpy()
+        mine &= ~(pos["received_at"] <= t).to_numpy()
     if ASSURED_COLUMN in pos.columns:
         mine &= ~pos[ASSURED_COLUMN].to_numpy(dtype=bool)
     return np.flatnonzero(mine)
@@ -433,9 +437,7 @@ def open_purchase_orders(dataset: Dataset, order_id: str, t: pd.Timestamp) -> pd
     pos = dataset.purchase_orders
     if pos is None or "order_id" not in pos.columns:
         return pd.DataFrame(columns=["po_id", "supplier_id", "promised_date"])
-    mine = pos[(pos["order_id"].to_numpy(dtype=object) == order_id) & (pos["created_at"] <= t)]
-    if "received_at" in mine.columns:
-        mine = mine[~(mine["received_at"] <= t)]
+    mine = pos.iloc[_open_positions(pos, order_id, t)]
     return mine.sort_values(["promised_date", "po_id"], ascending=[False, True], kind="stable")
 
 

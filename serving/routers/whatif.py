@@ -76,12 +76,14 @@ def what_if(
     lang: LangDep,
     settings: SettingsDep,
 ) -> Response:
-    data = _open_order(state, model, order_id, lang)
-    current = _outcome(data, model, order_id, (), lang, settings)
+    data, rows = _open_order(state, model, order_id, lang)
+    current = _outcome(rows, data, model, lang, settings)
     after = (
         current
         if not body.changes
-        else _outcome(data, model, order_id, body.changes, lang, settings)
+        else _outcome(
+            _changed_rows(data, model, order_id, body.changes), data, model, lang, settings
+        )
     )
     return json_response(
         WhatIfOut(
@@ -114,11 +116,12 @@ def levers(
     lang: LangDep,
     settings: SettingsDep,
 ) -> Response:
-    data = _open_order(state, model, order_id, lang)
-    current = _outcome(data, model, order_id, (), lang, settings)
+    data, rows = _open_order(state, model, order_id, lang)
+    current = _outcome(rows, data, model, lang, settings)
     tried = []
     for lever in standard_levers(data.dataset, order_id, data.as_of):
-        after = _outcome(data, model, order_id, lever.changes, lang, settings)
+        changed = _changed_rows(data, model, order_id, lever.changes)
+        after = _outcome(changed, data, model, lang, settings)
         description = t(lever.message, lang, **_lever_params(lever, lang))
         tried.append(
             LeverOut(
@@ -167,7 +170,8 @@ def _lever_params(lever, lang: str) -> dict:
     return params
 
 
-def _open_order(state, model: ModelSnapshot, order_id: str, lang: str) -> DataSnapshot:
+def _open_order(state, model: ModelSnapshot, order_id: str, lang: str) -> tuple[DataSnapshot, Rows]:
+    """The served dataset and the order's served feature row; 409 / 404 / 422 otherwise."""
     data = state.data
     if data is None:
         raise ApiError(
@@ -185,30 +189,21 @@ def _open_order(state, model: ModelSnapshot, order_id: str, lang: str) -> DataSn
             f"order {order_id!r} was {closed.status} at {closed.at.isoformat()}; a what-if "
             "needs an open order",
         )
-    return data
+    return data, found.rows
 
 
-def _outcome(
-    data: DataSnapshot,
-    model: ModelSnapshot,
-    order_id: str,
-    changes: Sequence,
-    lang: str,
-    settings,
-) -> Outcome:
-    """The order's answer with ``changes`` made (none: the served features, as the order's
-    risk route answers)."""
+def _changed_rows(
+    data: DataSnapshot, model: ModelSnapshot, order_id: str, changes: Sequence
+) -> Rows:
+    """The order's features rebuilt as of the snapshot on a copy of the data with ``changes``."""
     rm = model.risk_model
-    if changes:
-        changed = apply_changes(data.dataset, order_id, data.as_of, changes)
-        features = build_features(
-            changed, [order_id], data.as_of, **model_feature_options(rm, data.dataset)
-        )
-        rows = Rows(features)
-    else:
-        found = find_orders(data, rm, [order_id], None)
-        assert found.rows is not None
-        rows = found.rows
+    changed = apply_changes(data.dataset, order_id, data.as_of, changes)
+    options = model_feature_options(rm, data.dataset)
+    return Rows(build_features(changed, [order_id], data.as_of, **options))
+
+
+def _outcome(rows: Rows, data: DataSnapshot, model: ModelSnapshot, lang: str, settings) -> Outcome:
+    """The order's answer from its feature row, as the order's risk route explains it."""
     explained = model.explainer.explain(
         rows, lang=lang, expected_slips=data.expected_slips, num_threads=1
     )
