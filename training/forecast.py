@@ -104,6 +104,8 @@ class Forecast:
     p_late: np.ndarray
     pending: np.ndarray
     """rows x ``STAGES``: the stage is still ahead (its ``stage_days`` is a forecast)."""
+    grace_days: float = 0.0
+    """The lateness ``p_late`` counts from (the model's grace days)."""
 
 
 N_BUCKETS = 4 * (len(STAGES) + 2)
@@ -390,8 +392,19 @@ class DelayForecast:
             need = (self.grace_days - point[rows]) / scale[rows]
             above = np.searchsorted(r, need, side="right")
             p_late[rows] = 1.0 - above / len(r)
+        # Not delivered by as_of: an order already later than the grace days is late for sure
+        # (the intervals are floored at as_of the same way).
+        p_late = np.where(-slack > self.grace_days, 1.0, p_late)
         return Forecast(
-            point, bounds[1], bounds[2], bounds[0], bounds[3], stage_days, p_late, state["pending"]
+            point,
+            bounds[1],
+            bounds[2],
+            bounds[0],
+            bounds[3],
+            stage_days,
+            p_late,
+            state["pending"],
+            float(self.grace_days),
         )
 
     # -- persistence -----------------------------------------------------------------------

@@ -107,6 +107,27 @@ class FeatureEncoding:
         return out
 
 
+def agreed_risk(risk: np.ndarray, forecast: Forecast | None) -> np.ndarray:
+    """The one rule that makes the risk and the delivery forecast agree: the classifier's
+    calibrated risk is kept, except where the forecast's 80% interval lies wholly beyond the
+    grace days (``p10`` > grace: the forecast is at least 90% sure the order is late); there the
+    risk is at least the forecast's own probability of lateness. An order the forecast expects
+    well late cannot be ranked as safe.
+
+    Chosen by measurement (validation windows of four simulated worlds, the orders-only one
+    included, and SCMS's evaluation window): this floor moves PR AUC by -0.002 to +0.002 and ECE
+    by at most 0.001 on the simulated worlds, because the classifier already agrees on almost
+    every such order (0-2 of 154-338 had risk below 0.5), and costs SCMS 0.005 PR AUC.
+    Averaging the two probabilities gained +0.004 to +0.015 PR AUC on the simulated worlds but
+    took SCMS from ROC AUC 0.778 to 0.451: there the forecast's own probability ranks orders
+    backwards, and a rule applied to every export cannot bet on the forecast being the better
+    of the two."""
+    if forecast is None or len(risk) == 0:
+        return risk
+    sure = forecast.p10 > forecast.grace_days
+    return np.where(sure, np.maximum(risk, forecast.p_late), risk)
+
+
 class RiskModel:
     """A trained delay-risk model with everything scoring and explaining need."""
 
@@ -177,8 +198,9 @@ class RiskModel:
         return np.interp(margin, self.calibrator.X_thresholds_, self.calibrator.y_thresholds_)
 
     def predict_risk(self, X: pd.DataFrame, num_threads: int | None = None) -> np.ndarray:
-        """The calibrated probability that each order is late."""
-        return self.calibrate(self.raw_margin(X, num_threads))
+        """The probability that each order is late: the calibrated classifier, held up by the
+        forecast where it is sure of lateness (:func:`agreed_risk`)."""
+        return agreed_risk(self.calibrate(self.raw_margin(X, num_threads)), self.forecast_of(X))
 
     def contributions(
         self, X: pd.DataFrame, num_threads: int | None = None
@@ -213,7 +235,7 @@ class RiskModel:
             )
         ).reshape(len(encoded), k + 1)
         # The margin is the sum of contributions and base: one TreeSHAP pass gives both.
-        risk = self.calibrate(contrib.sum(axis=1))
+        risk = agreed_risk(self.calibrate(contrib.sum(axis=1)), self.forecast_of(X))
         out = pd.DataFrame(contrib[:, :k] @ self.stage_matrix, columns=STAGE_COLUMNS, index=X.index)
         out.insert(0, "risk", risk)
         return out

@@ -45,12 +45,12 @@ from training.fit import (
     SMALL_DATA_ROWS,
     Split,
     fit_risk_model,
-    order_blocks,
     time_split,
+    uncensored_blocks,
 )
 from training.forecast import DelayForecast
 from training.groups import best_pairs, rank_groups
-from training.model import RiskModel
+from training.model import RiskModel, agreed_risk
 from training.reference import open_order_reference
 from training.registry import GateDecision
 
@@ -242,7 +242,7 @@ def train_model(
     cut = dataset.cut(t)
     step("fitting the delivery forecast (what each remaining stage will add, intervals)")
     forecast_data = prepare_forecast_data(cut, data, settings, extra)
-    model.forecast = fit_forecast(model, forecast_data.train, settings)
+    model.forecast = fit_forecast(model, forecast_data.train, settings, data.split.validation_cut)
     lap("forecast")
     step(
         "scoring otd-risk and the baselines on the validation window (typical durations, "
@@ -546,14 +546,17 @@ def _targets(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
-def fit_forecast(model: RiskModel, train: pd.DataFrame, settings: Settings) -> DelayForecast:
+def fit_forecast(
+    model: RiskModel, train: pd.DataFrame, settings: Settings, cut: pd.Timestamp
+) -> DelayForecast:
     """The delivery forecast on the risk model's encoding, calibrated on the most recent block
-    of its training orders."""
+    of its training orders whose delivery ``cut`` (the validation cut: later deliveries are
+    left out of ``train``) does not censor (:func:`training.fit.uncensored_blocks`)."""
     X = model.encode(train)
     cat = [i for i, f in enumerate(model.feature_names) if f in model.categorical_levels]
     threads = 1 if len(train) < SMALL_DATA_ROWS else 2
     return DelayForecast(model.feature_names, settings.late_grace_days, settings.seed).fit(
-        X, train, _targets(train), order_blocks(train), categorical=cat, threads=threads
+        X, train, _targets(train), uncensored_blocks(train, cut), categorical=cat, threads=threads
     )
 
 
@@ -598,9 +601,12 @@ def evaluate_forecast(
     fc_risk = model.forecast_of(risk_valid)
     assert fc_risk is not None  # the same model forecast the validation orders above
     p_forecast = fc_risk.p_late
-    risk = model.predict_risk(risk_valid)
+    classifier = model.calibrate(model.raw_margin(risk_valid))
+    risk = agreed_risk(classifier, fc_risk)
     agreement = {
         "risk_pr_auc": classification_metrics(y_risk, risk)["pr_auc"],
+        "classifier_pr_auc": classification_metrics(y_risk, classifier)["pr_auc"],
+        "risk_raised_by_forecast_share": float(np.mean(risk > classifier)) if len(risk) else 0.0,
         "forecast_p_late_pr_auc": classification_metrics(y_risk, p_forecast)["pr_auc"],
         "risk_ece": expected_calibration_error(y_risk, risk),
         "forecast_p_late_ece": expected_calibration_error(y_risk, p_forecast),

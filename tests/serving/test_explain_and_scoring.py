@@ -16,6 +16,7 @@ from serving.explain import EXPLANATION_COLUMNS
 from serving.runs import list_runs, load_run_rows, record_run
 from serving.scoring import score_open_orders, write_ranked
 from serving.store import home_store
+from training.model import agreed_risk
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +118,30 @@ def test_past_due_orders_say_so_first_with_the_expected_delivery(served, feature
             f"the due date passed {row['past_due_days']:.1f} days ago; expected in {more:.1f}"
         )
         assert row["risk"] == 1.0
+
+
+def test_an_order_the_forecast_is_sure_will_be_late_is_not_ranked_safe(served, features, explainer):
+    """The risk/forecast agreement rule (``training.model.agreed_risk``): where the forecast's
+    80% interval lies wholly beyond the grace days, the risk is at least the forecast's own
+    probability of lateness (about 0.9 or more there), whatever the classifier said; elsewhere
+    the classifier's calibrated risk stands."""
+    rm = served.loaded.risk_model
+    explained = explainer.explain(features)
+    out, fc = explained.frame(), explained.forecast
+    grace = rm.meta["late_grace_days"]
+    sure = fc.p10 > grace
+    not_past_due = (features["slack_days"] >= -grace).to_numpy()
+    assert (sure & not_past_due).sum() >= 5  # seen on this world: dozens
+    assert (fc.p_late[sure] >= 0.85).all()
+    assert (out["risk"].to_numpy()[sure] >= fc.p_late[sure] - 1e-12).all()
+    assert (out["risk"].to_numpy()[sure] >= 0.85).all()
+    # A classifier that called every order safe would still be overruled there, and only there.
+    held = agreed_risk(np.zeros(len(features)), fc)
+    np.testing.assert_array_equal(held[sure], fc.p_late[sure])
+    assert (held[~sure] == 0).all()
+    classifier = rm.calibrate(rm.raw_margin(features))
+    keep = ~sure & not_past_due
+    np.testing.assert_allclose(out["risk"].to_numpy()[keep], classifier[keep])
 
 
 def test_reasons_in_chinese(features, explainer):

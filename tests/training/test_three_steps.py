@@ -38,7 +38,7 @@ def steps(tmp_path_factory):
     model = fit_model(dataset, data, settings)
     cut = dataset.cut(t)
     forecast_data = prepare_forecast_data(cut, data, settings, [])
-    model.forecast = fit_forecast(model, forecast_data.train, settings)
+    model.forecast = fit_forecast(model, forecast_data.train, settings, data.split.validation_cut)
     experiment_id = use_tracking(settings, "three-steps")
     evaluation = evaluate(model, data, forecast_data, cut, settings)
     runs_after_evaluate = MlflowClient(settings.tracking_uri).search_runs([experiment_id])

@@ -11,7 +11,13 @@ from training_factories import CATEGORICAL, FEATURES, STAGE_MAP, feature_specs, 
 
 from data.contract import EXPLANATION_STAGES
 from otd_risk.settings import Settings
-from training.fit import fit_risk_model, order_blocks, time_split
+from training.fit import (
+    CENSORING_LEVEL,
+    fit_risk_model,
+    order_blocks,
+    time_split,
+    uncensored_blocks,
+)
 from training.model import RiskModel, log_risk_model
 from training.registry import use_tracking
 
@@ -138,6 +144,41 @@ def test_order_blocks_cut_orders_by_outcome_time(frame):
     assert (span["max"].to_numpy()[:-1] <= span["min"].to_numpy()[1:]).all()
     with pytest.raises(ValueError, match="at least 2"):
         order_blocks(frame, 1)
+
+
+def test_uncensored_blocks_keep_the_calibration_block_clear_of_late_deliveries():
+    """Orders are in the forecast's frame only once delivered before the cut: those whose
+    outcome became known within the delivery lag before it go to the first block, so the
+    calibration block is not missing its latest deliveries."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    known = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(
+        np.sort(rng.uniform(0, 365, n)), unit="D"
+    )
+    lag = pd.to_timedelta(rng.exponential(3.0, n), unit="D")
+    cut = pd.Timestamp("2025-01-01", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "order_id": [f"O{i:05d}" for i in range(n)],
+            "outcome_known_at": known,
+            "delivered_at": known + lag,
+        }
+    )
+    frame = frame[frame["delivered_at"] < cut].reset_index(drop=True)  # what the frame holds
+    blocks = uncensored_blocks(frame, cut, 5)
+    horizon = pd.Timedelta(days=float(np.quantile(lag.total_seconds() / 86_400, CENSORING_LEVEL)))
+    last = frame[blocks == 4]
+    # The calibration block ends at least the lag before the cut ...
+    assert last["outcome_known_at"].max() < cut - horizon * 0.8
+    # ... holds a fifth of the rest, and the orders within the lag went to the first block.
+    recent = (frame["outcome_known_at"] >= cut - horizon).to_numpy()
+    assert recent.sum() > 20
+    assert (blocks[recent] == 0).all()
+    assert abs(len(last) - (~recent).sum() / 5) <= 1
+    # Where everything is recent, the plain blocks.
+    np.testing.assert_array_equal(
+        uncensored_blocks(frame, frame["outcome_known_at"].min(), 5), order_blocks(frame, 5)
+    )
 
 
 def test_refit_learns_from_the_held_out_end_and_stays_calibrated(frame):
