@@ -16,7 +16,7 @@ feature registry, through ``RiskModel.stage_matrix``). The stage columns plus th
 up to the uncalibrated log-odds; positive values push towards late. ``risk`` is the calibrated
 probability of being late, 1.0 once an open order is past its due date plus the grace days, and
 never below the forecast's own probability where the forecast is sure the order will be late
-(``training.model.agreed_risk``).
+and has earned that trust in training (``training.model.agreed_risk``).
 
 ``top_stage`` is where the delay will come from. With the model's delivery forecast, the stage
 expected to add the most days beyond its plan; without one, given ``expected_slips`` (per
@@ -47,7 +47,7 @@ from serving.columns import STAGE_COLUMNS, STAGE_DAYS_COLUMNS
 from serving.i18n import stage_name, t
 from serving.rows import Rows
 from training.forecast import Forecast
-from training.model import RiskModel, agreed_risk
+from training.model import RiskModel
 
 EXPLANATION_COLUMNS: tuple[str, ...] = ("risk", *STAGE_COLUMNS, "top_stage", "reasons")
 """The explanation proper; :meth:`Explanations.frame` carries ``FORECAST_COLUMNS`` too."""
@@ -205,7 +205,7 @@ class Explainer:
                 contrib.encoded if contrib.encoded is not None else model.encode(given.to_frame())
             )
             fc = model.forecast.predict(encoded, given)
-            risk = agreed_risk(risk, fc)
+            risk = model.agreed(risk, fc)
         top = self._top_stage(given, stages, fc, expected_slips)
         said = self._said(given, contrib, top, fc, past_due, (lang, *langs), n_reasons)
         return Explanations(

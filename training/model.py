@@ -107,25 +107,50 @@ class FeatureEncoding:
         return out
 
 
-def agreed_risk(risk: np.ndarray, forecast: Forecast | None) -> np.ndarray:
+FLOOR_MIN_EXAMPLES = 20
+"""The forecast's sure examples the floor's check needs; with fewer it stays off."""
+FLOOR_MIN_LATE_SHARE = 0.8
+"""The share of those examples that must have been late (the forecast claims 0.9 or more)."""
+
+
+def agreed_risk(risk: np.ndarray, forecast: Forecast | None, floor: bool = True) -> np.ndarray:
     """The one rule that makes the risk and the delivery forecast agree: the classifier's
     calibrated risk is kept, except where the forecast's 80% interval lies wholly beyond the
     grace days (``p10`` > grace: the forecast is at least 90% sure the order is late); there the
     risk is at least the forecast's own probability of lateness. An order the forecast expects
-    well late cannot be ranked as safe.
+    well late cannot be ranked as safe - when the forecast has earned that trust on the data
+    (``floor``, decided in training by :func:`forecast_floor_holds`).
 
-    Chosen by measurement (validation windows of four simulated worlds, the orders-only one
-    included, and SCMS's evaluation window): this floor moves PR AUC by -0.002 to +0.002 and ECE
-    by at most 0.001 on the simulated worlds, because the classifier already agrees on almost
-    every such order (0-2 of 154-338 had risk below 0.5), and costs SCMS 0.005 PR AUC.
-    Averaging the two probabilities gained +0.004 to +0.015 PR AUC on the simulated worlds but
-    took SCMS from ROC AUC 0.778 to 0.451: there the forecast's own probability ranks orders
-    backwards, and a rule applied to every export cannot bet on the forecast being the better
-    of the two."""
-    if forecast is None or len(risk) == 0:
+    Chosen by measurement: on the validation windows of four simulated worlds the floor moves PR
+    AUC by -0.002 to +0.002 and ECE by at most 0.001 (the classifier already agrees on almost
+    every such order: 0-2 of 154-338 had risk below 0.5). Averaging the two probabilities
+    gained +0.004 to +0.015 PR AUC there but took SCMS from ROC AUC 0.778 to 0.451; on SCMS the
+    floor alone raised 2.7% of the evaluation lines, mostly on time ones, and cost 0.061 PR AUC
+    (0.311 -> 0.250): there the forecast's own probability ranks lines backwards (ROC AUC
+    0.44). Hence the check before the floor is used."""
+    if not floor or forecast is None or len(risk) == 0:
         return risk
     sure = forecast.p10 > forecast.grace_days
     return np.where(sure, np.maximum(risk, forecast.p_late), risk)
+
+
+def forecast_floor_holds(late: np.ndarray, forecast: Forecast) -> tuple[bool, str]:
+    """Whether the forecast has earned the floor of :func:`agreed_risk` on examples with known
+    outcomes (``late``: 1 = late): at least ``FLOOR_MIN_EXAMPLES`` examples it was sure of, and
+    at least ``FLOOR_MIN_LATE_SHARE`` of them late. Also says why, in words."""
+    sure = forecast.p10 > forecast.grace_days
+    n = int(sure.sum())
+    if n < FLOOR_MIN_EXAMPLES:
+        return False, (
+            f"off: the forecast was sure of lateness for {n} validation examples, fewer than "
+            f"{FLOOR_MIN_EXAMPLES} to check it on"
+        )
+    share = float(np.mean(np.asarray(late, dtype=float)[sure]))
+    verdict = "on" if share >= FLOOR_MIN_LATE_SHARE else "off"
+    return share >= FLOOR_MIN_LATE_SHARE, (
+        f"{verdict}: {share:.0%} of the {n} validation examples the forecast was sure would be "
+        f"late were late (needs {FLOOR_MIN_LATE_SHARE:.0%})"
+    )
 
 
 class RiskModel:
@@ -200,7 +225,7 @@ class RiskModel:
     def predict_risk(self, X: pd.DataFrame, num_threads: int | None = None) -> np.ndarray:
         """The probability that each order is late: the calibrated classifier, held up by the
         forecast where it is sure of lateness (:func:`agreed_risk`)."""
-        return agreed_risk(self.calibrate(self.raw_margin(X, num_threads)), self.forecast_of(X))
+        return self.agreed(self.calibrate(self.raw_margin(X, num_threads)), self.forecast_of(X))
 
     def contributions(
         self, X: pd.DataFrame, num_threads: int | None = None
@@ -235,10 +260,15 @@ class RiskModel:
             )
         ).reshape(len(encoded), k + 1)
         # The margin is the sum of contributions and base: one TreeSHAP pass gives both.
-        risk = agreed_risk(self.calibrate(contrib.sum(axis=1)), self.forecast_of(X))
+        risk = self.agreed(self.calibrate(contrib.sum(axis=1)), self.forecast_of(X))
         out = pd.DataFrame(contrib[:, :k] @ self.stage_matrix, columns=STAGE_COLUMNS, index=X.index)
         out.insert(0, "risk", risk)
         return out
+
+    def agreed(self, risk: np.ndarray, forecast: Forecast | None) -> np.ndarray:
+        """``risk`` bound to ``forecast`` by :func:`agreed_risk`, with the floor where training
+        found the forecast worth it (``meta["forecast_floor"]``; models saved before it: off)."""
+        return agreed_risk(risk, forecast, bool(self.meta.get("forecast_floor", False)))
 
     def forecast_of(self, X: pd.DataFrame) -> Forecast | None:
         """The delivery forecast of each row of ``X`` (None when the model has none)."""

@@ -50,7 +50,7 @@ from training.fit import (
 )
 from training.forecast import DelayForecast
 from training.groups import best_pairs, rank_groups
-from training.model import RiskModel, agreed_risk
+from training.model import RiskModel, forecast_floor_holds
 from training.reference import open_order_reference
 from training.registry import GateDecision
 
@@ -243,6 +243,8 @@ def train_model(
     step("fitting the delivery forecast (what each remaining stage will add, intervals)")
     forecast_data = prepare_forecast_data(cut, data, settings, extra)
     model.forecast = fit_forecast(model, forecast_data.train, settings, data.split.validation_cut)
+    decide_forecast_floor(model, data.valid)
+    step(f"the forecast's floor on the risk: {model.meta['forecast_floor_note']}")
     lap("forecast")
     step(
         "scoring otd-risk and the baselines on the validation window (typical durations, "
@@ -560,6 +562,20 @@ def fit_forecast(
     )
 
 
+def decide_forecast_floor(model: RiskModel, valid: pd.DataFrame) -> None:
+    """Whether the served risk gets the forecast's floor (``training.model.agreed_risk``),
+    judged on the validation examples: the check is of the forecast's own claim (were the
+    orders it was sure of late?), not a search for the better metric; ``meta`` keeps the
+    decision and its reason."""
+    fc = model.forecast_of(valid) if len(valid) else None
+    if fc is None:
+        holds, note = False, "off: no forecast"
+    else:
+        holds, note = forecast_floor_holds(valid["late"].to_numpy(dtype=float), fc)
+    model.meta["forecast_floor"] = holds
+    model.meta["forecast_floor_note"] = note
+
+
 def evaluate_forecast(
     model: RiskModel,
     fdata: ForecastData,
@@ -602,7 +618,7 @@ def evaluate_forecast(
     assert fc_risk is not None  # the same model forecast the validation orders above
     p_forecast = fc_risk.p_late
     classifier = model.calibrate(model.raw_margin(risk_valid))
-    risk = agreed_risk(classifier, fc_risk)
+    risk = model.agreed(classifier, fc_risk)
     agreement = {
         "risk_pr_auc": classification_metrics(y_risk, risk)["pr_auc"],
         "classifier_pr_auc": classification_metrics(y_risk, classifier)["pr_auc"],
@@ -741,6 +757,8 @@ def _log_training(
             "capacity": model.meta.get("capacity", ""),
             "num_trees": model.meta["num_trees"],
             "calibration": model.meta["calibration"],
+            "forecast_floor": model.meta.get("forecast_floor", False),
+            "forecast_floor_note": model.meta.get("forecast_floor_note", ""),
             "cutoff": split.cutoff.isoformat(),
             "validation_cut": split.validation_cut.isoformat(),
             "validation_days": settings.validation_days,

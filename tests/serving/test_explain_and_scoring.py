@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -16,7 +18,8 @@ from serving.explain import EXPLANATION_COLUMNS
 from serving.runs import list_runs, load_run_rows, record_run
 from serving.scoring import score_open_orders, write_ranked
 from serving.store import home_store
-from training.model import agreed_risk
+from training.forecast import Forecast
+from training.model import agreed_risk, forecast_floor_holds
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +129,9 @@ def test_an_order_the_forecast_is_sure_will_be_late_is_not_ranked_safe(served, f
     probability of lateness (about 0.9 or more there), whatever the classifier said; elsewhere
     the classifier's calibrated risk stands."""
     rm = served.loaded.risk_model
+    # Training checked the forecast's claim on the validation window and kept the floor.
+    assert rm.meta["forecast_floor"] is True, rm.meta["forecast_floor_note"]
+    assert rm.meta["forecast_floor_note"].startswith("on: ")
     explained = explainer.explain(features)
     out, fc = explained.frame(), explained.forecast
     grace = rm.meta["late_grace_days"]
@@ -142,6 +148,38 @@ def test_an_order_the_forecast_is_sure_will_be_late_is_not_ranked_safe(served, f
     classifier = rm.calibrate(rm.raw_margin(features))
     keep = ~sure & not_past_due
     np.testing.assert_allclose(out["risk"].to_numpy()[keep], classifier[keep])
+    # A model whose forecast did not earn the floor serves the classifier alone.
+    untrusted = copy.copy(rm)
+    untrusted.meta = {**rm.meta, "forecast_floor": False}
+    np.testing.assert_array_equal(untrusted.predict_risk(features), classifier)
+
+
+def test_the_floor_is_kept_only_where_the_forecast_was_right_when_sure():
+    """``forecast_floor_holds``: enough sure examples, and most of them late."""
+    n = 100
+    p10 = np.where(np.arange(n) < 40, 5.0, -3.0)  # sure of lateness for the first 40
+    fc = Forecast(
+        days_late=p10 + 2,
+        p10=p10,
+        p90=p10 + 4,
+        p025=p10 - 1,
+        p975=p10 + 6,
+        stage_days=np.zeros((n, len(STAGES))),
+        p_late=np.where(p10 > 0, 0.95, 0.2),
+        pending=np.zeros((n, len(STAGES)), dtype=bool),
+        grace_days=0.0,
+    )
+    late = np.zeros(n)
+    late[:36] = 1  # 36 of the 40 were late: 90%
+    holds, note = forecast_floor_holds(late, fc)
+    assert holds and note.startswith("on: 90% of the 40")
+    late[:36] = 0
+    late[:20] = 1  # 50%
+    holds, note = forecast_floor_holds(late, fc)
+    assert not holds and "50% of the 40" in note and "needs 80%" in note
+    few = dataclasses.replace(fc, p10=np.where(np.arange(n) < 10, 5.0, -3.0))
+    holds, note = forecast_floor_holds(np.ones(n), few)
+    assert not holds and "for 10 validation examples" in note
 
 
 def test_reasons_in_chinese(features, explainer):
