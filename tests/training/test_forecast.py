@@ -28,9 +28,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_intervals_cover_on_the_validation_window_and_beat_both_baselines(trained):
-    """Seen: 80% interval coverage 0.831, 95% 0.961; MAE 1.36 days against on-plan's and
+    """Seen: 80% interval coverage 0.819, 95% 0.959; MAE 1.35 days against on-plan's and
     typical durations' (both intervals above zero). The peak season (the worlds' last weeks,
-    validated by benchmarks/model_vs_baselines.py) gives 0.77-0.82 / 0.95-0.96."""
+    validated by benchmarks/model_vs_baselines.py) gives 0.76-0.82 / 0.94-0.97."""
     _, _, result, _ = trained
     fc = result.forecast_metrics["forecast"]
     print("forecast", fc, "gains", result.forecast_gains)
@@ -73,5 +73,5 @@ def test_open_orders_past_due_rank_first_and_their_intervals_hold_the_delivery(t
     assert (np.diff(later) <= 1e-9).all()
     held = inside80[past_due & delivered].mean()
     print(f"past due: {past_due.sum()} orders, 80% interval holds the delivery for {held:.1%}")
-    assert held >= 0.75  # seen 0.822
+    assert held >= 0.75  # seen 0.778 (0.822 before the past-due scale model)
     assert all(r[0].startswith("the due date passed") for r in scores.loc[past_due, "reasons"])
