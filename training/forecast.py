@@ -114,6 +114,11 @@ class Forecast:
     grace_days: float = 0.0
     """The lateness ``p_late`` counts from (the model's grace days)."""
 
+    @property
+    def sure_late(self) -> np.ndarray:
+        """Rows whose 80% interval lies wholly beyond the grace days (at least 90% sure)."""
+        return self.p10 > self.grace_days
+
 
 N_BUCKETS = 4 * (len(STAGES) + 2)
 

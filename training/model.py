@@ -130,7 +130,7 @@ def agreed_risk(risk: np.ndarray, forecast: Forecast | None, floor: bool = True)
     0.44). Hence the check before the floor is used."""
     if not floor or forecast is None or len(risk) == 0:
         return risk
-    sure = forecast.p10 > forecast.grace_days
+    sure = forecast.sure_late
     return np.where(sure, np.maximum(risk, forecast.p_late), risk)
 
 
@@ -138,7 +138,7 @@ def forecast_floor_holds(late: np.ndarray, forecast: Forecast) -> tuple[bool, st
     """Whether the forecast has earned the floor of :func:`agreed_risk` on examples with known
     outcomes (``late``: 1 = late): at least ``FLOOR_MIN_EXAMPLES`` examples it was sure of, and
     at least ``FLOOR_MIN_LATE_SHARE`` of them late. Also says why, in words."""
-    sure = forecast.p10 > forecast.grace_days
+    sure = forecast.sure_late
     n = int(sure.sum())
     if n < FLOOR_MIN_EXAMPLES:
         return False, (
@@ -225,7 +225,9 @@ class RiskModel:
     def predict_risk(self, X: pd.DataFrame, num_threads: int | None = None) -> np.ndarray:
         """The probability that each order is late: the calibrated classifier, held up by the
         forecast where it is sure of lateness (:func:`agreed_risk`)."""
-        return self.agreed(self.calibrate(self.raw_margin(X, num_threads)), self.forecast_of(X))
+        encoded = self.encode(X)
+        risk = self.calibrate(self._margin(encoded, num_threads))
+        return self.agreed(risk, self._forecast_encoded(encoded, X))
 
     def contributions(
         self, X: pd.DataFrame, num_threads: int | None = None
@@ -260,7 +262,7 @@ class RiskModel:
             )
         ).reshape(len(encoded), k + 1)
         # The margin is the sum of contributions and base: one TreeSHAP pass gives both.
-        risk = self.agreed(self.calibrate(contrib.sum(axis=1)), self.forecast_of(X))
+        risk = self.agreed(self.calibrate(contrib.sum(axis=1)), self._forecast_encoded(encoded, X))
         out = pd.DataFrame(contrib[:, :k] @ self.stage_matrix, columns=STAGE_COLUMNS, index=X.index)
         out.insert(0, "risk", risk)
         return out
@@ -272,9 +274,11 @@ class RiskModel:
 
     def forecast_of(self, X: pd.DataFrame) -> Forecast | None:
         """The delivery forecast of each row of ``X`` (None when the model has none)."""
-        if self.forecast is None:
-            return None
-        return self.forecast.predict(self.encode(X), X)
+        return None if self.forecast is None else self._forecast_encoded(self.encode(X), X)
+
+    def _forecast_encoded(self, encoded: np.ndarray, X: pd.DataFrame) -> Forecast | None:
+        """:meth:`forecast_of` on rows already encoded (one encoding for risk and forecast)."""
+        return None if self.forecast is None else self.forecast.predict(encoded, X)
 
     @property
     def categorical_features(self) -> list[str]:
