@@ -13,6 +13,13 @@ STAGE_DAYS_COLUMNS: tuple[str, ...] = tuple(f"stage_days_{s}" for s in STAGES)
 """Days each process stage adds beyond its plan: observed for completed stages, forecast for the
 others, empty where the order has no such stage (``training.forecast``)."""
 
+STAGE_DAYS_IF_LATE_COLUMNS: tuple[str, ...] = tuple(f"stage_days_if_late_{s}" for s in STAGES)
+"""Days each process stage adds if the order ends up late: the forecast's outcomes in which it is
+late, averaged (``training.forecast.Forecast.stage_days_if_late``; observed for completed stages).
+``top_stage`` is the largest of them, and the page's bar draws them: the stage to blame if the
+order is late, which is not always the one with the largest expected days (a rare, long delay
+against a small certain slip)."""
+
 FORECAST_COLUMNS: tuple[str, ...] = (
     "predicted_days_late",
     "days_late_p10",
@@ -22,11 +29,12 @@ FORECAST_COLUMNS: tuple[str, ...] = (
     "predicted_delivery_date",
     "past_due_days",
     *STAGE_DAYS_COLUMNS,
+    *STAGE_DAYS_IF_LATE_COLUMNS,
 )
 """The delivery forecast of each order: days late (delivery minus the end of the due date, in
 days; negative = early) with its 80% (p10..p90) and 95% (p025..p975) intervals, the delivery
 date that means, how many days the due date is already behind (0 when not past due) and what
-each stage adds. Empty for models trained without a forecast."""
+each stage adds, expected and if the order is late. Empty for models trained without a forecast."""
 
 RANKED_COLUMNS: tuple[str, ...] = (
     "order_id",

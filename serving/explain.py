@@ -19,7 +19,9 @@ never below the forecast's own probability where the forecast is sure the order 
 and has earned that trust in training (``training.model.agreed_risk``).
 
 ``top_stage`` is where the delay will come from. With the model's delivery forecast, the stage
-expected to add the most days beyond its plan; without one, given ``expected_slips`` (per
+that adds the most days beyond its plan if the order is late (observed for completed stages;
+``training.forecast``'s days if late for the others, which names the true cause more often than
+the expected days); without one, given ``expected_slips`` (per
 stage, learned from the dataset's history by ``serving.cause.expected_stage_slips``) the stage
 with the largest own slip, observed so far or expected (``serving.cause.likely_cause``), which
 agrees with the true cause far more often than the largest SHAP stage; otherwise, or when no
@@ -43,7 +45,7 @@ from data.contract import EXPLANATION_STAGES, STAGES
 from features.registry import FeatureSpec
 from features.timeline import combine_codes
 from serving.cause import likely_cause_stages
-from serving.columns import STAGE_COLUMNS, STAGE_DAYS_COLUMNS
+from serving.columns import STAGE_COLUMNS, STAGE_DAYS_COLUMNS, STAGE_DAYS_IF_LATE_COLUMNS
 from serving.i18n import stage_name, t
 from serving.rows import Rows
 from training.forecast import Forecast
@@ -133,8 +135,11 @@ class Explanations:
             "predicted_delivery_date": delivery_dates(due, nan if fc is None else fc.days_late),
             "past_due_days": nan if self.past_due_days is None else self.past_due_days,
         }
+        if_late = None if fc is None else cause_days(fc)
         for i, column in enumerate(STAGE_DAYS_COLUMNS):
             out[column] = nan if fc is None else fc.stage_days[:, i]
+        for i, column in enumerate(STAGE_DAYS_IF_LATE_COLUMNS):
+            out[column] = nan if if_late is None else if_late[:, i]
         return out
 
 
@@ -223,7 +228,7 @@ class Explainer:
         top = _STAGE_NAMES[stages.argmax(axis=1)]
         cause: np.ndarray | None
         if fc is not None:
-            cause = forecast_cause(fc.stage_days)
+            cause = forecast_cause(cause_days(fc))
         elif expected_slips:
             cause = likely_cause_stages(rows, expected_slips, stage_shap=stages[:, _PROCESS_STAGES])
         else:
@@ -438,9 +443,16 @@ def delivery_dates(due_dates: np.ndarray, days_late: np.ndarray) -> np.ndarray:
     return out
 
 
+def cause_days(fc: Forecast) -> np.ndarray:
+    """The days ``top_stage`` is chosen by: each stage's days if the order is late, or its
+    expected days for a model saved without the forecast's draws."""
+    return fc.stage_days if fc.stage_days_if_late is None else fc.stage_days_if_late
+
+
 def forecast_cause(stage_days: np.ndarray) -> np.ndarray:
-    """Per row, the stage expected to add the most days beyond its plan (what it added so far
-    when completed, its forecast otherwise); None where no stage adds any."""
+    """Per row, the stage that adds the most days beyond its plan in ``stage_days`` (what it
+    added so far when completed; ``cause_days``' forecast otherwise); None where no stage adds
+    any."""
     filled = np.where(np.isfinite(stage_days), stage_days, -np.inf)
     best = filled.argmax(axis=1)
     most = filled[np.arange(len(filled)), best]
@@ -454,8 +466,8 @@ def forecast_reasons(
     fc: Forecast, top: np.ndarray, past_due: np.ndarray, lang: str
 ) -> list[str | None]:
     """The first reason each row's forecast gives: for an order past its due date, how long
-    ago and when it is expected (with its 80% interval); else the days its top stage adds
-    (None when it adds less than half a day)."""
+    ago and when it is expected (with its 80% interval); else the days its top stage adds if
+    the order is late (``cause_days``; None when it adds less than half a day)."""
     n = len(top)
     if n <= SMALL_ROWS:
         return _forecast_reasons_each(fc, top, past_due, lang)
@@ -478,13 +490,17 @@ def forecast_reasons(
     index = {st: i for i, st in enumerate(STAGES)}
     stage_of = np.fromiter((index.get(x, -1) for x in top), np.int64, n)
     rows = np.arange(n)
-    days = np.where(stage_of >= 0, fc.stage_days[rows, np.maximum(stage_of, 0)], np.nan)
+    blamed = cause_days(fc)
+    days = np.where(stage_of >= 0, blamed[rows, np.maximum(stage_of, 0)], np.nan)
     says = (past_due <= 0) & np.isfinite(days) & (days >= 0.5)
     pending = fc.pending[rows, np.maximum(stage_of, 0)]
+    ahead_key = (
+        "reason.stage_adds" if fc.stage_days_if_late is None else "reason.stage_adds_if_late"
+    )
     for i, stage in enumerate(STAGES):
         name = stage_name(stage, lang)
         name = name.lower() if lang == "en" else name
-        for is_pending, key in ((True, "reason.stage_adds"), (False, "reason.stage_added")):
+        for is_pending, key in ((True, ahead_key), (False, "reason.stage_added")):
             picked = np.flatnonzero(says & (stage_of == i) & (pending == is_pending))
             if len(picked):
                 text = t(key, lang, stage=name, days="{days}")
@@ -501,6 +517,10 @@ def _forecast_reasons_each(
     grouping them; the same sentences."""
     out: list[str | None] = []
     index = {s: i for i, s in enumerate(STAGES)}
+    blamed = cause_days(fc)
+    ahead_key = (
+        "reason.stage_adds" if fc.stage_days_if_late is None else "reason.stage_adds_if_late"
+    )
     for r in range(len(top)):
         if past_due[r] > 0:
             more = max(0.0, fc.days_late[r] - past_due[r])
@@ -518,12 +538,12 @@ def _forecast_reasons_each(
             )
             continue
         i = index.get(top[r])
-        days = fc.stage_days[r, i] if i is not None else np.nan
+        days = blamed[r, i] if i is not None else np.nan
         if not np.isfinite(days) or days < 0.5:
             out.append(None)
             continue
         name = stage_name(top[r], lang)
-        key = "reason.stage_adds" if fc.pending[r, i] else "reason.stage_added"
+        key = ahead_key if fc.pending[r, i] else "reason.stage_added"
         out.append(t(key, lang, stage=name.lower() if lang == "en" else name, days=f"{days:.1f}"))
     return out
 

@@ -27,7 +27,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Select, delete, insert, select
 
-from serving.columns import FORECAST_COLUMNS, RANKED_COLUMNS, TRANSLATED_REASON_COLUMNS
+from serving.columns import (
+    FORECAST_COLUMNS,
+    RANKED_COLUMNS,
+    STAGE_DAYS_IF_LATE_COLUMNS,
+    TRANSLATED_REASON_COLUMNS,
+)
 from serving.store import Store
 from serving.store.tables import (
     RANKED_LISTS,
@@ -254,7 +259,7 @@ def _rows_from_table(store: Store, run_id: str) -> pd.DataFrame:
     return frame
 
 
-AFTER_TABLE = ("supplier_id",)
+AFTER_TABLE = ("supplier_id", *STAGE_DAYS_IF_LATE_COLUMNS)
 """Ranked-list columns added after runs moved to Parquet blobs: ``scored_orders`` never has
 them (its runs read them empty)."""
 

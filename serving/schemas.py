@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from data.contract import EXPLANATION_STAGES, STAGES
 from serving.acks import AckOut
-from serving.columns import FORECAST_COLUMNS, STAGE_DAYS_COLUMNS
+from serving.columns import FORECAST_COLUMNS, STAGE_DAYS_COLUMNS, STAGE_DAYS_IF_LATE_COLUMNS
 from serving.i18n import Lang
 
 MAX_BATCH = 10_000
@@ -109,6 +109,15 @@ class ForecastOut(BaseModel):
         "completed stages, forecast for the others; negative = ahead of plan); only the stages "
         "the order has.",
     )
+    stage_days_if_late: dict[str, float] = Field(
+        default_factory=dict,
+        description="Days each process stage adds beyond its plan if the order ends up late "
+        "(the forecast's outcomes in which it is late, averaged; observed for completed "
+        "stages): `top_stage` is the largest. It can differ from the largest of `stage_days`: "
+        "a stage that rarely slips but then by days (shipping in winter) is the likelier "
+        "cause of a late delivery than one certain to add a little. Empty for runs recorded "
+        "before it.",
+    )
 
 
 def forecast_records(columns: Mapping[str, Any], n: int) -> list[dict[str, Any]]:
@@ -125,14 +134,18 @@ def forecast_records(columns: Mapping[str, Any], n: int) -> list[dict[str, Any]]
         if c == "predicted_delivery_date"
         else _floats(columns.get(c), n)
         for c in FORECAST_COLUMNS
-        if c not in STAGE_DAYS_COLUMNS
+        if c not in STAGE_DAYS_COLUMNS and c not in STAGE_DAYS_IF_LATE_COLUMNS
     }
     stage_days = [_floats(columns.get(c), n) for c in STAGE_DAYS_COLUMNS]
+    if_late = [_floats(columns.get(c), n) for c in STAGE_DAYS_IF_LATE_COLUMNS]
     out = []
     for i in range(n):
         row: dict[str, Any] = {c: v[i] for c, v in scalars.items()}
         row["stage_days"] = {
             s: d[i] for s, d in zip(STAGES, stage_days, strict=True) if d[i] is not None
+        }
+        row["stage_days_if_late"] = {
+            s: d[i] for s, d in zip(STAGES, if_late, strict=True) if d[i] is not None
         }
         out.append(row)
     return out

@@ -183,9 +183,16 @@ function signalsScale(items) {
     Object.values(contributions(it)).reduce((a, v) => a + Math.max(v, 0), 0)));
 }
 
+function barDays(item) {
+  // The days the bar draws: each stage's if the order is late (what top_stage is chosen by),
+  // else, for a run recorded before them, the expected days.
+  const ifLate = item.stage_days_if_late || {};
+  return Object.keys(ifLate).length ? ifLate : (item.stage_days || {});
+}
+
 function addedDays(item) {
-  // Days each stage adds beyond its plan, the stages that add some, in process order.
-  const days = item.stage_days || {};
+  // Days each stage adds beyond its plan if late, the stages that add some, in process order.
+  const days = barDays(item);
   return PROCESS_STAGES.filter((s) => (days[s] ?? 0) > 0).map((s) => [s, days[s]]);
 }
 
@@ -210,7 +217,7 @@ function daysBar(item, scale) {
     seg.title = t("ui.stage_days.adds", { stage: stageName(s), days: days(d) });
     wrap.append(seg);
   });
-  const all = item.stage_days || {};
+  const all = barDays(item);
   wrap.title = PROCESS_STAGES.filter((s) => s in all).map((s) =>
     `${stageName(s)}: ${all[s] >= 0 ? "+" : "−"}${days(all[s])}`).join("\n");
   box.append(wrap);

@@ -23,7 +23,12 @@ from sqlalchemy import (
     Text,
 )
 
-from serving.columns import FORECAST_COLUMNS, STAGE_COLUMNS, TRANSLATED_REASON_COLUMNS
+from serving.columns import (
+    FORECAST_COLUMNS,
+    STAGE_COLUMNS,
+    STAGE_DAYS_IF_LATE_COLUMNS,
+    TRANSLATED_REASON_COLUMNS,
+)
 
 METADATA = MetaData()
 
@@ -86,6 +91,8 @@ SCORED_ORDERS = Table(
     *(
         Column(c, String(10) if c == "predicted_delivery_date" else Float, nullable=True)
         for c in FORECAST_COLUMNS
+        # Newer than ranked lists as Parquet (migration 0003): only the Parquet list has them.
+        if c not in STAGE_DAYS_IF_LATE_COLUMNS
     ),
     # Who owns the top stage, in the run's language (NULL for runs recorded before owners).
     Column("owner", String(200), nullable=True),

@@ -264,11 +264,13 @@ def test_forecast_date_interval_badge_and_days_per_stage(served, browser):
             assert row["badge"] == f"Past due {want['past_due_days']:.1f} d", row
         else:
             assert row["badge"] is None, row
-        # The bar: one segment per stage adding days, in process order, as long as its days.
-        adds = [s for s in STAGES if want[f"stage_days_{s}"] > 0]
+        # The bar: one segment per stage adding days if the order is late, in process order,
+        # as long as those days.
+        adds = [s for s in STAGES if want[f"stage_days_if_late_{s}"] > 0]
         assert [s["stage"] for s in row["segments"]] == adds, row
         for segment in row["segments"]:
-            assert segment["days"] == pytest.approx(want[f"stage_days_{segment['stage']}"])
+            days = want[f"stage_days_if_late_{segment['stage']}"]
+            assert segment["days"] == pytest.approx(days)
             ratios.append(segment["width"] / segment["days"])
         # The longest segment is the top stage, named first under the bar (an order no stage
         # adds days to has no bar; its top stage is the model's).

@@ -44,9 +44,10 @@ def test_a_stage_not_finished_adds_its_expected_slip():
 def test_top_stage_names_the_true_cause_for_most_late_orders(served, explainer):
     """Among truly late orders in the top 200 by risk, how often top_stage is the simulator's
     ground-truth cause (the stage that slipped most against its plan). top_stage is the stage
-    the forecast expects to add the most days. Seen on this world: 64% of 110, against 23% for
-    the largest SHAP stage alone (74% against 22% on the demo's 20,000-order world:
-    benchmarks/cause_agreement.py); the bound is conservative."""
+    that adds the most days if the order is late. Seen on this world: 71.6% of 109 (66.1% for
+    the stage with the largest expected days), against 25.7% for the largest SHAP stage alone
+    (82.7% against 24.4% on the demo's 20,000-order world: benchmarks/cause_agreement.py). The
+    bound is issue 14's for this world: a change to the forecast that costs it fails here."""
     from features.build import open_order_features
 
     truth = served.world.ground_truth.set_index("order_id")
@@ -63,5 +64,5 @@ def test_top_stage_names_the_true_cause_for_most_late_orders(served, explainer):
         f"top_stage = true cause: {agreement:.1%} of {len(late)} late orders in the top 200 "
         f"(largest SHAP stage alone: {shap_agreement:.1%})"
     )
-    assert agreement >= 0.5
+    assert agreement >= 0.70
     assert agreement > shap_agreement + 0.15

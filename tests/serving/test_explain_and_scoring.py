@@ -13,7 +13,13 @@ import pytest
 from data.contract import STAGES
 from data.dataset import open_orders
 from features.build import open_order_features
-from serving.columns import FORECAST_COLUMNS, RANKED_COLUMNS, STAGE_COLUMNS, STAGE_DAYS_COLUMNS
+from serving.columns import (
+    FORECAST_COLUMNS,
+    RANKED_COLUMNS,
+    STAGE_COLUMNS,
+    STAGE_DAYS_COLUMNS,
+    STAGE_DAYS_IF_LATE_COLUMNS,
+)
 from serving.explain import EXPLANATION_COLUMNS
 from serving.runs import list_runs, load_run_rows, record_run
 from serving.scoring import score_open_orders, write_ranked
@@ -47,14 +53,29 @@ def test_explain_contract(served, features, explainer):
     assert (out["risk"][past_due] == 1.0).all()
     np.testing.assert_allclose(out["past_due_days"][past_due], -features["slack_days"][past_due])
     assert (out["past_due_days"][~past_due] == 0).all()
-    # top_stage: the stage the forecast expects to add the most days beyond its plan.
-    days = out[list(STAGE_DAYS_COLUMNS)].to_numpy()
+    # top_stage: the stage that adds the most days beyond its plan if the order is late.
+    expected_days = out[list(STAGE_DAYS_COLUMNS)].to_numpy()
+    days = out[list(STAGE_DAYS_IF_LATE_COLUMNS)].to_numpy()
+    # Completed stages: observed, the same in both; the stages ahead add, over the draws in
+    # which the order is late, at least what it lacks to be late (grace 0 here).
+    fc = explainer.explain(features).forecast
+    done = np.isfinite(expected_days) & ~fc.pending
+    np.testing.assert_array_equal(days[done], expected_days[done])
+    extra = np.where(fc.pending, days - expected_days, 0.0).sum(axis=1)
+    can_be_late = np.isfinite(extra) & (fc.pending.any(axis=1)) & (extra != 0)
+    assert can_be_late.mean() > 0.9
+    point = out["predicted_days_late"].to_numpy()
+    grace = float(rm.meta.get("late_grace_days", 0))
+    assert (extra[can_be_late] > grace - point[can_be_late] - 1e-9).all()
+    # Some orders are blamed on a stage other than the one with the largest expected days.
+    largest_expected = np.nanargmax(np.where(np.isfinite(expected_days), expected_days, -np.inf), 1)
     adds = np.nanmax(np.where(np.isfinite(days), days, -np.inf), axis=1) > 0
     assert adds.mean() > 0.9
     expected = np.asarray(STAGES, dtype=object)[
         np.nanargmax(np.where(np.isfinite(days), days, -np.inf), axis=1)
     ]
     assert (out["top_stage"].to_numpy()[adds] == expected[adds]).all()
+    assert (expected[adds] != np.asarray(STAGES, dtype=object)[largest_expected][adds]).any()
     # The forecast: a point inside its intervals, never before as_of.
     fc = out["predicted_days_late"]
     assert (out["days_late_p025"] <= out["days_late_p10"] + 1e-9).all()
@@ -104,10 +125,14 @@ def test_reasons_are_filled_sentences_of_positive_contributions(served, features
     not_due = (features["slack_days"] >= 0).to_numpy()
     i = int(np.flatnonzero(not_due)[np.argmax(out["risk"].to_numpy()[not_due])])
     stage = out["top_stage"].iloc[i]
-    days = out[f"stage_days_{stage}"].iloc[i]
+    days = out[f"stage_days_if_late_{stage}"].iloc[i]
     assert days >= 0.5
     first = out["reasons"].iloc[i][0]
-    assert first.startswith(f"the {stage} stage") and f"{days:.1f} days beyond its plan" in first
+    pending = explainer.explain(features).forecast.pending[i, STAGES.index(stage)]
+    lead = (
+        f"if it is late, most likely through the {stage} stage" if pending else f"the {stage} stage"
+    )
+    assert first.startswith(lead) and f"{days:.1f} days beyond its plan" in first
     assert out["reasons"].iloc[i][1:] == _shap_reasons(rm, explainer, features, out, i)
 
 
