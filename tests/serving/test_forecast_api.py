@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from data.contract import STAGES
-from serving.columns import FORECAST_COLUMNS, STAGE_DAYS_COLUMNS
+from serving.columns import FORECAST_COLUMNS, STAGE_DAYS_COLUMNS, STAGE_DAYS_IF_LATE_COLUMNS
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -27,11 +27,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("served", ["sqlite", "postgresql"], indirect=True, scope="session")
 
 
-NUMBERS = [c for c in FORECAST_COLUMNS if c not in (*STAGE_DAYS_COLUMNS, "predicted_delivery_date")]
+NUMBERS = [
+    c
+    for c in FORECAST_COLUMNS
+    if c not in (*STAGE_DAYS_COLUMNS, *STAGE_DAYS_IF_LATE_COLUMNS, "predicted_delivery_date")
+]
+BY_STAGE = ("stage_days", "stage_days_if_late")
 NULL_FORECAST = {
     **{c: None for c in NUMBERS},
     "predicted_delivery_date": None,
-    "stage_days": {},
+    **{key: {} for key in BY_STAGE},
 }
 
 
@@ -39,9 +44,8 @@ def expected(row: pd.Series) -> dict:
     """What the API should say of one row of the recorded run (NaN as null, stages it has)."""
     out = {c: None if pd.isna(row[c]) else float(row[c]) for c in NUMBERS}
     out["predicted_delivery_date"] = row["predicted_delivery_date"]
-    out["stage_days"] = {
-        s: float(row[f"stage_days_{s}"]) for s in STAGES if pd.notna(row[f"stage_days_{s}"])
-    }
+    for key in BY_STAGE:
+        out[key] = {s: float(row[f"{key}_{s}"]) for s in STAGES if pd.notna(row[f"{key}_{s}"])}
     return out
 
 
@@ -52,9 +56,10 @@ def assert_forecast(got: dict, want: dict, atol: float = 1e-9) -> None:
         else:
             assert got[c] == pytest.approx(want[c], abs=atol), c
     assert got["predicted_delivery_date"] == want["predicted_delivery_date"]
-    assert set(got["stage_days"]) == set(want["stage_days"])
-    for stage, days in want["stage_days"].items():
-        assert got["stage_days"][stage] == pytest.approx(days, abs=atol), stage
+    for key in BY_STAGE:
+        assert set(got[key]) == set(want[key]), key
+        for stage, days in want[key].items():
+            assert got[key][stage] == pytest.approx(days, abs=atol), (key, stage)
 
 
 def at_risk(client, headers, **params) -> dict:
@@ -293,7 +298,7 @@ def test_openapi_documents_the_forecast_fields_with_their_units(client):
     schemas = spec["components"]["schemas"]
     for name in ("RiskResult", "AtRiskOrder", "OrderExplanation"):
         props = schemas[name]["properties"]
-        for field in (*NUMBERS, "predicted_delivery_date", "stage_days"):
+        for field in (*NUMBERS, "predicted_delivery_date", *BY_STAGE):
             assert field in props, (name, field)
             assert props[field].get("description"), (name, field)
         assert "days" in props["predicted_days_late"]["description"]
@@ -393,19 +398,25 @@ def test_the_answers_fields_are_the_runs_forecast_columns():
     days left out."""
     from serving.schemas import ForecastOut, forecast_records
 
-    scalars = [c for c in FORECAST_COLUMNS if c not in STAGE_DAYS_COLUMNS]
-    assert list(ForecastOut.model_fields) == [*scalars, "stage_days"]
+    scalars = [
+        c
+        for c in FORECAST_COLUMNS
+        if c not in STAGE_DAYS_COLUMNS and c not in STAGE_DAYS_IF_LATE_COLUMNS
+    ]
+    assert list(ForecastOut.model_fields) == [*scalars, *BY_STAGE]
     columns = {
         "predicted_days_late": np.array([2.5, np.nan]),
         "days_late_p10": np.array([1.0, np.nan]),
         "predicted_delivery_date": np.array(["2025-01-04", None], dtype=object),
         "stage_days_procurement": np.array([2.0, np.nan]),
         "stage_days_shipping": np.array([-0.5, np.nan]),
+        "stage_days_if_late_shipping": np.array([1.5, np.nan]),
     }
     first, second = forecast_records(columns, 2)
     assert list(first) == list(ForecastOut.model_fields)
     assert first["predicted_days_late"] == 2.5 and first["days_late_p90"] is None
     assert first["predicted_delivery_date"] == "2025-01-04"
     assert first["stage_days"] == {"procurement": 2.0, "shipping": -0.5}
-    assert second == {**{c: None for c in scalars}, "stage_days": {}}
+    assert first["stage_days_if_late"] == {"shipping": 1.5}
+    assert second == {**{c: None for c in scalars}, "stage_days": {}, "stage_days_if_late": {}}
     assert forecast_records(columns, 0) == []
