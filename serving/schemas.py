@@ -68,6 +68,12 @@ STAGE_UNIT = (
 
 DAYS_LATE_UNIT = "in days after the end of the due date (> 0: late, < 0: early)"
 
+TOP_STAGE_TEXT = (
+    "Where the delay will come from: the stage that adds the most days beyond its plan if the "
+    "order is late (the largest of `stage_days_if_late`); for a model without a forecast, the "
+    "stage with the largest own slip observed or expected, else the largest contribution."
+)
+
 
 class ForecastOut(BaseModel):
     """The delivery forecast of one open order (``training.forecast``; the run's
@@ -241,9 +247,7 @@ class _RiskResultFields(BaseModel):
         description="Calibrated probability that the order is delivered late (null for an order "
         "that is not open)."
     )
-    top_stage: Stage | None = Field(
-        description="The stage contributing most to the risk (null for an order not open)."
-    )
+    top_stage: Stage | None = Field(description=f"{TOP_STAGE_TEXT} Null for an order not open.")
     stage_contributions: dict[str, float] = Field(description=STAGE_UNIT)
     reasons: list[str] = Field(description="Up to three sentences: what raises the risk most.")
     status: OrderStatus = Field(
@@ -285,7 +289,7 @@ class _AtRiskOrderFields(BaseModel):
     order_id: str
     rank: int
     risk: float
-    top_stage: Stage
+    top_stage: Stage = Field(description=TOP_STAGE_TEXT)
     stage_contributions: dict[str, float] = Field(description=STAGE_UNIT)
     reasons: list[str]
     plant_id: str | None
@@ -338,7 +342,7 @@ class _OrderExplanationFields(BaseModel):
     order_id: str
     as_of: datetime
     risk: float | None
-    top_stage: Stage | None
+    top_stage: Stage | None = Field(description=TOP_STAGE_TEXT)
     stage_contributions: dict[str, float] = Field(description=STAGE_UNIT)
     base_value: float | None = Field(
         description="The model's average raw score (log-odds); base plus "

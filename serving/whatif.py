@@ -546,7 +546,9 @@ class Outcome(ForecastOut):
     """The order's risk, cause and forecast in one state (now, or with changes)."""
 
     risk: float = Field(description="Probability of missing the due date (1: past due).")
-    top_stage: str = Field(description="The stage expected to add the most days.")
+    top_stage: str = Field(
+        description="The stage that adds the most days beyond its plan if the order is late."
+    )
     owner: str | None = Field(default=None, description="The department owning `top_stage`.")
     stage_contributions: dict[str, float] = Field(description=STAGE_UNIT)
     reasons: list[str]
