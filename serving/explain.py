@@ -449,6 +449,11 @@ def cause_days(fc: Forecast) -> np.ndarray:
     return fc.stage_days if fc.stage_days_if_late is None else fc.stage_days_if_late
 
 
+def _ahead_key(fc: Forecast) -> str:
+    """The sentence for a top stage still ahead: its days if late, or its expected days."""
+    return "reason.stage_adds" if fc.stage_days_if_late is None else "reason.stage_adds_if_late"
+
+
 def forecast_cause(stage_days: np.ndarray) -> np.ndarray:
     """Per row, the stage that adds the most days beyond its plan in ``stage_days`` (what it
     added so far when completed; ``cause_days``' forecast otherwise); None where no stage adds
@@ -494,9 +499,7 @@ def forecast_reasons(
     days = np.where(stage_of >= 0, blamed[rows, np.maximum(stage_of, 0)], np.nan)
     says = (past_due <= 0) & np.isfinite(days) & (days >= 0.5)
     pending = fc.pending[rows, np.maximum(stage_of, 0)]
-    ahead_key = (
-        "reason.stage_adds" if fc.stage_days_if_late is None else "reason.stage_adds_if_late"
-    )
+    ahead_key = _ahead_key(fc)
     for i, stage in enumerate(STAGES):
         name = stage_name(stage, lang)
         name = name.lower() if lang == "en" else name
@@ -518,9 +521,7 @@ def _forecast_reasons_each(
     out: list[str | None] = []
     index = {s: i for i, s in enumerate(STAGES)}
     blamed = cause_days(fc)
-    ahead_key = (
-        "reason.stage_adds" if fc.stage_days_if_late is None else "reason.stage_adds_if_late"
-    )
+    ahead_key = _ahead_key(fc)
     for r in range(len(top)):
         if past_due[r] > 0:
             more = max(0.0, fc.days_late[r] - past_due[r])

@@ -167,6 +167,7 @@ class DelayForecast:
         self.feature_names = list(feature_names)
         self.grace_days = grace_days
         self.seed = seed
+        self.cause_draws_: np.ndarray | None = None
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(
@@ -361,11 +362,12 @@ class DelayForecast:
         """Per stage, ``CAUSE_DRAWS`` quantiles of its regression's residuals (what the stage
         finally added minus its forecast, where it was still ahead) over the whole training
         history, each stage's in its own fixed shuffled order: the draws of
-        :meth:`_if_late`. The whole history, not the calibration window: that window is the
-        most recent fifth, one season, and a stage whose tail is seasonal (shipping in winter)
-        would have none there. In sample for the earlier orders, which hardly matters for a
-        tail the regressions do not predict."""
-        self.stage_residuals_: dict[str, list[float]] = {}
+        :meth:`_if_late` (stages x draws, 0 for a stage with too few examples). The whole
+        history, not the calibration window: that window is the most recent fifth, one season,
+        and a stage whose tail is seasonal (shipping in winter) would have none there. In
+        sample for the earlier orders, which hardly matters for a tail the regressions do not
+        predict."""
+        draws = np.zeros((len(STAGES), CAUSE_DRAWS))
         levels = (np.arange(CAUSE_DRAWS) + 0.5) / CAUSE_DRAWS
         for i, stage in enumerate(STAGES):
             target = np.asarray(targets[f"added_{stage}"], dtype=np.float64)
@@ -374,9 +376,10 @@ class DelayForecast:
             if len(rows) < MIN_ROWS:
                 continue
             residual = target[rows] - self._predict_model(stage, X, rows)
-            draws = np.quantile(residual, levels)
             order = np.random.default_rng(self.seed + i).permutation(CAUSE_DRAWS)
-            self.stage_residuals_[stage] = [float(v) for v in draws[order]]
+            draws[i] = np.quantile(residual, levels)[order]
+        # No stage with examples: nothing to draw, the top stage is by the expected days.
+        self.cause_draws_ = draws if draws.any() else None
 
     # -- predicting ------------------------------------------------------------------------
     def _predict_model(self, name: str, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -482,16 +485,10 @@ class DelayForecast:
         every row, so a row's answer does not depend on its batch); ``stage_days`` where no
         draw is late, and for completed stages (observed). None for a model saved without the
         draws."""
-        residuals = getattr(self, "stage_residuals_", None)
-        if not residuals:
+        draws = self.cause_draws_
+        if draws is None:
             return None
-        k = CAUSE_DRAWS
-        draws = np.zeros((len(STAGES), k))
-        for i, stage in enumerate(STAGES):
-            if stage in residuals:
-                draws[i] = residuals[stage]
-        ahead = np.where(pending, 1.0, 0.0)  # rows x stages
-        total = point[:, None] + ahead @ draws  # rows x draws
+        total = point[:, None] + pending.astype(np.float64) @ draws  # rows x draws
         late = total > self.grace_days
         n_late = late.sum(axis=1)
         mean_late = (late.astype(np.float64) @ draws.T) / np.maximum(n_late, 1)[:, None]
@@ -516,7 +513,7 @@ class DelayForecast:
             "direct_mean": self.direct_mean_,
             "quantiles": {str(k): v for k, v in self.quantiles_.items()},
             "residuals": {str(k): v for k, v in self.residuals_.items()},
-            "stage_residuals": getattr(self, "stage_residuals_", {}),
+            "cause_draws": None if self.cause_draws_ is None else self.cause_draws_.tolist(),
             "models": [name for name, model in self._models.items() if model is not None],
         }
         (directory / "forecast.json").write_text(json.dumps(meta), encoding="utf-8")
@@ -531,7 +528,9 @@ class DelayForecast:
         out.direct_mean_ = meta["direct_mean"]
         out.quantiles_ = {int(k): v for k, v in meta["quantiles"].items()}
         out.residuals_ = {int(k): v for k, v in meta["residuals"].items()}
-        out.stage_residuals_ = meta.get("stage_residuals", {})
+        # A model saved before the draws has none: its top stage is by the expected days.
+        draws = meta.get("cause_draws")
+        out.cause_draws_ = None if draws is None else np.asarray(draws, dtype=np.float64)
         out._models = {name: None for name in (*STAGES, DIRECT, SCALE, SCALE_PAST_DUE, REMAINING)}
         for name in meta["models"]:
             out._models[name] = lgb.Booster(model_file=str(directory / f"{name}.txt"))
