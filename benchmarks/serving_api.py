@@ -14,8 +14,11 @@ load generator in its own process: Debian's package 4.1.0, `apt-get install -y w
 5. a page of the at-risk list over a run of 100,000 scored open orders (target < 100 ms).
 
 Every single-order request names the next id of all the open orders, shuffled: no id repeats
-within a run (the server keeps no answer cache; it serves every order open at its snapshot from
-the features it built at start-up, and scores and explains each request anew).
+within a run. By default the server answers them from the batch it made at start-up (every
+order open at its snapshot explained at once, ``serving.answers``); the benchmark waits for that
+batch and prints how long it took. ``--no-precompute`` serves with
+``OTD_RISK_SERVE_PRECOMPUTE_ANSWERS=false``: every request scored and explained as it comes, from
+the features built at start-up (the path of orders sent by value or at another as_of).
 Setup as benchmarks/score_speed.py (champion + busy world + one recorded scoring run).
 Run: .venv/bin/python benchmarks/serving_api.py [--open N] [--home DIR] [--seconds S]
 The machine has 2 cores shared with other work (and with wrk): figures vary with the load, so
@@ -135,6 +138,11 @@ def main() -> None:
     parser.add_argument(
         "--no-access-log", action="store_true", help="Serve without uvicorn's access log."
     )
+    parser.add_argument(
+        "--no-precompute",
+        action="store_true",
+        help="Explain every request as it comes (no batch of answers made at start-up).",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (Debian's 4.1.0)")
@@ -171,6 +179,8 @@ def main() -> None:
 
     port = free_port()
     env = {**env, "OTD_RISK_DATA": str(world_dir)}
+    if args.no_precompute:
+        env["OTD_RISK_SERVE_PRECOMPUTE_ANSWERS"] = "false"
     command = [str(OTD_RISK), "serve", "--port", str(port), "--workers", "1"]
     command += ["--reload-seconds", "0"]
     if args.no_access_log:
@@ -193,6 +203,14 @@ def main() -> None:
             f"and features of {len(ids):,} open orders); access log "
             f"{'off' if args.no_access_log else 'on'}"
         )
+        if args.no_precompute:
+            print("answers: each request scored and explained as it comes (--no-precompute)")
+        else:
+            made = wait_for_answers(base, proc)
+            print(
+                f"answers of {made:,} open orders made in one batch "
+                f"{time.perf_counter() - t0:.1f} s after start (serving.answers)"
+            )
         print(f"load average before: {_load()}")
         wrk_env = {"OTD_KEY": key, "IDS_FILE": str(ids_file)}
         run_wrk(base, wrk_env, args.seconds, len(ids), proc.pid)
@@ -201,6 +219,20 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def wait_for_answers(base: str, proc: subprocess.Popen) -> int:
+    """Wait until the server answers the open orders from its batch (its metrics say how many)."""
+    while True:
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith("otd_risk_answered_open_orders "):
+                made = int(float(line.split()[1]))
+                if made > 0:
+                    return made
+        if proc.poll() is not None:
+            raise SystemExit("the server exited; run `otd-risk serve` by hand to see why")
+        time.sleep(0.5)
 
 
 def _load() -> str:
@@ -221,7 +253,7 @@ def run_wrk(base: str, env: dict[str, str], seconds: float, n_ids: int, pid: int
     top_env = {**env, "IDS_START": str(n_ids // 3)}
     top, top_cpu = wrk(risk, "risk_one.lua", seconds, CONNECTIONS, top_env, pid)
     print(
-        f"one order by id, score+explain, wrk -t1 -c{CONNECTIONS}: {top.rate:,.0f} req/s "
+        f"one order by id, score+explain+forecast, wrk -t1 -c{CONNECTIONS}: {top.rate:,.0f} req/s "
         f"({top.latency()}){top.errors()} (target >= 1,000 req/s); "
         f"{top.rate / empty.rate:.2f}x the empty route's rate; server CPU {top_cpu:.3f} "
         "ms/request"

@@ -99,6 +99,7 @@ def create_app(settings: ServingConfig, options: ServeOptions | None = None) -> 
         state = ServingState(settings, app.state.store)
         state.expects_data = options.load_data and bool(settings.data)
         app.state.serving = state
+        state.answers.on_made = lambda answers: metrics.answered_orders.set(answers.n)
         await _start_bounded(state, options, app)
         webhook_worker = start_webhook_worker(app, settings)
         watcher = None
@@ -181,6 +182,8 @@ def _start(state: ServingState, options: ServeOptions, app: FastAPI) -> None:
         log.exception("loading the champion failed")
     if options.load_data and state.model is not None:
         state.load_data()
+        if state.data is not None:
+            state.answers.start(state.model, state.data)
     _refresh_run(state, app)
     gc.collect()  # once, at start: no garbage of the loading is frozen with what it built
     _freeze_heap()

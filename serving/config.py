@@ -53,6 +53,9 @@ class ServingConfig(RegistryConfig, Protocol):
     def serve_max_body_mb(self) -> float: ...
 
     @property
+    def serve_precompute_answers(self) -> bool: ...
+
+    @property
     def stage_owners(self) -> Mapping[str, StageOwner]:
         """Who acts on each stage (``serving.owners``): the defaults with the company's own on
         top; an order's ``owner`` is its top stage's."""

@@ -52,6 +52,12 @@ class Metrics:
         self.run_orders = Gauge(
             "otd_risk_latest_run_orders", "Orders in the latest scoring run", registry=self.registry
         )
+        self.answered_orders = Gauge(
+            "otd_risk_answered_open_orders",
+            "Open orders answered by id from the batch made for the served model and snapshot "
+            "(serving.answers; 0 until it is made)",
+            registry=self.registry,
+        )
 
     def render(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

@@ -125,6 +125,10 @@ class ServingState:
         """Whether this server looks orders up by id (``settings.data`` loaded at start): then it
         is ready only once the dataset is loaded too."""
         self._failed_version: str | None = None
+        from serving.answers import AnswerBatch
+
+        self.answers = AnswerBatch(settings.serve_precompute_answers)
+        """The answers of the open orders by id, made in one batch per model and snapshot."""
         self._lock = threading.Lock()  # one refresh at a time; readers never wait for it
 
     @property
