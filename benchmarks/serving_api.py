@@ -216,9 +216,18 @@ def main() -> None:
         run_wrk(base, wrk_env, args.seconds, len(ids), proc.pid)
         run_python(base, key, ids, ranked)
         print(f"load average after: {_load()}")
+        print(f"server peak RSS: {server_peak_gib(proc.pid):.2f} GiB")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def server_peak_gib(pid: int) -> float:
+    """The server process's peak resident memory so far (Linux's VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
 
 
 def wait_for_answers(base: str, proc: subprocess.Popen) -> int:

@@ -172,13 +172,15 @@ class AnswerBatch:
         answers = self._answers
         if answers is not None and answers.matches(model, data):
             return answers
-        if self.enabled and model is not None and data is not None:
+        if model is not None and data is not None:
             self.start(model, data)
         return None
 
     def start(self, model, data) -> None:
         """Make the answers for ``model`` and ``data`` in a daemon thread, unless they are
-        being made already."""
+        being made already or the batch is turned off."""
+        if not self.enabled:
+            return
         with self._lock:
             if self._making == (id(model), id(data)):
                 return

@@ -92,6 +92,8 @@ def test_answers_belong_to_one_model_and_one_snapshot(state):
     assert not answers.matches(object(), state.data)
     assert not answers.matches(state.model, object())
     assert answers.n == len(state.data.open_features)
-    # Disabled, nothing is made and every request is explained as it comes.
+    # Disabled, nothing is made (not even when asked to start) and every request is explained
+    # as it comes.
+    batch.start(state.model, state.data)
     assert batch.get(state.model, state.data) is None
     assert batch.wait(state.model, state.data, 0.2) is None
