@@ -67,6 +67,8 @@ SESSION_DEFAULTS: dict[str, str] = {
     + Path(__file__).with_name("spark_log4j2.properties").as_uri(),
 }
 """Session settings the engine needs, applied unless the cluster's configuration sets them."""
+
+
 def local_driver_memory() -> str:
     """The driver's heap in local mode: a third of the machine's memory, 4 to 32 GiB. The
     executors run in that JVM, so it holds every task's results on their way to pandas (about
