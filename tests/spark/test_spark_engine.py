@@ -82,6 +82,23 @@ def test_spark_written_parquet_folders_with_spark_timestamps_read_the_same(
 # --- features, scores, explanations ------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("machine_gib", "heap"), [(8, "4g"), (16, "5g"), (24, "8g"), (23.4, "7g"), (256, "32g")]
+)
+def test_local_driver_heap_is_a_third_of_the_machine_within_bounds(
+    monkeypatch, machine_gib, heap
+):
+    """The local JVM runs the executors and holds their results: 4 GiB ran out at 1,000,000
+    scored orders, so the heap follows the machine (a third, 4 to 32 GiB)."""
+    from features import spark_features
+
+    page = 4096
+    pages = int(machine_gib * 2**30) // page
+    sizes = {"SC_PAGE_SIZE": page, "SC_PHYS_PAGES": pages}
+    monkeypatch.setattr(spark_features.os, "sysconf", lambda name: sizes[name])
+    assert spark_features.local_driver_memory() == heap
+
+
 def test_plant_bins_keep_each_plant_whole_and_balance_the_tasks():
     plants = np.array(["A"] * 5 + ["B"] * 3 + ["C"] * 2 + ["D"] * 2, dtype=object)
     bins = plant_bins(plants, 2)
