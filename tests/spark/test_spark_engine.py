@@ -85,9 +85,7 @@ def test_spark_written_parquet_folders_with_spark_timestamps_read_the_same(
 @pytest.mark.parametrize(
     ("machine_gib", "heap"), [(8, "4g"), (16, "5g"), (24, "8g"), (23.4, "7g"), (256, "32g")]
 )
-def test_local_driver_heap_is_a_third_of_the_machine_within_bounds(
-    monkeypatch, machine_gib, heap
-):
+def test_local_driver_heap_is_a_third_of_the_machine_within_bounds(monkeypatch, machine_gib, heap):
     """The local JVM runs the executors and holds their results: 4 GiB ran out at 1,000,000
     scored orders, so the heap follows the machine (a third, 4 to 32 GiB)."""
     from features import spark_features
