@@ -166,6 +166,8 @@ class AnswerBatch:
         """Called with the answers each time a batch is swapped in (the server's metrics)."""
         self._answers: Answers | None = None
         self._making: tuple[int, int] | None = None
+        self._failed: tuple[int, int] | None = None
+        """The pair whose batch failed: not tried again (each request would start it anew)."""
         self._lock = threading.Lock()
 
     def get(self, model, data) -> Answers | None:
@@ -181,10 +183,11 @@ class AnswerBatch:
         being made already or the batch is turned off."""
         if not self.enabled:
             return
+        pair = (id(model), id(data))
         with self._lock:
-            if self._making == (id(model), id(data)):
+            if pair in (self._making, self._failed):
                 return
-            self._making = (id(model), id(data))
+            self._making = pair
         threading.Thread(
             target=self._make, args=(model, data), name="otd-risk-answers", daemon=True
         ).start()
@@ -205,6 +208,7 @@ class AnswerBatch:
         except Exception:  # noqa: BLE001 - requests are answered the ordinary way instead
             log.exception("making the answers of the open orders failed; scoring each request")
             with self._lock:
+                self._failed = (id(model), id(data))
                 self._making = None
             return
         with self._lock:

@@ -97,3 +97,24 @@ def test_answers_belong_to_one_model_and_one_snapshot(state):
     batch.start(state.model, state.data)
     assert batch.get(state.model, state.data) is None
     assert batch.wait(state.model, state.data, 0.2) is None
+
+
+def test_a_batch_that_fails_is_not_tried_again(state, monkeypatch, caplog):
+    """A failure is logged once and requests are explained as they come; the batch is not
+    started anew by every request (each would explain every open order again)."""
+    from serving import answers as answers_module
+
+    calls = []
+
+    def broken(model, data):
+        calls.append(1)
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(answers_module, "build_answers", broken)
+    batch = AnswerBatch()
+    with caplog.at_level("ERROR", logger="otd_risk.serving"):
+        assert batch.wait(state.model, state.data, 1.0) is None
+        for _ in range(5):
+            assert batch.get(state.model, state.data) is None
+    assert calls == [1]
+    assert "making the answers of the open orders failed" in caplog.text
