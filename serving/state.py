@@ -74,6 +74,9 @@ class DataSnapshot:
     """Per stage, the own slip a stage not finished yet typically adds (serving.cause)."""
     label: str = "the dataset"
     """How callers are told which dataset this is (never its path: ``dataset_label``)."""
+    feature_options: dict = field(default_factory=dict)
+    """What ``open_features`` was built with (``features.build``'s extra order columns and
+    history pairs): a champion needing more is served only once they are built."""
     order_ids: dict[str, int] = field(init=False, repr=False)
     """Each order's row in ``dataset.orders`` (order_id is unique by contract). Dicts, here and
     below: comparing 200,000 ids, pandas' label lookup or ``Index.intersection`` cost
@@ -187,6 +190,19 @@ class ServingState:
                 )
                 log.error("%s", self.last_error)
                 raise ModelLoadError(self.last_error) from exc
+            data = self.data
+            if data is not None and not _covers(data.feature_options, snapshot, data.dataset):
+                # A retrained champion may use other history pairs or extra columns (chosen on
+                # its training data): the open orders' features are built for both models
+                # before the swap, so neither finds a column missing meanwhile.
+                self.data = self._data_snapshot(
+                    data.dataset,
+                    data.as_of,
+                    _union(data.feature_options, _options(snapshot, data.dataset)),
+                    data.expected_slips,
+                    data.label,
+                )
+                log.info("open orders' features rebuilt for model version %s", loaded.version)
             self.model = snapshot
             self.last_error = None
             self._failed_version = None
@@ -212,8 +228,6 @@ class ServingState:
         if not self.settings.data or self.model is None:
             return
         from data.load import load_dataset
-        from features.build import build_features
-        from serving.scoring import model_feature_options
 
         dataset = load_dataset(
             self.settings.data,
@@ -221,17 +235,24 @@ class ServingState:
             capacity_horizon_days=self.settings.capacity_planning_horizon_days,
         )
         t = dataset.snapshot_time()
-        options = model_feature_options(self.model.risk_model, dataset)
-        features = build_features(dataset, open_orders(dataset.orders, t), t, **options)
         from serving.cause import expected_stage_slips
 
-        self.data = DataSnapshot(
+        self.data = self._data_snapshot(
             dataset,
             t,
-            features,
+            _options(self.model, dataset),
             expected_stage_slips(dataset, t),
-            label=self.settings.data_label or dataset_label(self.settings.data),
+            self.settings.data_label or dataset_label(self.settings.data),
         )
+
+    @staticmethod
+    def _data_snapshot(
+        dataset: Dataset, t: pd.Timestamp, options: dict, slips: dict, label: str
+    ) -> DataSnapshot:
+        from features.build import build_features
+
+        features = build_features(dataset, open_orders(dataset.orders, t), t, **options)
+        return DataSnapshot(dataset, t, features, slips, label=label, feature_options=options)
 
     # -- scoring runs --------------------------------------------------------------------
     def refresh_run(self) -> bool:
@@ -241,6 +262,33 @@ class ServingState:
             return False
         self.run = RunSnapshot(info, load_run_rows(self.store, info.run_id))
         return True
+
+
+def _options(model: ModelSnapshot, dataset: Dataset) -> dict:
+    """What ``features.build`` needs for ``model`` on ``dataset`` (``model_feature_options``)."""
+    from serving.scoring import model_feature_options
+
+    return model_feature_options(model.risk_model, dataset)
+
+
+def _covers(built: dict, model: ModelSnapshot, dataset: Dataset) -> bool:
+    """Whether features built with ``built`` hold every column ``model`` reads."""
+    needed = _options(model, dataset)
+    return set(needed["extra_order_columns"]) <= set(built.get("extra_order_columns", [])) and {
+        tuple(p) for p in needed["rate_pairs"]
+    } <= {tuple(p) for p in built.get("rate_pairs", [])}
+
+
+def _union(a: dict, b: dict) -> dict:
+    """Both models' feature options at once, each list in first-seen order."""
+    return {
+        "extra_order_columns": list(
+            dict.fromkeys([*a.get("extra_order_columns", []), *b["extra_order_columns"]])
+        ),
+        "rate_pairs": list(
+            dict.fromkeys(tuple(p) for p in [*a.get("rate_pairs", []), *b["rate_pairs"]])
+        ),
+    }
 
 
 def dataset_label(source: str) -> str:
