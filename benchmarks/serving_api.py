@@ -131,6 +131,9 @@ def wrk(
 
 
 def main() -> None:
+    from otd_risk.cli import quiet_libraries
+
+    quiet_libraries()  # as the CLI: no MLflow progress bars or advice in the setup's output
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--open", type=int, default=100_000)
     parser.add_argument("--home", type=Path, default=None)

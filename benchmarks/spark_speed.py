@@ -121,6 +121,9 @@ def same_ranking(a: Path, b: Path) -> str:
 
 
 def main() -> None:
+    from otd_risk.cli import quiet_libraries
+
+    quiet_libraries()  # as the CLI: no MLflow progress bars or advice in the setup's output
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--sizes", default="100000,300000,1000000", help="open orders, comma-separated"
