@@ -31,9 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import TypeAdapter
 
-from data.contract import EXPLANATION_STAGES
 from serving.i18n import LANGS
-from serving.schemas import RiskResponse, RiskResult, forecast_records
+from serving.schemas import RiskResponse, risk_results
 
 log = logging.getLogger("otd_risk.serving")
 
@@ -125,20 +124,10 @@ def build_answers(model, data, langs: Sequence[str] = LANGS) -> Answers:
             expected_slips=data.expected_slips,
             num_threads=2,
         )
-        forecasts = forecast_records(explained.forecast_columns(), chunk.n)
-        for k in range(chunk.n):
-            result = RiskResult(
-                order_id=ids[start + k],
-                risk=float(explained.risk[k]),
-                top_stage=explained.top_stage[k],
-                stage_contributions=dict(
-                    zip(EXPLANATION_STAGES, map(float, explained.stages[k]), strict=True)
-                ),
-                reasons=[],
-                warnings=[],
-                **forecasts[k],
-            )
-            text = result.model_dump_json(by_alias=True).encode()
+        results = risk_results(ids[start : start + chunk.n], explained, langs[0])
+        for k, result in enumerate(results):
+            # The reasons cut out: each language's are stored beside the rest.
+            text = result.model_copy(update={"reasons": []}).model_dump_json(by_alias=True).encode()
             head, gap, tail = text.partition(_REASONS_GAP)
             assert gap, "an answer has its reasons"
             heads.append(head + b'"reasons":')

@@ -7,7 +7,7 @@ Stage contributions are in log-odds of lateness (see ``serving.explain``); the d
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -267,6 +267,36 @@ class _RiskResultFields(BaseModel):
 
 class RiskResult(ForecastOut, _RiskResultFields):
     """One order's answer: its risk and explanation, then its delivery forecast."""
+
+
+def risk_results(
+    ids: Sequence[str], explained: Any, lang: str, warnings: Sequence[list[str]] | None = None
+) -> list[RiskResult]:
+    """One ``RiskResult`` per row of ``explained`` (``serving.explain.Explanations``), reasons
+    in ``lang``; ``warnings`` per row (none by default)."""
+    forecasts = forecast_records(explained.forecast_columns(), len(ids))
+    notes = warnings if warnings is not None else [[] for _ in ids]
+    return [
+        RiskResult(
+            order_id=oid,
+            risk=float(risk),
+            top_stage=top,
+            stage_contributions=dict(zip(EXPLANATION_STAGES, map(float, row), strict=True)),
+            reasons=reasons,
+            warnings=said,
+            **forecast,
+        )
+        for oid, risk, top, row, reasons, said, forecast in zip(
+            ids,
+            explained.risk,
+            explained.top_stage,
+            explained.stages,
+            explained.reasons[lang],
+            notes,
+            forecasts,
+            strict=True,
+        )
+    ]
 
 
 class RiskResponse(BaseModel):

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Request, Response
 
-from data.contract import EXPLANATION_STAGES
 from serving.deps import READER, ModelDep, SettingsDep, StateDep, get_data
 from serving.errors import ApiError
 from serving.explain import Explanations
@@ -33,8 +32,8 @@ from serving.schemas import (
     RiskResponse,
     RiskResult,
     date_in_range,
-    forecast_records,
     json_response,
+    risk_results,
 )
 
 router = APIRouter(
@@ -295,28 +294,8 @@ def _number_text(value: float) -> str:
 
 def _results(batch: _Batch, explained: Explanations, lang: str) -> list[RiskResult]:
     assert batch.rows is not None, "only a batch with rows to score is explained"
-    forecasts = forecast_records(explained.forecast_columns(), batch.rows.n)
-    return [
-        RiskResult(
-            order_id=oid,
-            risk=float(risk),
-            top_stage=top,
-            stage_contributions=dict(zip(EXPLANATION_STAGES, map(float, row), strict=True)),
-            reasons=reasons,
-            warnings=batch.warnings.get(pos, []),
-            **forecast,
-        )
-        for pos, oid, risk, top, row, reasons, forecast in zip(
-            batch.scored,
-            batch.ids,
-            explained.risk,
-            explained.top_stage,
-            explained.stages,
-            explained.reasons[lang],
-            forecasts,
-            strict=True,
-        )
-    ]
+    warnings = [batch.warnings.get(pos, []) for pos in batch.scored]
+    return risk_results(batch.ids, explained, lang, warnings)
 
 
 def _closed_result(order_id: str, closed: Closed) -> RiskResult:
