@@ -4,8 +4,11 @@ itself costs ~1 s to import."""
 
 from __future__ import annotations
 
+import warnings
+
 import numba
 import numpy as np
+from numba.core.errors import NumbaPerformanceWarning
 
 
 @numba.njit(cache=True)
@@ -205,7 +208,28 @@ def explain(
         )
 
 
-@numba.njit(nogil=True, cache=True)
+# numba's parallel pipeline with every parallel transformation turned off: no loop becomes a
+# parfor, so nothing enters numba's thread pool (safe from many threads at once, as plain njit),
+# yet the block kernel compiles ~7x faster per row than under plain njit (measured on 20,000
+# rows of a 157-tree champion: 0.40 s against 2.75 s, the same numbers to the bit). numba says
+# that nothing was parallelised when it compiles this: that is the point, so it is not shown.
+SERIAL_OPTIONS = {
+    "comprehension": False,
+    "prange": False,
+    "numpy": False,
+    "reduction": False,
+    "setitem": False,
+    "stencil": False,
+    "fusion": False,
+}
+warnings.filterwarnings(
+    "ignore",
+    message=r"\nThe keyword argument 'parallel=True' was specified but no transformation",
+    category=NumbaPerformanceWarning,
+)
+
+
+@numba.njit(nogil=True, cache=True, parallel=SERIAL_OPTIONS)
 def explain_serial(
     X,
     max_nodes,
