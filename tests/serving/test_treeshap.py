@@ -69,3 +69,33 @@ def test_real_model_tabulated_equals_pred_contrib(served):
     expected = rm.booster.predict(X, pred_contrib=True)
     got = shap_values(flatten_booster(rm.booster), X, num_threads=2)
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
+
+
+def test_serial_and_parallel_kernels_give_the_same_numbers(toy_booster):
+    """Batches past PARALLEL_MIN_ROWS use the parallel kernel, smaller ones (and one thread) the
+    serial one: the same values to the bit, and LightGBM's."""
+    from serving.treeshap import PARALLEL_MIN_ROWS
+
+    booster, X = toy_booster
+    big = np.tile(X, (PARALLEL_MIN_ROWS // len(X) + 2, 1))
+    flat = flatten_booster(booster)
+    parallel = shap_values(flat, big, num_threads=2)
+    serial = shap_values(flat, big, num_threads=1)
+    np.testing.assert_array_equal(parallel, serial)
+    np.testing.assert_allclose(serial, booster.predict(big, pred_contrib=True), atol=1e-6, rtol=0)
+
+
+def test_serial_kernel_runs_from_many_threads_at_once(toy_booster):
+    """The serial kernel releases the GIL and uses no thread pool: server threads call it at
+    once, and each gets its own rows' values."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    booster, X = toy_booster
+    flat = flatten_booster(booster)
+    pieces = [X[i::4] for i in range(4)]
+    alone = [shap_values(flat, p, num_threads=1) for p in pieces]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(5):
+            together = list(pool.map(lambda p: shap_values(flat, p, num_threads=1), pieces))
+            for a, b in zip(alone, together, strict=True):
+                np.testing.assert_array_equal(a, b)
