@@ -63,7 +63,7 @@ def build_features_at(
         values.update(staged)
         values.update(stage_duration_features(dataset, q, grid, values["slack_days"]))
         values.update(last_season_features(dataset, q, grid))
-        values.update(delay_rate_features(dataset, q))
+        values.update(delay_rate_features(dataset, q, grid))
         context["ctx_current_stage"] = staged["current_stage"]
     if dataset.has("purchase_orders"):
         start = production_start_ns(grid, q.pos) if grid is not None else None

@@ -226,7 +226,7 @@ def last_season_features(dataset: Dataset, q: Queries, grid: StageGrid) -> dict[
     from features.stage_slips import final_additions
 
     orders = dataset.orders
-    added = final_additions(dataset)["added"]
+    added = final_additions(dataset, grid)["added"]  # the grid made once, by the caller
     plant = _codes(orders["plant_id"].to_numpy(dtype=object))
     customer = _codes(
         orders[group_column(orders, CUSTOMER_GROUP_COLUMNS, "customer_id")].to_numpy()

@@ -29,12 +29,15 @@ PRODUCTION = STAGES.index("production")
 @dataclass(frozen=True)
 class StageGrid:
     """Per order (row of ``dataset.orders``) and stage: has a row, planned end, start,
-    completion."""
+    completion; and per row of ``order_stages``, its order's row and its stage's column (-1
+    when unknown), which other features reuse rather than look the ids up again."""
 
     has: np.ndarray
     planned: np.ndarray
     completed: np.ndarray
     started: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
 
 
 def stage_grid(dataset: Dataset) -> StageGrid:
@@ -45,10 +48,10 @@ def stage_grid(dataset: Dataset) -> StageGrid:
     planned = np.full((n, len(STAGES)), NOT_YET, dtype=np.int64)
     completed = np.full((n, len(STAGES)), NOT_YET, dtype=np.int64)
     started = np.full((n, len(STAGES)), NOT_YET, dtype=np.int64)
-    row = pd.Index(dataset.orders["order_id"]).get_indexer(stages["order_id"])
-    col = pd.Index(STAGES).get_indexer(stages["stage"])
-    ok = (row >= 0) & (col >= 0)
-    row, col = row[ok], col[ok]
+    stage_row = pd.Index(dataset.orders["order_id"]).get_indexer(stages["order_id"])
+    stage_col = pd.Index(STAGES).get_indexer(stages["stage"])
+    ok = (stage_row >= 0) & (stage_col >= 0)
+    row, col = stage_row[ok], stage_col[ok]
     has[row, col] = True
     if "planned_end" in stages.columns:
         planned[row, col] = to_ns(stages["planned_end"])[ok]
@@ -56,7 +59,9 @@ def stage_grid(dataset: Dataset) -> StageGrid:
         completed[row, col] = to_ns(stages["completed_at"])[ok]
     if "started_at" in stages.columns:
         started[row, col] = to_ns(stages["started_at"])[ok]
-    return StageGrid(has=has, planned=planned, completed=completed, started=started)
+    return StageGrid(
+        has=has, planned=planned, completed=completed, started=started, row=stage_row, col=stage_col
+    )
 
 
 def production_start_ns(grid: StageGrid, pos: np.ndarray) -> np.ndarray:
@@ -118,12 +123,16 @@ def stage_features(
     return out
 
 
-def delay_rate_features(dataset: Dataset, q: Queries) -> dict[str, np.ndarray]:
+def delay_rate_features(
+    dataset: Dataset, q: Queries, grid: StageGrid | None = None
+) -> dict[str, np.ndarray]:
     """Share of recent quality/warehouse/shipping stages that finished after their planned end,
-    by plant, product group and customer group, over the window before as_of."""
+    by plant, product group and customer group, over the window before as_of. ``grid``:
+    ``stage_grid(dataset)`` when the caller has it (its rows' order positions are reused)."""
     stages = dataset.table("order_stages")
     orders = dataset.orders
-    row = pd.Index(orders["order_id"]).get_indexer(stages["order_id"])
+    grid = grid if grid is not None else stage_grid(dataset)
+    row = grid.row
     completed = to_ns(stages["completed_at"]) if "completed_at" in stages.columns else None
     planned = to_ns(stages["planned_end"]) if "planned_end" in stages.columns else None
     out: dict[str, np.ndarray] = {}
@@ -147,7 +156,7 @@ def delay_rate_features(dataset: Dataset, q: Queries) -> dict[str, np.ndarray]:
                 out[name] = np.full(len(q), np.nan)
             continue
         sel = (
-            (stages["stage"].to_numpy() == s)
+            (grid.col == STAGES.index(s))
             & (row >= 0)
             & (completed != NOT_YET)
             & (planned != NOT_YET)

@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike
 
 from data.contract import STAGES
 from data.dataset import Dataset
-from features.stage_features import stage_grid
+from features.stage_features import StageGrid, stage_grid
 from features.timeline import DAY_NS, NOT_YET, local_midnight_ns, to_ns
 
 BEHIND_COLUMNS: tuple[str, ...] = tuple(f"{s}_days_behind" for s in STAGES)
@@ -100,18 +100,18 @@ def observed_state(columns: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
     }
 
 
-def final_additions(dataset: Dataset) -> dict[str, np.ndarray]:
+def final_additions(dataset: Dataset, grid: StageGrid | None = None) -> dict[str, np.ndarray]:
     """Per order (row of ``dataset.orders``) from everything ``dataset`` knows: what each stage
     added (orders x stages, NaN where the stage is absent, not completed, lacks a plan, or
     follows one that does), and ``tail``: days from the last stage's completion to delivery
-    (NaN when either is missing)."""
+    (NaN when either is missing). ``grid``: ``stage_grid(dataset)`` when the caller has it."""
     orders = dataset.orders
     n = len(orders)
     added = np.full((n, len(STAGES)), np.nan)
     tail = np.full(n, np.nan)
     if not dataset.has("order_stages"):
         return {"added": added, "tail": tail}
-    grid = stage_grid(dataset)
+    grid = grid if grid is not None else stage_grid(dataset)
     ok = grid.has & (grid.planned != NOT_YET) & (grid.completed != NOT_YET)
     end_slip = np.where(ok, (grid.completed - grid.planned) / DAY_NS, np.nan)
     previous = np.zeros(n)
