@@ -89,6 +89,22 @@ def test_csv_parquet_and_sqlite_load_to_identical_frames(dataset, tmp_path):
     assert dataset.fingerprint() == csv.fingerprint() == parquet.fingerprint()
 
 
+def test_fingerprint_is_the_contents_whatever_the_row_and_column_order(dataset):
+    from dataclasses import replace
+
+    shuffled = replace(
+        dataset,
+        orders=dataset.orders.sample(frac=1.0, random_state=1).iloc[:, ::-1],
+        order_stages=dataset.order_stages.iloc[::-1],
+    )
+    assert shuffled.fingerprint() == dataset.fingerprint()
+    changed = dataset.orders.copy()
+    changed.loc[changed.index[1], "customer_id"] = "someone else"
+    assert replace(dataset, orders=changed).fingerprint() != dataset.fingerprint()
+    # A table fewer is other contents.
+    assert replace(dataset, order_stages=None).fingerprint() != dataset.fingerprint()
+
+
 def test_written_csv_is_in_the_contract_format(dataset, tmp_path):
     import csv
 
