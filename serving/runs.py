@@ -146,9 +146,7 @@ def _ranked_blob(ranked: pd.DataFrame) -> bytes:
     ]
     frame = ranked.reindex(columns=[*RANKED_COLUMNS, *translated]).reset_index(drop=True)
     for column in ("reasons", *translated):
-        said = frame[column].tolist()
-        if not all(type(r) is list for r in said):  # e.g. arrays read back from Parquet
-            frame[column] = [list(r) for r in said]
+        frame[column] = reason_lists(frame[column])
     frame["due_date"] = pd.to_datetime(frame["due_date"])
     frame["predicted_delivery_date"] = frame["predicted_delivery_date"].astype(object)
     frame["predicted_delivery_date"] = frame["predicted_delivery_date"].where(
@@ -157,6 +155,16 @@ def _ranked_blob(ranked: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return buffer.getvalue()
+
+
+def reason_lists(column: pd.Series) -> list[list[str]]:
+    """Each row's reasons as a Python list (what Parquet stores as a list column): the lists
+    themselves when they are lists already (a scoring run's), copies of arrays or tuples
+    otherwise (e.g. read back from Parquet)."""
+    said = column.tolist()
+    if all(type(r) is list for r in said):
+        return said
+    return [list(r) for r in said]
 
 
 def _same_lists(a: pd.Series, b: pd.Series) -> bool:

@@ -23,7 +23,7 @@ from serving.cause import expected_stage_slips
 from serving.columns import RANKED_COLUMNS, REASON_LANGS, TRANSLATED_REASON_COLUMNS
 from serving.explain import Explainer
 from serving.owners import DEFAULT_STAGE_OWNERS, StageOwner, owner_names
-from serving.runs import RunInfo, prune_runs, record_run
+from serving.runs import RunInfo, prune_runs, reason_lists, record_run
 from serving.store import Store
 from training.model import RiskModel
 
@@ -230,9 +230,7 @@ def write_ranked(scores: pd.DataFrame, out: Path, fmt: str | None = None) -> Pat
 
         write_export(scores, out, fmt)
     elif fmt == "parquet":
-        frame = scores.copy()
-        frame["reasons"] = [list(r) for r in frame["reasons"]]
-        frame.to_parquet(out, index=False)
+        scores.assign(reasons=reason_lists(scores["reasons"])).to_parquet(out, index=False)
     else:
         frame = scores.copy()
         frame["due_date"] = pd.to_datetime(frame["due_date"]).dt.strftime("%Y-%m-%d")
