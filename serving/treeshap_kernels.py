@@ -229,7 +229,7 @@ warnings.filterwarnings(
 )
 
 
-@numba.njit(nogil=True, cache=True, parallel=SERIAL_OPTIONS)
+@numba.njit(nogil=True, cache=True, parallel=SERIAL_OPTIONS)  # type: ignore[call-overload]
 def explain_serial(
     X,
     max_nodes,
