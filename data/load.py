@@ -697,6 +697,25 @@ def _check_tz(tz: str) -> None:
         ) from exc
 
 
+def source_signature(source: str | os.PathLike) -> tuple | None:
+    """What changes when a folder's tables are written again (a new export): each contract
+    table file's name, size and modification time, in nanoseconds. None for a SQL source, whose
+    tables say nothing as cheap about having changed."""
+    text = os.fspath(source)
+    if isinstance(source, str) and _is_sql_url(source):
+        return None
+    folder = Path(text)
+    found = []
+    for name in TABLES:
+        for path in (folder / f"{name}.csv", folder / f"{name}.parquet"):
+            try:
+                stat = path.stat()
+            except OSError:  # absent (optional tables), or the folder gone for a moment
+                continue
+            found.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
+
+
 def load_dataset(
     source: str | os.PathLike,
     *,

@@ -150,8 +150,9 @@ class Settings(BaseSettings):
     own ``max_events_per_run``); the orders over it are rolled into one ``digest`` event."""
 
     serve_reload_seconds: float = Field(default=30.0, ge=0)
-    """Server: how often it looks for a new champion version or a newer scoring run (0: never);
-    `otd-risk serve --reload-seconds` sets it for its workers."""
+    """Server: how often it looks for a new champion version, a newer scoring run or a new
+    export in its data folder (0: never); `otd-risk serve --reload-seconds` sets it for its
+    workers."""
 
     serve_max_body_mb: float = Field(default=128.0, gt=0)
     """Server: larger request bodies get 413 before they are read whole (a 10,000-order batch

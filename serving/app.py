@@ -6,9 +6,10 @@ the environment. The zero-argument factory of ``uvicorn --factory`` is ``otd_ris
 
 The champion model is loaded once in ``lifespan`` into ``app.state.serving`` and reached through
 one dependency (``serving.deps.ModelDep``). A background task checks every
-``ServeOptions.reload_seconds`` whether the champion alias points at a new version, or a newer
-scoring run was recorded, and swaps it in without a restart; requests in flight keep the model
-they started with. CPU-bound routes are plain ``def`` (they run in the thread pool).
+``ServeOptions.reload_seconds`` whether the champion alias points at a new version, the data
+folder's files were written again (a new export), or a newer scoring run was recorded, and swaps
+it in without a restart; requests in flight keep the model and data they started with.
+CPU-bound routes are plain ``def`` (they run in the thread pool).
 
 Errors all have one shape, ``{"error": {"code", "message", "details"?}}`` (see
 ``serving.errors``). Keys are checked per request; ``/healthz``, ``/readyz`` and ``/metrics``
@@ -211,6 +212,14 @@ async def _watch(state: ServingState, every: float, app: FastAPI) -> None:
                     _freeze_heap()
         except Exception:  # noqa: BLE001 - a failed check must not stop the server
             log.exception("checking for a new champion failed; still serving the old one")
+        try:
+            if await asyncio.to_thread(state.refresh_data):
+                app.state.metrics.data_reloads.inc()
+                if state.model is not None and state.data is not None:
+                    state.answers.start(state.model, state.data)
+                _freeze_heap()
+        except Exception:  # noqa: BLE001 - as above: the loaded dataset keeps serving
+            log.exception("checking the dataset for a new export failed; still serving the old")
         await asyncio.to_thread(_refresh_run, state, app)
 
 

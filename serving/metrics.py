@@ -49,6 +49,11 @@ class Metrics:
             "Champion versions swapped in without a restart",
             registry=self.registry,
         )
+        self.data_reloads = Counter(
+            "otd_risk_data_reloads_total",
+            "New exports of the dataset folder loaded without a restart",
+            registry=self.registry,
+        )
         self.run_orders = Gauge(
             "otd_risk_latest_run_orders", "Orders in the latest scoring run", registry=self.registry
         )

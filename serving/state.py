@@ -128,6 +128,10 @@ class ServingState:
         """Whether this server looks orders up by id (``settings.data`` loaded at start): then it
         is ready only once the dataset is loaded too."""
         self._failed_version: str | None = None
+        self._data_signature: tuple | None = None
+        """The data folder's files as they were when the served snapshot was loaded."""
+        self._failed_signature: tuple | None = None
+        """The files of a changed dataset that failed to load: not tried again as they are."""
         from serving.answers import AnswerBatch
 
         self.answers = AnswerBatch(settings.serve_precompute_answers)
@@ -227,20 +231,76 @@ class ServingState:
         extra order columns it was trained on)."""
         if not self.settings.data or self.model is None:
             return
-        from data.load import load_dataset
+        from data.load import source_signature
 
+        # Read before the tables: files written again while they load differ from it, so the
+        # next look (``refresh_data``) loads them once more.
+        signature = source_signature(self.settings.data)
+        self.data = self._loaded_snapshot(self.model)
+        self._data_signature = signature
+        self._failed_signature = None
+
+    def refresh_data(self) -> bool:
+        """Load the dataset again when the files of its folder changed since it was loaded (a
+        new export written over the old one); returns whether the served snapshot changed. The
+        new snapshot is built whole (tables checked, open orders' features) before it replaces
+        the old one, which requests in flight keep using to their end.
+
+        A changed dataset that cannot be loaded (a contract error, or an export still being
+        written) leaves the old snapshot served; the log says why, and the same files are not
+        tried again: the next change of a file is. A SQL source is never looked at here (its
+        tables give no cheap sign of a change): a restart loads it."""
+        if not self.settings.data or self.model is None or self.data is None:
+            return False
+        from data.load import source_signature
+
+        signature = source_signature(self.settings.data)
+        if signature is None or signature in (self._data_signature, self._failed_signature):
+            return False
+        with self._lock:  # not beside a model swap, which may rebuild the snapshot's features
+            model, old = self.model, self.data
+            try:
+                data = self._loaded_snapshot(model)
+            except Exception as exc:  # noqa: BLE001 - the loaded snapshot keeps serving
+                self._failed_signature = signature
+                log.error(
+                    "%s changed but cannot be loaded (%s: %s); still serving the data as of %s. "
+                    "Fix the export (`otd-risk validate --data DIR` says what is wrong); it is "
+                    "loaded as soon as its files change again",
+                    old.label,
+                    type(exc).__name__,
+                    redact_secrets(str(exc))[:500],
+                    f"{old.as_of:%Y-%m-%d %H:%M} UTC",
+                )
+                return False
+            self.data = data
+            self._data_signature = signature
+            self._failed_signature = None
+        log.info(
+            "%s loaded again: %d open orders as of %s (was %s)",
+            data.label,
+            len(data.open_features),
+            f"{data.as_of:%Y-%m-%d %H:%M} UTC",
+            f"{old.as_of:%Y-%m-%d %H:%M} UTC",
+        )
+        return True
+
+    def _loaded_snapshot(self, model: ModelSnapshot) -> DataSnapshot:
+        """``settings.data`` loaded and checked, with its open orders' features for ``model``."""
+        from data.load import load_dataset
+        from serving.cause import expected_stage_slips
+
+        assert self.settings.data
         dataset = load_dataset(
             self.settings.data,
             tz=self.settings.timezone,
             capacity_horizon_days=self.settings.capacity_planning_horizon_days,
         )
         t = dataset.snapshot_time()
-        from serving.cause import expected_stage_slips
-
-        self.data = self._data_snapshot(
+        return self._data_snapshot(
             dataset,
             t,
-            _options(self.model, dataset),
+            _options(model, dataset),
             expected_stage_slips(dataset, t),
             self.settings.data_label or dataset_label(self.settings.data),
         )

@@ -126,7 +126,11 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
     reload_seconds: Annotated[
-        float, typer.Option(help="How often to look for a new champion or scoring run (0: never).")
+        float,
+        typer.Option(
+            help="How often to look for a new champion, scoring run or export in --data's "
+            "folder (0: never)."
+        ),
     ] = 30.0,
     access_log: Annotated[
         bool,
