@@ -21,7 +21,7 @@ from features.registry import (
     DELAY_THRESHOLD_DAYS,
     PRODUCT_GROUP_COLUMNS,
 )
-from features.timeline import DAY_NS, NOT_YET, Timeline, first_true, to_ns
+from features.timeline import DAY_NS, NOT_YET, EventTimes, Timeline, first_true, to_ns
 
 PRODUCTION = STAGES.index("production")
 
@@ -138,15 +138,15 @@ def delay_rate_features(
     out: dict[str, np.ndarray] = {}
     window = DELAY_RATE_WINDOW_DAYS * DAY_NS
     group_cols = {
-        "plant": ("plant_id", q.rows["plant_id"].to_numpy(dtype=object)),
-        "product_group": (
-            group_column(orders, PRODUCT_GROUP_COLUMNS, "product_id"),
-            q.product_group,
-        ),
-        "customer_group": (
-            group_column(orders, CUSTOMER_GROUP_COLUMNS, "customer_id"),
-            q.customer_group,
-        ),
+        "plant": "plant_id",
+        "product_group": group_column(orders, PRODUCT_GROUP_COLUMNS, "product_id"),
+        "customer_group": group_column(orders, CUSTOMER_GROUP_COLUMNS, "customer_id"),
+    }
+    # Each group as integer codes of the orders' values (missing: no group), read at the stage
+    # rows' orders and at the queries' orders (rows of ``orders`` too): the same groups as the
+    # values, without hashing the text again for each of the nine timelines.
+    codes = {
+        g: pd.factorize(orders[col].to_numpy(dtype=object))[0] for g, col in group_cols.items()
     }
     created = to_ns(orders["created_at"])
     for s in DELAY_RATE_STAGES:
@@ -163,12 +163,11 @@ def delay_rate_features(
         )
         r = row[sel]
         # Known when completed, and never before its order existed.
-        known = np.maximum(completed[sel], created[r])
+        known = EventTimes(np.maximum(completed[sel], created[r]))  # sorted once, for 3 groups
         late = (completed[sel] - planned[sel] > DELAY_THRESHOLD_DAYS * DAY_NS).astype(np.float64)
-        for name, (col, q_keys) in zip(names, group_cols.values(), strict=True):
-            keys = orders[col].to_numpy(dtype=object)[r]
-            sums = Timeline(keys, known).sums_at(
-                {"n": np.ones(len(r)), "late": late}, q_keys, q.t, windows_ns=(window,)
+        for name, g in zip(names, group_cols, strict=True):
+            sums = Timeline(codes[g][r], known).sums_at(
+                {"n": np.ones(len(r)), "late": late}, codes[g][q.pos], q.t, windows_ns=(window,)
             )
             n = sums[f"n@{window}"]
             with np.errstate(divide="ignore", invalid="ignore"):
