@@ -416,17 +416,32 @@ class Explainer:
         # The chosen reasons of a row come first in ``top`` (sorted by score): its first
         # ``count`` sentences. Building the Python lists is string work, ~1 µs a row.
         counts = chosen.sum(axis=1)
-        if first is not None:
-            said_first = np.asarray(list(first) + [None], dtype=object)[:-1]
-            has_first = pd.notna(said_first) & (said_first != "")
-            sentences = np.column_stack([said_first, sentences])
-            start = np.where(has_first, 0, 1)
-            end = np.minimum(start + counts + has_first, start + n_reasons)
-            return [
-                row[a:b]
-                for row, a, b in zip(sentences.tolist(), start.tolist(), end.tolist(), strict=True)
-            ]
-        return [row[:c] for row, c in zip(sentences.tolist(), counts.tolist(), strict=True)]
+        if first is None:
+            return _row_lists(sentences, np.zeros(n, dtype=np.int64), counts)
+        said_first = np.asarray(list(first) + [None], dtype=object)[:-1]
+        has_first = pd.notna(said_first) & (said_first != "")
+        sentences = np.column_stack([said_first, sentences])
+        start = np.where(has_first, 0, 1)
+        end = np.minimum(start + counts + has_first, start + n_reasons)
+        return _row_lists(sentences, start, end)
+
+
+def _row_lists(cells: np.ndarray, start: np.ndarray, end: np.ndarray) -> list[list]:
+    """Per row ``i``, ``cells[i, start[i]:end[i]]`` as a list. Rows sharing a (start, end) are
+    cut in one go: one list made per row, not a whole row's list and then its slice (~0.2 s
+    less on 100,000 rows and two languages)."""
+    if len(cells) <= SMALL_ROWS:  # a request's few orders: the grouping costs more
+        return [
+            row[a:b] for row, a, b in zip(cells.tolist(), start.tolist(), end.tolist(), strict=True)
+        ]
+    out: list[list] = [[]] * len(cells)  # every row is given its own list below
+    span = start.astype(np.int64) * (cells.shape[1] + 1) + end
+    for key in np.unique(span):
+        rows = np.flatnonzero(span == key)
+        a, b = divmod(int(key), cells.shape[1] + 1)
+        for i, said in zip(rows.tolist(), cells[rows, a:b].tolist(), strict=True):
+            out[i] = said
+    return out
 
 
 def delivery_dates(due_dates: np.ndarray, days_late: np.ndarray) -> np.ndarray:
