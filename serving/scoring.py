@@ -294,17 +294,30 @@ def run_scoring(
     keep_runs_days: float | None = None,
     owners: Mapping[str, StageOwner] = DEFAULT_STAGE_OWNERS,
     score: Callable[..., tuple[pd.DataFrame, pd.DataFrame]] | None = None,
+    explainer: Explainer | None = None,
 ) -> ScoreResult:
     """Score the dataset's open orders with ``model``, write the file and record the run: the
     whole ``otd-risk score`` command once its inputs are loaded. ``score``: what scores, with
-    :func:`score_with_features`' signature (the Spark engine passes its own)."""
+    :func:`score_with_features`' signature (the Spark engine passes its own, and builds its
+    explainers in its tasks); ``explainer``: the model's, when the caller made it already."""
     fmt = output_format(out, fmt)  # before any work: a wrong --out costs nothing
     t = dataset.as_of(as_of)
     # Reasons in every language from the same contributions: the run store keeps them all so
     # the API and the page answer in the reader's language; the file keeps ``--lang``'s.
-    scores, features = (score or score_with_features)(
-        dataset, t, model, lang=lang, reason_langs=REASON_LANGS, owners=owners
-    )
+    if score is None:
+        scores, features = score_with_features(
+            dataset,
+            t,
+            model,
+            lang=lang,
+            reason_langs=REASON_LANGS,
+            owners=owners,
+            explainer=explainer,
+        )
+    else:
+        scores, features = score(
+            dataset, t, model, lang=lang, reason_langs=REASON_LANGS, owners=owners
+        )
     # The file appears only for a recorded run: written beside its target first (a bad format
     # or a full disk fails before anything is recorded), renamed once the run is stored.
     partial = out.with_name(f".{out.name}.partial")
