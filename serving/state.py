@@ -257,22 +257,34 @@ class ServingState:
         signature = source_signature(self.settings.data)
         if signature is None or signature in (self._data_signature, self._failed_signature):
             return False
-        with self._lock:  # not beside a model swap, which may rebuild the snapshot's features
-            model, old = self.model, self.data
-            try:
-                data = self._loaded_snapshot(model)
-            except Exception as exc:  # noqa: BLE001 - the loaded snapshot keeps serving
-                self._failed_signature = signature
-                log.error(
-                    "%s changed but cannot be loaded (%s: %s); still serving the data as of %s. "
-                    "Fix the export (`otd-risk validate --data DIR` says what is wrong); it is "
-                    "loaded as soon as its files change again",
-                    old.label,
-                    type(exc).__name__,
-                    redact_secrets(str(exc))[:500],
-                    f"{old.as_of:%Y-%m-%d %H:%M} UTC",
+        model, old = self.model, self.data
+        try:
+            # Outside the lock (seconds for a large export): a model reload is not kept waiting.
+            data = self._loaded_snapshot(model)
+        except Exception as exc:  # noqa: BLE001 - the loaded snapshot keeps serving
+            self._failed_signature = signature
+            log.error(
+                "%s changed but cannot be loaded (%s: %s); still serving the data as of %s. "
+                "Fix the export (`otd-risk validate --data DIR` says what is wrong); it is "
+                "loaded as soon as its files change again",
+                old.label,
+                type(exc).__name__,
+                redact_secrets(str(exc))[:500],
+                f"{old.as_of:%Y-%m-%d %H:%M} UTC",
+            )
+            return False
+        with self._lock:
+            served = self.model
+            if served is not None and not _covers(data.feature_options, served, data.dataset):
+                # A champion swapped in meanwhile reads other columns: built for both, as a
+                # model swap does.
+                data = self._data_snapshot(
+                    data.dataset,
+                    data.as_of,
+                    _union(data.feature_options, _options(served, data.dataset)),
+                    data.expected_slips,
+                    data.label,
                 )
-                return False
             self.data = data
             self._data_signature = signature
             self._failed_signature = None

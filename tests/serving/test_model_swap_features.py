@@ -72,3 +72,41 @@ def test_a_champion_reading_what_is_built_keeps_the_snapshot(state, served, monk
     monkeypatch.setattr("training.registry.load_champion", lambda settings: same)
     assert state.refresh_model()
     assert state.model.version == "2" and state.data is old_data
+
+
+def test_a_champion_swapped_in_while_a_new_export_loads_gets_its_features(
+    served, monkeypatch, tmp_path
+):
+    """A new export loads outside the state's lock (a model reload does not wait for it); a
+    champion swapped in meanwhile that reads another pair gets its columns before the new
+    snapshot is served."""
+    import os
+    import shutil
+
+    from serving.store import open_store
+
+    folder = shutil.copytree(served.settings.data, tmp_path / "export")
+    settings = served.settings.model_copy(update={"data": str(folder)})
+    state = ServingState(settings, open_store(settings.serving_store_url))
+    state.refresh_model()
+    state.load_data()
+    old_data = state.data
+    new = _retrained(served.loaded, [NEW_PAIR])
+    monkeypatch.setattr(ServingState, "champion_version", lambda self: "2")
+    monkeypatch.setattr("training.registry.load_champion", lambda settings: new)
+    loading = ServingState._loaded_snapshot
+
+    def swap_midway(self, model):
+        snapshot = loading(self, model)
+        assert self._lock.acquire(timeout=10), "the export loads with the state's lock held"
+        self._lock.release()
+        assert self.refresh_model()
+        return snapshot
+
+    monkeypatch.setattr(ServingState, "_loaded_snapshot", swap_midway)
+    orders = folder / "orders.csv"
+    os.utime(orders, ns=(orders.stat().st_atime_ns, orders.stat().st_mtime_ns + 10**9))
+    assert state.refresh_data()
+    assert state.model.version == "2" and state.data is not old_data
+    assert len(_pair_columns(state.data.open_features, NEW_PAIR)) == 4
+    assert not state.refresh_data()  # the same files: nothing to load
