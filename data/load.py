@@ -405,6 +405,11 @@ Origin = tuple[str, Locator | None, str]
 """Where a table came from: the source for messages, how to locate its rows, a note."""
 
 
+def _table_paths(folder: Path, name: str) -> tuple[Path, Path]:
+    """Where a folder holds table ``name``: its CSV file and its Parquet file (one of them)."""
+    return folder / f"{name}.csv", folder / f"{name}.parquet"
+
+
 def _read_folder(
     folder: Path,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, int], dict[str, Origin]]:
@@ -424,7 +429,7 @@ def _read_folder(
     skipped: dict[str, int] = {}
     origins: dict[str, Origin] = {}
     for name, table in TABLES.items():
-        csv_path, parquet = folder / f"{name}.csv", folder / f"{name}.parquet"
+        csv_path, parquet = _table_paths(folder, name)
         if csv_path.exists() and parquet.exists():
             raise DataSourceError(
                 f"{folder}: both {csv_path.name} and {parquet.name} are present; "
@@ -707,7 +712,7 @@ def source_signature(source: str | os.PathLike) -> tuple | None:
     folder = Path(text)
     found = []
     for name in TABLES:
-        for path in (folder / f"{name}.csv", folder / f"{name}.parquet"):
+        for path in _table_paths(folder, name):
             try:
                 stat = path.stat()
             except OSError:  # absent (optional tables), or the folder gone for a moment

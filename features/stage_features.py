@@ -123,15 +123,12 @@ def stage_features(
     return out
 
 
-def delay_rate_features(
-    dataset: Dataset, q: Queries, grid: StageGrid | None = None
-) -> dict[str, np.ndarray]:
+def delay_rate_features(dataset: Dataset, q: Queries, grid: StageGrid) -> dict[str, np.ndarray]:
     """Share of recent quality/warehouse/shipping stages that finished after their planned end,
-    by plant, product group and customer group, over the window before as_of. ``grid``:
-    ``stage_grid(dataset)`` when the caller has it (its rows' order positions are reused)."""
+    by plant, product group and customer group, over the window before as_of (``grid``:
+    ``stage_grid(dataset)``, whose rows' order positions are reused)."""
     stages = dataset.table("order_stages")
     orders = dataset.orders
-    grid = grid if grid is not None else stage_grid(dataset)
     row = grid.row
     completed = to_ns(stages["completed_at"]) if "completed_at" in stages.columns else None
     planned = to_ns(stages["planned_end"]) if "planned_end" in stages.columns else None

@@ -7,6 +7,7 @@ inputs); ``write_ranked`` writes it to a file with spreadsheet formulas neutrali
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -304,20 +305,10 @@ def run_scoring(
     t = dataset.as_of(as_of)
     # Reasons in every language from the same contributions: the run store keeps them all so
     # the API and the page answer in the reader's language; the file keeps ``--lang``'s.
-    if score is None:
-        scores, features = score_with_features(
-            dataset,
-            t,
-            model,
-            lang=lang,
-            reason_langs=REASON_LANGS,
-            owners=owners,
-            explainer=explainer,
-        )
-    else:
-        scores, features = score(
-            dataset, t, model, lang=lang, reason_langs=REASON_LANGS, owners=owners
-        )
+    scorer = score or functools.partial(score_with_features, explainer=explainer)
+    scores, features = scorer(
+        dataset, t, model, lang=lang, reason_langs=REASON_LANGS, owners=owners
+    )
     # The file appears only for a recorded run: written beside its target first (a bad format
     # or a full disk fails before anything is recorded), renamed once the run is stored.
     partial = out.with_name(f".{out.name}.partial")

@@ -195,18 +195,13 @@ class ServingState:
                 log.error("%s", self.last_error)
                 raise ModelLoadError(self.last_error) from exc
             data = self.data
-            if data is not None and not _covers(data.feature_options, snapshot, data.dataset):
+            if data is not None:
                 # A retrained champion may use other history pairs or extra columns (chosen on
                 # its training data): the open orders' features are built for both models
                 # before the swap, so neither finds a column missing meanwhile.
-                self.data = self._data_snapshot(
-                    data.dataset,
-                    data.as_of,
-                    _union(data.feature_options, _options(snapshot, data.dataset)),
-                    data.expected_slips,
-                    data.label,
-                )
-                log.info("open orders' features rebuilt for model version %s", loaded.version)
+                self.data = self._also_for(data, snapshot)
+                if self.data is not data:
+                    log.info("open orders' features rebuilt for model version %s", loaded.version)
             self.model = snapshot
             self.last_error = None
             self._failed_version = None
@@ -274,17 +269,8 @@ class ServingState:
             )
             return False
         with self._lock:
-            served = self.model
-            if served is not None and not _covers(data.feature_options, served, data.dataset):
-                # A champion swapped in meanwhile reads other columns: built for both, as a
-                # model swap does.
-                data = self._data_snapshot(
-                    data.dataset,
-                    data.as_of,
-                    _union(data.feature_options, _options(served, data.dataset)),
-                    data.expected_slips,
-                    data.label,
-                )
+            if self.model is not None:  # a champion swapped in meanwhile may read other columns
+                data = self._also_for(data, self.model)
             self.data = data
             self._data_signature = signature
             self._failed_signature = None
@@ -315,6 +301,20 @@ class ServingState:
             _options(model, dataset),
             expected_stage_slips(dataset, t),
             self.settings.data_label or dataset_label(self.settings.data),
+        )
+
+    @classmethod
+    def _also_for(cls, data: DataSnapshot, model: ModelSnapshot) -> DataSnapshot:
+        """``data`` itself when its open orders' features hold every column ``model`` reads,
+        else the same snapshot with its features built for both its options and the model's."""
+        if _covers(data.feature_options, model, data.dataset):
+            return data
+        return cls._data_snapshot(
+            data.dataset,
+            data.as_of,
+            _union(data.feature_options, _options(model, data.dataset)),
+            data.expected_slips,
+            data.label,
         )
 
     @staticmethod
