@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
 import sys
 from collections.abc import Callable, Iterator
 from typing import Annotated
@@ -46,6 +48,35 @@ MasterOption = Annotated[
         "k8s://https://HOST:443 (default: spark-submit's master, else local[*]).",
     ),
 ]
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block (as it was after it).
+
+    Why, for the batch commands: a scoring run holds millions of long-lived objects (reasons
+    lists, object columns) and makes few reference cycles, so the collector's full passes scan
+    more each time and free almost nothing: measured 1.6 s of a 14 s ``otd-risk score`` of
+    105,245 orders (1,417 collections, the last full ones 0.3 s each), the same peak memory
+    without them. Never for ``serve``: a long-running process must collect its cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def batch_command(command: Callable) -> Callable:
+    """``command`` (a one-shot batch command: score, features) run with the collector paused."""
+
+    @functools.wraps(command)  # Typer reads the options from the wrapped signature
+    def paused(*args, **kwargs):
+        with collector_paused():
+            return command(*args, **kwargs)
+
+    return paused
 
 
 class UserError(Exception):

@@ -13,6 +13,7 @@ from otd_risk.commands.common import (
     EngineOption,
     MasterOption,
     UserError,
+    batch_command,
     console,
     iso_time,
     load_configured_dataset,
@@ -81,4 +82,4 @@ def features_command(
 
 def register(app: typer.Typer) -> None:
     """Add the feature commands to the app."""
-    app.command("features")(features_command)
+    app.command("features")(batch_command(features_command))

@@ -15,6 +15,7 @@ from otd_risk.commands.common import (
     EngineOption,
     MasterOption,
     UserError,
+    batch_command,
     console,
     iso_time,
     load_configured_dataset,
@@ -267,7 +268,7 @@ def keys_list() -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the serving commands to the app."""
-    app.command()(score)
+    app.command()(batch_command(score))
     app.command()(serve)
     keys_app.command("create")(keys_create)
     keys_app.command("revoke")(keys_revoke)

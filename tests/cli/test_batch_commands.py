@@ -1,0 +1,63 @@
+"""The one-shot batch commands (score, features) run with Python's cyclic collector paused and
+leave it as they found it; the long-running ``serve`` does not pause it."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+from typer.testing import CliRunner
+
+from otd_risk.cli import app
+from otd_risk.commands import feature_cmds, serve_cmds
+from otd_risk.commands.common import UserError, collector_paused
+from otd_risk.settings import get_settings
+
+
+@pytest.fixture(autouse=True)
+def _home(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OTD_RISK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OTD_RISK_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_collector_paused_restores_what_it_found():
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()  # restored on an error too
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        (serve_cmds, ["score", "--data", "somewhere", "--out", "ranked.csv"]),
+        (feature_cmds, ["features", "--data", "somewhere", "--out", "features.csv"]),
+    ],
+)
+def test_batch_command_reads_its_data_with_the_collector_off(monkeypatch, module, args):
+    seen: list[bool] = []
+
+    def load(*_args, **_kwargs):
+        seen.append(gc.isenabled())
+        raise UserError("stopped here by the test")
+
+    monkeypatch.setattr(module, "load_configured_dataset", load)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "stopped here by the test" in result.output
+    assert seen == [False]
+    assert gc.isenabled()
