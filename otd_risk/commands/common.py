@@ -68,11 +68,44 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+"""glibc's ``mallopt`` parameter numbers (malloc.h)."""
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's allocator to keep memory a one-shot process frees for its next allocations
+    instead of returning it to the kernel at once (and to take large blocks from the heap rather
+    than from fresh mappings). True when it took the settings (glibc); elsewhere nothing changes.
+
+    Why: pandas and numpy allocate and free arrays of tens of megabytes over and over; by
+    default each one is a fresh mapping whose pages the kernel zeroes and faults in again. On
+    the 2-core reference machine that was 2.5-4.5 s of system time in a 13-16 s
+    ``otd-risk score`` of 105,245 orders; with these settings 1.2-2.0 s, and the run 1-4 s
+    shorter (four alternating runs each: 11.3-13.3 s against 12.7-16.0 s), for a peak RSS of
+    1.29-1.37 GiB instead of 1.22-1.27. For a process that ends when its command does: the
+    memory goes back when it exits."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    kept = mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    return mallopt(M_MMAP_THRESHOLD, 2**30) == 1 and kept
+
+
 def batch_command(command: Callable) -> Callable:
-    """``command`` (a one-shot batch command: score, features) run with the collector paused."""
+    """``command`` (a one-shot batch command: score, features) run with the collector paused
+    and freed memory kept for reuse (:func:`keep_freed_memory`)."""
 
     @functools.wraps(command)  # Typer reads the options from the wrapped signature
     def paused(*args, **kwargs):
+        keep_freed_memory()
         with collector_paused():
             return command(*args, **kwargs)
 

@@ -1,16 +1,17 @@
 """The one-shot batch commands (score, features) run with Python's cyclic collector paused and
-leave it as they found it; the long-running ``serve`` does not pause it."""
+leave it as they found it, and ask glibc to keep freed memory for reuse."""
 
 from __future__ import annotations
 
 import gc
+import platform
 
 import pytest
 from typer.testing import CliRunner
 
 from otd_risk.cli import app
-from otd_risk.commands import feature_cmds, serve_cmds
-from otd_risk.commands.common import UserError, collector_paused
+from otd_risk.commands import common, feature_cmds, serve_cmds
+from otd_risk.commands.common import UserError, collector_paused, keep_freed_memory
 from otd_risk.settings import get_settings
 
 
@@ -50,6 +51,13 @@ def test_collector_paused_restores_what_it_found():
 )
 def test_batch_command_reads_its_data_with_the_collector_off(monkeypatch, module, args):
     seen: list[bool] = []
+    kept: list[bool] = []
+
+    def keep() -> bool:
+        kept.append(True)
+        return True
+
+    monkeypatch.setattr(common, "keep_freed_memory", keep)
 
     def load(*_args, **_kwargs):
         seen.append(gc.isenabled())
@@ -60,4 +68,10 @@ def test_batch_command_reads_its_data_with_the_collector_off(monkeypatch, module
     assert result.exit_code == 2, result.output
     assert "stopped here by the test" in result.output
     assert seen == [False]
+    assert kept == [True]
     assert gc.isenabled()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_glibc_takes_the_allocator_settings():
+    assert keep_freed_memory() is True
