@@ -100,13 +100,16 @@ def keep_freed_memory() -> bool:
 
 
 def batch_command(command: Callable) -> Callable:
-    """``command`` (a one-shot batch command: score, features) run with the collector paused
-    and freed memory kept for reuse (:func:`keep_freed_memory`)."""
+    """``command`` (a one-shot batch command: score, features) run with the collector paused,
+    freed memory kept for reuse (:func:`keep_freed_memory`) and its feature builders allowed to
+    fork a child for part of their work (``features.forking``)."""
 
     @functools.wraps(command)  # Typer reads the options from the wrapped signature
     def paused(*args, **kwargs):
+        from features.forking import forking_allowed
+
         keep_freed_memory()
-        with collector_paused():
+        with collector_paused(), forking_allowed():
             return command(*args, **kwargs)
 
     return paused

@@ -1,14 +1,17 @@
 """The one-shot batch commands (score, features) run with Python's cyclic collector paused and
-leave it as they found it, and ask glibc to keep freed memory for reuse."""
+leave it as they found it, may fork for their features while they run, and ask glibc to keep
+freed memory for reuse."""
 
 from __future__ import annotations
 
 import gc
+import os
 import platform
 
 import pytest
 from typer.testing import CliRunner
 
+from features import forking
 from otd_risk.cli import app
 from otd_risk.commands import common, feature_cmds, serve_cmds
 from otd_risk.commands.common import UserError, collector_paused, keep_freed_memory
@@ -51,6 +54,7 @@ def test_collector_paused_restores_what_it_found():
 )
 def test_batch_command_reads_its_data_with_the_collector_off(monkeypatch, module, args):
     seen: list[bool] = []
+    forks: list[bool] = []
     kept: list[bool] = []
 
     def keep() -> bool:
@@ -61,6 +65,7 @@ def test_batch_command_reads_its_data_with_the_collector_off(monkeypatch, module
 
     def load(*_args, **_kwargs):
         seen.append(gc.isenabled())
+        forks.append(forking.forking_possible())
         raise UserError("stopped here by the test")
 
     monkeypatch.setattr(module, "load_configured_dataset", load)
@@ -70,6 +75,9 @@ def test_batch_command_reads_its_data_with_the_collector_off(monkeypatch, module
     assert seen == [False]
     assert kept == [True]
     assert gc.isenabled()
+    if platform.system() == "Linux" and len(os.sched_getaffinity(0)) >= 2:
+        assert forks == [True]
+    assert not forking.forking_possible()  # allowed for the command only
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")

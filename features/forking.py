@@ -1,0 +1,105 @@
+"""One piece of a batch job's work in a forked child process while the parent does the rest.
+
+Why: the feature builders are numpy/pandas code that holds the GIL, so threads do not overlap
+them, and a scoring run of 100,000 orders used one of the reference machine's two cores. A
+forked child shares the parent's memory (the dataset is not copied or pickled) and sends back
+only its result, a few arrays.
+
+Only where it is safe and asked for: a one-shot batch process (the CLI's ``score`` and
+``features`` run inside :func:`forking_allowed`), on Linux, with two cores or more. A long-running
+server never forks its threads and locks. The child runs only the callable given (numpy and
+pandas, no thread pools); if it fails or dies, the parent runs the callable itself, so a result
+never depends on whether the work was forked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+_allowed = False
+
+
+@contextlib.contextmanager
+def forking_allowed() -> Iterator[None]:
+    """Let this process fork for its work inside the block (a one-shot batch command's body)."""
+    global _allowed
+    before, _allowed = _allowed, True
+    try:
+        yield
+    finally:
+        _allowed = before
+
+
+def forking_possible() -> bool:
+    """Forking was allowed, the platform forks safely (Linux) and a second core is there."""
+    return _allowed and sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) >= 2
+
+
+class Pending(Generic[T]):
+    """The result of a callable run in a child, or run here if it could not be (:meth:`result`)."""
+
+    def __init__(self, fn: Callable[[], T], *, fork: bool) -> None:
+        self._fn = fn
+        self._conn: Any = None
+        self._process: Any = None
+        if fork:
+            context = multiprocessing.get_context("fork")
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(target=_run_in_child, args=(fn, sender), daemon=True)
+            with warnings.catch_warnings():
+                # Python 3.12+ warns on fork in a process with threads. Ours may have idle
+                # library pools (Arrow's); the child never touches them, nor any lock they hold.
+                warnings.filterwarnings(
+                    "ignore",
+                    message=r".*use of fork\(\) may lead to deadlocks",
+                    category=DeprecationWarning,
+                )
+                process.start()
+            sender.close()  # the child holds the only writing end: EOF when it ends
+            self._conn, self._process = receiver, process
+
+    @property
+    def forked(self) -> bool:
+        return self._process is not None
+
+    def result(self) -> T:
+        """The child's result; the callable's own, run here, if the child failed or died."""
+        if self._process is None:
+            return self._fn()
+        try:
+            status, value = self._conn.recv()
+        except (EOFError, OSError):
+            status, value = "died", None
+        finally:
+            self._conn.close()
+            self._process.join()
+            self._process = None
+        if status == "ok":
+            return value
+        return self._fn()  # the error (if it is one) raised here, with its own traceback
+
+
+def run_forked(fn: Callable[[], T], *, worth_it: bool = True) -> Pending[T]:
+    """Start ``fn`` in a forked child when :func:`forking_possible` and ``worth_it`` (the caller
+    knows whether the work outweighs a fork, ~50 ms for a 1 GiB process); else it runs in
+    :meth:`Pending.result`."""
+    return Pending(fn, fork=worth_it and forking_possible())
+
+
+def _run_in_child(fn: Callable[[], Any], conn: Any) -> None:
+    try:
+        value = fn()
+    except BaseException:  # reported by the parent running fn itself
+        conn.send(("error", None))
+    else:
+        conn.send(("ok", value))
+    finally:
+        conn.close()
