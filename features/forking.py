@@ -87,6 +87,14 @@ class Pending(Generic[T]):
         return self._fn()  # the error (if it is one) raised here, with its own traceback
 
 
+    def discard(self) -> None:
+        """Wait for the child, if any, to end and drop its result (the caller gave up on it)."""
+        if self._process is not None:
+            self._conn.close()
+            self._process.join()
+            self._process = None
+
+
 def run_forked(fn: Callable[[], T], *, worth_it: bool = True) -> Pending[T]:
     """Start ``fn`` in a forked child when :func:`forking_possible` and ``worth_it`` (the caller
     knows whether the work outweighs a fork, ~50 ms for a 1 GiB process); else it runs in

@@ -19,13 +19,14 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Select, delete, insert, select
+from sqlalchemy import Select, delete, insert, select
 
 from serving.columns import (
     FORECAST_COLUMNS,
@@ -82,13 +83,16 @@ def record_run(
     model_version: str,
     model_run_id: str | None,
     as_of: pd.Timestamp,
-    data_fingerprint: str,
+    data_fingerprint: str | Callable[[], str],
     data_source: str = "",
     n_open: int | None = None,
     inputs: pd.DataFrame | None = None,
 ) -> RunInfo:
     """Store a ranked list, its provenance and (when given) the run's ``inputs`` for monitoring
-    in one transaction, and return the run."""
+    in one transaction, and return the run. ``data_fingerprint`` may be a callable: it is
+    called once the rows are serialised, just before the transaction (a scoring run computes
+    the fingerprint meanwhile in a child, ``serving.scoring.run_scoring``); whatever it raises
+    leaves nothing stored."""
     # The forecast's columns may be absent (a model trained without one): stored empty.
     missing = [c for c in RANKED_COLUMNS if c not in ranked.columns and c not in FORECAST_COLUMNS]
     if missing:
@@ -97,25 +101,31 @@ def record_run(
             "serving.scoring.score_open_orders"
         )
     _check_ranked(ranked)
+    frame = _ranked_blob(ranked)
+    inputs_blob = None if inputs is None else _parquet_bytes(inputs.reset_index(drop=True))
     info = RunInfo(
         run_id=uuid.uuid4().hex,
         created_at=datetime.now(UTC),
         model_version=str(model_version),
         model_run_id=model_run_id,
         as_of=pd.Timestamp(as_of).to_pydatetime(),
-        data_fingerprint=data_fingerprint,
+        data_fingerprint=data_fingerprint() if callable(data_fingerprint) else data_fingerprint,
         data_source=_source_key(data_source),
         n_open=len(ranked) if n_open is None else int(n_open),
         n_scored=len(ranked),
     )
-    frame = _ranked_blob(ranked)
     with store.begin() as conn:
         conn.execute(insert(SCORING_RUNS).values(**info.__dict__))
         conn.execute(
             insert(RANKED_LISTS).values(run_id=info.run_id, n_orders=len(ranked), frame=frame)
         )
         if inputs is not None:
-            _record_inputs(conn, info.run_id, inputs)
+            # The run's inputs as one Parquet blob (ids stay strings, dtypes kept).
+            conn.execute(
+                insert(SCORING_RUN_INPUTS).values(
+                    run_id=info.run_id, n_orders=len(inputs), frame=inputs_blob
+                )
+            )
     return info
 
 
@@ -152,9 +162,7 @@ def _ranked_blob(ranked: pd.DataFrame) -> bytes:
     frame["predicted_delivery_date"] = frame["predicted_delivery_date"].where(
         frame["predicted_delivery_date"].notna(), None
     )
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
+    return _parquet_bytes(frame)
 
 
 def reason_lists(column: pd.Series) -> list[list[str]]:
@@ -172,15 +180,10 @@ def _same_lists(a: pd.Series, b: pd.Series) -> bool:
     return all(x is y or list(x) == list(y) for x, y in zip(a.tolist(), b.tolist(), strict=True))
 
 
-def _record_inputs(conn: Connection, run_id: str, inputs: pd.DataFrame) -> None:
-    """The run's inputs as one Parquet blob (ids stay strings, dtypes kept)."""
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
-    inputs.reset_index(drop=True).to_parquet(buffer, index=False)
-    conn.execute(
-        insert(SCORING_RUN_INPUTS).values(
-            run_id=run_id, n_orders=len(inputs), frame=buffer.getvalue()
-        )
-    )
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def latest_run(store: Store) -> RunInfo | None:

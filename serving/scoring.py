@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from data.dataset import Dataset, local_date, open_orders
 from features.build import build_features
+from features.forking import run_forked
 from serving.cause import expected_stage_slips
 from serving.columns import RANKED_COLUMNS, REASON_LANGS, TRANSLATED_REASON_COLUMNS
 from serving.explain import Explainer
@@ -179,18 +180,21 @@ def record_scoring_run(
     dataset: Dataset,
     features: pd.DataFrame | None = None,
     keep_runs_days: float | None = None,
+    fingerprint: str | Callable[[], str] | None = None,
 ) -> RunInfo:
     """Record a scoring run in the serving store, all of it or nothing; the API then serves it
     as the latest run. With ``features``, the run's inputs and what it said of them are kept for
     monitoring in the same transaction, under the same run id. With ``keep_runs_days``, runs
-    recorded longer ago than that are deleted afterwards (never the current one)."""
+    recorded longer ago than that are deleted afterwards (never the current one).
+    ``fingerprint``: the dataset's, or a callable giving it (``record_run``); by default
+    ``dataset.fingerprint``."""
     run = record_run(
         store,
         scores,
         model_version=str(model.version),
         model_run_id=getattr(model, "run_id", None),
         as_of=dataset.as_of(as_of),
-        data_fingerprint=dataset.fingerprint(),
+        data_fingerprint=dataset.fingerprint if fingerprint is None else fingerprint,
         data_source=str(dataset.source or ""),
         n_open=len(scores),
         inputs=None if features is None else scoring_inputs(scores, features),
@@ -283,6 +287,11 @@ class ScoreResult:
     scores: pd.DataFrame
 
 
+FORK_MIN_ROWS = 10_000
+"""From this many scored orders a scoring run writes its file in a forked child (where allowed):
+below, the file takes less than the fork."""
+
+
 def run_scoring(
     dataset: Dataset,
     model: LoadedModelLike,
@@ -312,7 +321,14 @@ def run_scoring(
     # The file appears only for a recorded run: written beside its target first (a bad format
     # or a full disk fails before anything is recorded), renamed once the run is stored.
     partial = out.with_name(f".{out.name}.partial")
-    write_ranked(scores, partial, fmt)
+    # The file and the data's fingerprint in a forked child while this process serialises the
+    # run's rows for the store, where allowed (features.forking). The child's result is awaited
+    # before the run's transaction: an error writing the file (the parent then writes it
+    # itself, and raises) still leaves nothing recorded.
+    written = run_forked(
+        lambda: (write_ranked(scores, partial, fmt), dataset.fingerprint())[1],
+        worth_it=len(scores) >= FORK_MIN_ROWS,
+    )
     try:
         run = record_scoring_run(
             store,
@@ -322,9 +338,13 @@ def run_scoring(
             dataset=dataset,
             features=features,
             keep_runs_days=keep_runs_days,
+            fingerprint=written.result,
         )
-    except SQLAlchemyError as exc:
+    except BaseException as exc:
+        written.discard()  # the child ended before its file is removed
         partial.unlink(missing_ok=True)
+        if not isinstance(exc, SQLAlchemyError):
+            raise
         raise RunStoreError(
             f"the scoring run could not be recorded ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0]}); nothing was written. Check that the serving store "
