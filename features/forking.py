@@ -86,7 +86,6 @@ class Pending(Generic[T]):
             return value
         return self._fn()  # the error (if it is one) raised here, with its own traceback
 
-
     def discard(self) -> None:
         """Wait for the child, if any, to end and drop its result (the caller gave up on it)."""
         if self._process is not None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Select, delete, insert, select
+from sqlalchemy import Connection, Select, delete, insert, select
 
 from serving.columns import (
     FORECAST_COLUMNS,
@@ -102,6 +102,7 @@ def record_run(
         )
     _check_ranked(ranked)
     frame = _ranked_blob(ranked)
+    # Serialised before the transaction, which then only writes bytes.
     inputs_blob = None if inputs is None else _parquet_bytes(inputs.reset_index(drop=True))
     info = RunInfo(
         run_id=uuid.uuid4().hex,
@@ -119,13 +120,8 @@ def record_run(
         conn.execute(
             insert(RANKED_LISTS).values(run_id=info.run_id, n_orders=len(ranked), frame=frame)
         )
-        if inputs is not None:
-            # The run's inputs as one Parquet blob (ids stay strings, dtypes kept).
-            conn.execute(
-                insert(SCORING_RUN_INPUTS).values(
-                    run_id=info.run_id, n_orders=len(inputs), frame=inputs_blob
-                )
-            )
+        if inputs is not None and inputs_blob is not None:
+            _record_inputs(conn, info.run_id, (len(inputs), inputs_blob))
     return info
 
 
@@ -178,6 +174,13 @@ def reason_lists(column: pd.Series) -> list[list[str]]:
 def _same_lists(a: pd.Series, b: pd.Series) -> bool:
     # The scoring run hands the same list objects for its own language: identity first.
     return all(x is y or list(x) == list(y) for x, y in zip(a.tolist(), b.tolist(), strict=True))
+
+
+def _record_inputs(conn: Connection, run_id: str, inputs: tuple[int, bytes]) -> None:
+    """The run's inputs (their number of orders, their Parquet blob: ids stay strings, dtypes
+    kept), in the run's transaction."""
+    n_orders, blob = inputs
+    conn.execute(insert(SCORING_RUN_INPUTS).values(run_id=run_id, n_orders=n_orders, frame=blob))
 
 
 def _parquet_bytes(frame: pd.DataFrame) -> bytes:

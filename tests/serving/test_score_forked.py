@@ -79,9 +79,7 @@ def test_forked_scoring_writes_and_records_what_one_process_does(served, home, t
     assert list(tmp_path.glob(".*.partial")) == []
 
 
-def test_a_file_the_child_cannot_write_records_nothing(
-    served, home, tmp_path, forks, monkeypatch
-):
+def test_a_file_the_child_cannot_write_records_nothing(served, home, tmp_path, forks, monkeypatch):
     store = home_store(home)
     before = latest_run(store).run_id
 
