@@ -144,11 +144,16 @@ def build_training_set(
         cut, queries[["order_id", "as_of"]], extra_order_columns=extra_order_columns
     )
     rows = queries["row"].to_numpy()
-    features["late"] = labelled["late"].to_numpy()[rows]
-    features["days_late"] = labelled["days_late"].to_numpy()[rows]
-    features["censored"] = labelled["censored"].to_numpy()[rows]
-    features["outcome_known_at"] = pd.to_datetime(labelled["settled_ns"].to_numpy()[rows], utc=True)
-    features["days_to_due"] = features["slack_days"]
+    # The labels joined at once: the features frame holds one block per column (it is made
+    # without a copy), and inserting into it one column at a time fragments it further.
+    labels = {
+        "late": labelled["late"].to_numpy()[rows],
+        "days_late": labelled["days_late"].to_numpy()[rows],
+        "censored": labelled["censored"].to_numpy()[rows],
+        "outcome_known_at": pd.to_datetime(labelled["settled_ns"].to_numpy()[rows], utc=True),
+        "days_to_due": features["slack_days"].to_numpy(),
+    }
+    features = pd.concat([features, pd.DataFrame(labels, index=features.index)], axis=1)
     counts["examples"] = int(len(features))
     features.attrs["counts"] = counts
     features.attrs["cutoff"] = t
@@ -220,10 +225,11 @@ def build_forecast_set(
         labels = [c for c in base.columns if c not in built.columns and c != "days_to_due"]
         first = base.assign(_row=base_row).groupby("_row")[labels].first().reindex(owner)
         # All label columns joined at once (one by one fragments a wide frame).
+        due = pd.DataFrame({"days_to_due": built["slack_days"].to_numpy()}, index=built.index)
         built = pd.concat(
-            [built.drop(columns=labels, errors="ignore"), first.set_index(built.index)], axis=1
+            [built.drop(columns=labels, errors="ignore"), first.set_index(built.index), due],
+            axis=1,
         )
-        built["days_to_due"] = built["slack_days"]
         base = pd.concat([base, built[base.columns]], ignore_index=True)
         base_row = np.concatenate([base_row, owner])
     added = final_additions(cut)
