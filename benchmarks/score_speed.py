@@ -7,7 +7,8 @@ forecast costs (the same scoring with the champion's forecast taken away, target
 Setup (not timed): a champion trained by `train_model` on a 20,000-order simulated world in a
 temporary project home, and a busy 30-day world in which --open orders are open at once, written
 as Parquet. Then `otd-risk score --data DIR --out FILE` runs as a subprocess, timed (best of
---repeat, its peak RSS from the kernel), and the same steps are timed one by one in process.
+--repeat, its peak RSS from the kernel, and the machine's memory in use sampled meanwhile), and
+the same steps are timed one by one in process.
 The bare predict: `booster.predict` of the champion's LightGBM booster on the same rows' encoded
 feature matrix (both cores, best of three), in this process, after the CLI runs.
 Run: .venv/bin/python benchmarks/score_speed.py [--open N] [--home DIR] [--repeat K]
@@ -64,8 +65,23 @@ def prepare_home(home: Path, n_open: int) -> tuple[Path, dict[str, str]]:
     return world_dir, env
 
 
-def time_cli(world_dir: Path, env: dict[str, str], out: Path) -> tuple[float, float]:
-    """Seconds and peak RSS (GiB) of one `otd-risk score` process."""
+def time_cli(world_dir: Path, env: dict[str, str], out: Path) -> tuple[float, float, float]:
+    """Seconds, peak RSS (GiB: the largest of the command's processes) and the peak of the
+    memory in use on the machine above its level at the start (GiB: MemTotal - MemAvailable
+    sampled every 20 ms, so pages the command's processes share count once and the forked
+    child's own count too) of one `otd-risk score` process."""
+    import threading
+
+    start = _memory_in_use()
+    peak = [start]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], _memory_in_use())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [str(OTD_RISK), "score", "--data", str(world_dir), "--out", str(out)],
@@ -74,10 +90,22 @@ def time_cli(world_dir: Path, env: dict[str, str], out: Path) -> tuple[float, fl
     )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
+    done.set()
+    sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"otd-risk score failed with exit code {proc.returncode}")
-    return seconds, usage.ru_maxrss / 2**20  # KiB on Linux
+    return seconds, usage.ru_maxrss / 2**20, (peak[0] - start) / 2**30  # KiB on Linux
+
+
+def _memory_in_use() -> int:
+    """Bytes of memory in use on the machine (MemTotal - MemAvailable, /proc/meminfo)."""
+    info = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            key, value = line.split(":", 1)
+            info[key] = int(value.split()[0]) * 1024
+    return info["MemTotal"] - info["MemAvailable"]
 
 
 def bare_predict_seconds(home: Path, world_dir: Path) -> tuple[float, int]:
@@ -191,7 +219,8 @@ def main() -> None:
     out = home / "at-risk.parquet"
     print(f"load average before: {_load()}")
     runs = [time_cli(world_dir, env, out) for _ in range(args.repeat)]
-    seconds, peak_gib = min(runs)
+    seconds, peak_gib, _ = min(runs)
+    machine_gib = max(m for _, _, m in runs)
     bare, n_bare = bare_predict_seconds(home.resolve(), world_dir)
     import pandas as pd
 
@@ -199,8 +228,12 @@ def main() -> None:
     print(
         f"otd-risk score: {n:,} open orders end to end (load, features, explanations in en+zh, "
         f"forecast, write, record) in {seconds:.1f} s (target < 10 s; runs: "
-        f"{', '.join(f'{s:.1f}' for s, _ in runs)} s), peak RSS {peak_gib:.2f} GiB "
+        f"{', '.join(f'{s:.1f}' for s, _, _ in runs)} s), peak RSS {peak_gib:.2f} GiB "
         f"(target < 2 GiB); {os.cpu_count()} cores, shared"
+    )
+    print(
+        "memory in use on the machine above its level before the run, peak over the runs "
+        f"(the forked child included, shared pages once): {machine_gib:.2f} GiB"
     )
     print(
         f"bare LightGBM predict of the champion on the same {n_bare:,} rows: {bare:.2f} s; "
