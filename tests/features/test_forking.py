@@ -8,6 +8,7 @@ import os
 
 import pandas as pd
 import pytest
+from fork_helpers import record_forks
 
 import features.build as build
 from data.dataset import open_orders
@@ -70,17 +71,8 @@ def test_forked_features_equal_features_built_in_one_process(small_world_dir, mo
     monkeypatch.setattr(forking, "_allowed", False)
     alone = build.build_features(dataset, ids, t, **options)
 
-    monkeypatch.setattr(forking, "_allowed", True)
     monkeypatch.setattr(build, "FORK_MIN_QUERIES", 1)
-    started: list[bool] = []
-    real = forking.run_forked
-
-    def spy(fn, *, worth_it=True):
-        pending = real(fn, worth_it=worth_it)
-        started.append(pending.forked)
-        return pending
-
-    monkeypatch.setattr(build, "run_forked", spy)
+    started = record_forks(monkeypatch, build)
     forked = build.build_features(dataset, ids, t, **options)
     assert started == [True]
     assert len(forked) == len(ids) > 0

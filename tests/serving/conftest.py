@@ -3,6 +3,7 @@ throw-away MLflow SQLite store, a recorded scoring run, API keys and an in-proce
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, replace
 
 import pytest
@@ -159,3 +160,18 @@ def reader(served: Served) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def admin(served: Served) -> dict[str, str]:
     return {"Authorization": f"Bearer {served.admin_key}"}
+
+
+@pytest.fixture
+def cli_env(served, monkeypatch, tmp_path):
+    """A copy of the served home for the CLI (runs recorded here do not change what other tests
+    see): OTD_RISK_HOME and the MLflow URI point at it; yields its path."""
+    from otd_risk.settings import get_settings
+
+    home = tmp_path / "home"
+    shutil.copytree(served.settings.home, home)
+    monkeypatch.setenv("OTD_RISK_HOME", str(home))
+    monkeypatch.setenv("OTD_RISK_MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from otd_risk.cli import app
-from otd_risk.settings import get_settings
 from serving.columns import RANKED_COLUMNS
 from serving.runs import latest_run, list_runs
 from serving.store import home_store
-
-
-@pytest.fixture
-def cli_env(served, monkeypatch, tmp_path):
-    """A copy of the served home (runs recorded here do not change what other tests see)."""
-    home = tmp_path / "home"
-    shutil.copytree(served.settings.home, home)
-    monkeypatch.setenv("OTD_RISK_HOME", str(home))
-    monkeypatch.setenv("OTD_RISK_MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
-    get_settings.cache_clear()
-    yield home
-    get_settings.cache_clear()
 
 
 def test_score_writes_the_file_and_records_the_run(served, cli_env, tmp_path):

@@ -4,51 +4,24 @@ process; a file that cannot be written still leaves nothing recorded and no part
 
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
 import pytest
+from fork_helpers import record_forks
 from typer.testing import CliRunner
 
 import features.build as build
 import serving.scoring as scoring
-from features import forking
 from otd_risk.cli import app
-from otd_risk.settings import get_settings
 from serving.runs import latest_run, load_run_rows
 from serving.store import home_store
 
 
 @pytest.fixture
-def home(served, monkeypatch, tmp_path):
-    home = tmp_path / "home"
-    shutil.copytree(served.settings.home, home)
-    monkeypatch.setenv("OTD_RISK_HOME", str(home))
-    monkeypatch.setenv("OTD_RISK_MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
-    get_settings.cache_clear()
-    yield home
-    get_settings.cache_clear()
-
-
-@pytest.fixture
 def forks(monkeypatch) -> list[bool]:
     """Fork from one row on; the list records, per piece of work, whether it was forked."""
-    monkeypatch.setattr(forking, "_allowed", True)
-    if not forking.forking_possible():
-        pytest.skip("forks only on Linux with two cores or more")
     monkeypatch.setattr(build, "FORK_MIN_QUERIES", 1)
     monkeypatch.setattr(scoring, "FORK_MIN_ROWS", 1)
-    started: list[bool] = []
-    real = forking.run_forked
-
-    def spy(fn, *, worth_it=True):
-        pending = real(fn, worth_it=worth_it)
-        started.append(pending.forked)
-        return pending
-
-    monkeypatch.setattr(build, "run_forked", spy)
-    monkeypatch.setattr(scoring, "run_forked", spy)
-    return started
+    return record_forks(monkeypatch, build, scoring)
 
 
 def _score(served, out) -> None:
@@ -56,8 +29,8 @@ def _score(served, out) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_forked_scoring_writes_and_records_what_one_process_does(served, home, tmp_path, forks):
-    store = home_store(home)
+def test_forked_scoring_writes_and_records_what_one_process_does(served, cli_env, tmp_path, forks):
+    store = home_store(cli_env)
     with pytest.MonkeyPatch.context() as alone:  # the command allows forks: none worth it
         alone.setattr(build, "FORK_MIN_QUERIES", 10**9)
         alone.setattr(scoring, "FORK_MIN_ROWS", 10**9)
@@ -79,8 +52,10 @@ def test_forked_scoring_writes_and_records_what_one_process_does(served, home, t
     assert list(tmp_path.glob(".*.partial")) == []
 
 
-def test_a_file_the_child_cannot_write_records_nothing(served, home, tmp_path, forks, monkeypatch):
-    store = home_store(home)
+def test_a_file_the_child_cannot_write_records_nothing(
+    served, cli_env, tmp_path, forks, monkeypatch
+):
+    store = home_store(cli_env)
     before = latest_run(store).run_id
 
     def full_disk(*_args, **_kwargs):

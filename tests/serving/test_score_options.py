@@ -3,42 +3,28 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from otd_risk.cli import app
-from otd_risk.settings import get_settings
 from serving.runs import latest_run
 from serving.store import home_store
 
 
-@pytest.fixture
-def home(served, monkeypatch, tmp_path):
-    home = tmp_path / "home"
-    shutil.copytree(served.settings.home, home)
-    monkeypatch.setenv("OTD_RISK_HOME", str(home))
-    monkeypatch.setenv("OTD_RISK_MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
-    get_settings.cache_clear()
-    yield home
-    get_settings.cache_clear()
-
-
-def test_score_into_a_missing_folder_is_refused_and_creates_nothing(served, home, tmp_path):
-    before = latest_run(home_store(home)).run_id
+def test_score_into_a_missing_folder_is_refused_and_creates_nothing(served, cli_env, tmp_path):
+    before = latest_run(home_store(cli_env)).run_id
     out = tmp_path / "nonexistent-dir" / "x.csv"
     result = CliRunner().invoke(app, ["score", "--data", served.settings.data, "--out", str(out)])
     assert result.exit_code == 2
     said = " ".join(result.stderr.split())
     assert f"the folder {out.parent} does not exist; create it first" in said
     assert not out.parent.exists()
-    assert latest_run(home_store(home)).run_id == before  # no run recorded either
+    assert latest_run(home_store(cli_env)).run_id == before  # no run recorded either
 
 
 @pytest.mark.parametrize(("lang", "cjk"), [("zh", True), ("en", False)])
-def test_score_writes_reasons_in_the_language_asked(served, home, tmp_path, lang, cjk):
+def test_score_writes_reasons_in_the_language_asked(served, cli_env, tmp_path, lang, cjk):
     out = tmp_path / "ranked.csv"
     args = ["score", "--data", served.settings.data, "--out", str(out), "--lang", lang]
     result = CliRunner().invoke(app, args)
