@@ -79,9 +79,7 @@ class Pending(Generic[T]):
         except (EOFError, OSError):
             status, value = "died", None
         finally:
-            self._conn.close()
-            self._process.join()
-            self._process = None
+            self.discard()
         if status == "ok":
             return value
         return self._fn()  # the error (if it is one) raised here, with its own traceback

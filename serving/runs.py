@@ -103,7 +103,9 @@ def record_run(
     _check_ranked(ranked)
     frame = _ranked_blob(ranked)
     # Serialised before the transaction, which then only writes bytes.
-    inputs_blob = None if inputs is None else _parquet_bytes(inputs.reset_index(drop=True))
+    inputs_rows = (
+        None if inputs is None else (len(inputs), _parquet_bytes(inputs.reset_index(drop=True)))
+    )
     info = RunInfo(
         run_id=uuid.uuid4().hex,
         created_at=datetime.now(UTC),
@@ -120,8 +122,8 @@ def record_run(
         conn.execute(
             insert(RANKED_LISTS).values(run_id=info.run_id, n_orders=len(ranked), frame=frame)
         )
-        if inputs is not None and inputs_blob is not None:
-            _record_inputs(conn, info.run_id, (len(inputs), inputs_blob))
+        if inputs_rows is not None:
+            _record_inputs(conn, info.run_id, inputs_rows)
     return info
 
 
