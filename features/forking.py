@@ -3,7 +3,8 @@
 Why: the feature builders are numpy/pandas code that holds the GIL, so threads do not overlap
 them, and a scoring run of 100,000 orders used one of the reference machine's two cores. A
 forked child shares the parent's memory (the dataset is not copied or pickled) and sends back
-only its result, a few arrays.
+only its result, a few arrays. The child runs its native thread pools (OpenMP, BLAS) on one
+thread: see ``_run_in_child``.
 
 Only where it is safe and asked for: a one-shot batch process (the CLI's ``score`` and
 ``features`` run inside :func:`forking_allowed`), on Linux, with two cores or more. A long-running
@@ -100,7 +101,14 @@ def run_forked(fn: Callable[[], T], *, worth_it: bool = True) -> Pending[T]:
 
 
 def _run_in_child(fn: Callable[[], Any], conn: Any) -> None:
+    # One thread per native pool in the child. The parent's OpenMP threads (LightGBM's
+    # predictions) do not exist in a forked child, and GNU OpenMP waits for them for ever when
+    # the child next asks for more than one (measured: a forecast's predict hung). With one
+    # thread it never touches that pool; the parent and the child share the cores anyway.
+    from threadpoolctl import threadpool_limits
+
     try:
+        threadpool_limits(1)
         value = fn()
     except BaseException:  # reported by the parent running fn itself
         conn.send(("error", None))

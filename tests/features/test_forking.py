@@ -5,6 +5,8 @@ forks unless the process allowed it."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -61,6 +63,35 @@ def test_an_error_in_the_child_is_raised_here_by_the_same_work(allowed):
     with pytest.raises(KeyError, match="missing column"):
         pending.result()
     assert calls == [os.getpid()]  # the child's call happened in the child's memory
+
+
+CHILD_PREDICTS = """
+import lightgbm as lgb, numpy as np
+from features import forking
+rng = np.random.default_rng(0)
+X = rng.normal(size=(4_000, 5))
+y = (X[:, 0] + rng.normal(size=len(X)) > 0).astype(float)
+params = {"objective": "binary", "verbosity": -1, "num_threads": 2}
+booster = lgb.train(params, lgb.Dataset(X, y), 20)
+here = booster.predict(X, num_threads=2)  # this process's OpenMP threads started
+with forking.forking_allowed():
+    pending = forking.run_forked(lambda: booster.predict(X, num_threads=0))
+    assert pending.forked
+    np.testing.assert_array_equal(pending.result(), here)
+print("same predictions")
+"""
+
+
+def test_a_child_predicts_with_lightgbm_after_its_parent_used_its_threads(allowed):
+    """GNU OpenMP's threads of the parent do not exist in a forked child: a child asking for
+    more than one hung in LightGBM's predict before the child's pools were limited to one. In a
+    process of its own, so that a regression fails on the timeout instead of hanging the suite
+    (a signal to this process may land on one of LightGBM's threads and wake nothing)."""
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_PREDICTS], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "same predictions"
 
 
 def test_forked_features_equal_features_built_in_one_process(small_world_dir, monkeypatch, allowed):

@@ -1,6 +1,7 @@
-"""`otd-risk score` with its work forked (features.forking: the stage-duration features, then the
-file and the data's fingerprint in a child): the same file and the same recorded run as in one
-process; a file that cannot be written still leaves nothing recorded and no partial file."""
+"""`otd-risk score` with its work forked (features.forking: the stage-duration features, half of
+the explanations, then the file and the data's fingerprint in a child): the same file and the
+same recorded run as in one process; a file that cannot be written still leaves nothing recorded
+and no partial file."""
 
 from __future__ import annotations
 
@@ -35,11 +36,13 @@ def test_forked_scoring_writes_and_records_what_one_process_does(served, cli_env
         alone.setattr(build, "FORK_MIN_QUERIES", 10**9)
         alone.setattr(scoring, "FORK_MIN_ROWS", 10**9)
         _score(served, tmp_path / "alone.parquet")
-    assert forks == [False, False]
+    assert forks == [False, False, False]
     first = latest_run(store)
     forks.clear()
     _score(served, tmp_path / "forked.parquet")
-    assert forks == [True, True]  # the features' child, then the file's
+    # The features' child, the explanations' (its LightGBM forecast after this test process
+    # used LightGBM's OpenMP threads), then the file's.
+    assert forks == [True, True, True]
     second = latest_run(store)
     assert second.run_id != first.run_id
     assert second.data_fingerprint == first.data_fingerprint
