@@ -248,7 +248,9 @@ def scoring_inputs(scores: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame
     columns = {"order_id": features.index.to_numpy(dtype=object)}
     columns.update({c: features[c].to_numpy() for c in features.columns})
     columns.update({c: said[c].to_numpy() for c in kept})
-    return pd.DataFrame(columns)
+    # copy=False: consolidating ~100 columns into blocks copied them all (0.3-0.4 s of
+    # 105,245 orders) for a frame that is only serialised.
+    return pd.DataFrame(columns, copy=False)
 
 
 def write_ranked(scores: pd.DataFrame, out: Path, fmt: str | None = None) -> Path:
