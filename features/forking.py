@@ -10,15 +10,19 @@ Only where it is safe and asked for: a one-shot batch process (the CLI's ``score
 ``features`` run inside :func:`forking_allowed`), on Linux, with two cores or more. A long-running
 server never forks its threads and locks. The child runs only the callable given (numpy and
 pandas, no thread pools); if it fails or dies, the parent runs the callable itself, so a result
-never depends on whether the work was forked.
+never depends on whether the work was forked. A child that neither answers nor dies (a hang)
+is killed once it has taken much longer than the parent's own share of the work (see
+:meth:`Pending.result`), and the parent does its work too: a hang costs time, not the run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -26,6 +30,14 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 _allowed = False
+_log = logging.getLogger(__name__)
+
+HANG_MIN_SECONDS = 120.0
+HANG_FACTOR = 5.0
+"""A child is given up on (killed, its work done by the parent) when it has not answered
+``max(HANG_MIN_SECONDS, HANG_FACTOR x the time from its start to the parent asking)``: the work
+is split so that the two sides take about as long, so a child five times slower than its parent
+is stuck, not busy."""
 
 
 @contextlib.contextmanager
@@ -51,6 +63,7 @@ class Pending(Generic[T]):
         self._fn = fn
         self._conn: Any = None
         self._process: Any = None
+        self._started = time.perf_counter()
         if fork:
             context = multiprocessing.get_context("fork")
             receiver, sender = context.Pipe(duplex=False)
@@ -71,12 +84,25 @@ class Pending(Generic[T]):
     def forked(self) -> bool:
         return self._process is not None
 
-    def result(self) -> T:
-        """The child's result; the callable's own, run here, if the child failed or died."""
+    def result(self, timeout: float | None = None) -> T:
+        """The child's result; the callable's own, run here, if the child failed, died or gave
+        no answer within ``timeout`` seconds (default: see :data:`HANG_FACTOR`)."""
         if self._process is None:
             return self._fn()
+        if timeout is None:
+            timeout = max(HANG_MIN_SECONDS, HANG_FACTOR * (time.perf_counter() - self._started))
         try:
-            status, value = self._conn.recv()
+            # poll is also true at EOF (the child died): recv then raises.
+            if self._conn.poll(timeout):
+                status, value = self._conn.recv()
+            else:
+                status, value = "hung", None
+                _log.warning(
+                    "a forked child gave no answer in %.0f s; it was stopped and this process "
+                    "does its work instead (the result is the same, only slower)",
+                    timeout,
+                )
+                self._process.kill()
         except (EOFError, OSError):
             status, value = "died", None
         finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -50,6 +51,37 @@ def test_a_child_that_dies_is_replaced_by_this_process(allowed):
     pending = forking.run_forked(work)
     assert pending.forked
     assert pending.result() == "done here"
+
+
+def test_a_child_that_hangs_is_stopped_and_replaced_by_this_process(allowed, caplog):
+    parent = os.getpid()
+
+    def work() -> str:
+        if os.getpid() != parent:
+            time.sleep(3600)  # the child neither answers nor dies
+        return "done here"
+
+    pending = forking.run_forked(work)
+    child = pending._process
+    clock = time.perf_counter()
+    assert pending.result(timeout=1.0) == "done here"
+    assert time.perf_counter() - clock < 30
+    assert not child.is_alive()  # stopped, not left behind
+    assert "gave no answer in 1 s" in caplog.text
+
+
+def test_a_child_is_given_time_in_proportion_to_the_parents_share(allowed, monkeypatch):
+    monkeypatch.setattr(forking, "HANG_MIN_SECONDS", 0.5)
+    parent = os.getpid()
+
+    def work() -> int:
+        if os.getpid() != parent:
+            time.sleep(1.5)  # slower than the minimum, but within 5x the parent's 0.6 s
+        return os.getpid()
+
+    pending = forking.run_forked(work)
+    time.sleep(0.6)  # the parent's own share of the work
+    assert pending.result() != parent  # the child's answer, not a replacement
 
 
 def test_an_error_in_the_child_is_raised_here_by_the_same_work(allowed):
