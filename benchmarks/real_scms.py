@@ -78,7 +78,7 @@ def _late(orders: pd.DataFrame) -> np.ndarray:
 
 
 def evaluate_protocol(
-    dataset, home: Path, cutoff: str, eval_from: str, eval_to: str
+    dataset, home: Path, cutoff: str, eval_from: str, eval_to: str, seed: int | None = None
 ) -> tuple[dict[str, dict[str, float]], dict[str, object]]:
     """Train otd-risk at ``cutoff`` (its own MLflow home), score the lines due
     ``eval_from..eval_to`` as of their creation with the champion; the same for the baselines."""
@@ -96,6 +96,8 @@ def evaluate_protocol(
     # last used as MLFLOW_TRACKING_URI, which Settings would otherwise pick up.
     uri = f"sqlite:///{home.resolve() / 'mlflow.db'}"
     settings = Settings(home=home, mlflow_tracking_uri=uri, **SETTINGS)
+    if seed is not None:
+        settings = settings.model_copy(update={"seed": seed})
     clock = time.perf_counter()
     result = train_model(dataset, cutoff=cutoff, settings=settings)
     info["seconds_train"] = round(time.perf_counter() - clock, 1)
@@ -110,6 +112,7 @@ def evaluate_protocol(
     # The version just trained is evaluated whether or not its gate promoted it.
     model = load_version(settings, result.version)
     info["num_trees"] = model.meta["num_trees"]
+    info["calibration_margins"] = model.meta.get("calibration_margins")
 
     late = _late(orders)
     end_of_cutoff = pd.Timestamp(cutoff, tz="UTC") + pd.Timedelta(days=1)
@@ -204,10 +207,10 @@ def _paired_roc_gain(y, score, baseline, *, seed: int, n_boot: int = 1000) -> di
 
 
 def run(
-    src: Path, work: Path
+    src: Path, work: Path, seeds: tuple[int, ...] = ()
 ) -> tuple[dict[str, dict[str, float]], dict[str, object], dict[str, dict[str, float]]]:
     """Import, then the development split and the README's protocol: (figures, info, dev
-    figures)."""
+    figures); with ``seeds``, the protocol again with each of them (``info["by_seed"]``)."""
     from data.adapters.base import import_export
     from data.adapters.scms import SCMS
     from data.load import load_dataset
@@ -219,6 +222,12 @@ def run(
     dev, _ = evaluate_protocol(dataset, work / "home-dev", *DEV)
     figures, info = evaluate_protocol(dataset, work / "home", CUTOFF, EVAL_FROM, EVAL_TO)
     info["import"] = {"orders": imported.n_orders, "dropped": imported.dataset.skipped}
+    info["by_seed"] = {}
+    for seed in seeds:
+        by_seed, seed_info = evaluate_protocol(
+            dataset, work / f"home-seed-{seed}", CUTOFF, EVAL_FROM, EVAL_TO, seed=seed
+        )
+        info["by_seed"][seed] = (by_seed["otd-risk"], seed_info["calibration_margins"])
     info["seconds_import"] = seconds_import
     return figures, info, dev
 
@@ -237,12 +246,20 @@ def main() -> None:
     quiet_libraries()  # as the CLI: no MLflow progress bars or advice in the figures
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", type=Path, default=DEFAULT_SRC, help="the SCMS zip")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also train with each of these seeds (the default settings' seed is 42) and print "
+        "otd-risk's evaluation figures for each: how much of a figure is the seed",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="otd-risk-scms-") as tmp:
         work = Path(tmp)
         os.environ["OTD_RISK_HOME"] = str(work / "home")
-        figures, info, dev = run(args.src, work)
+        figures, info, dev = run(args.src, work, tuple(args.seeds))
     elapsed = time.perf_counter() - start
 
     print(
@@ -260,7 +277,9 @@ def main() -> None:
         f"{info['readme_cell_rank_on_evaluation_window']} on the evaluation window"
     )
     print(f"train: cut-off {CUTOFF}; {info['train_model']}")
-    print(f"champion: {info['num_trees']} trees")
+    print(
+        f"champion: {info['num_trees']} trees; calibrated on {info['calibration_margins']} margins"
+    )
     print(
         f"evaluate: {info['eval_lines']} lines due {EVAL_FROM}..{EVAL_TO}, late rate "
         f"{info['eval_late_rate']}, scored as of created_at; "
@@ -287,6 +306,19 @@ def main() -> None:
         print(
             f"otd-risk gain over cell_rate, {metric}: {g['gain']:+.3f} (95% interval "
             f"{g['ci_low']:+.3f} to {g['ci_high']:+.3f}, paired bootstrap over evaluation lines)"
+        )
+    if info["by_seed"]:
+        print("otd-risk on the evaluation window by seed (the same defaults otherwise):")
+        for seed, (m, margins) in info["by_seed"].items():
+            print(
+                f"  seed {seed:>3}: ROC AUC {m['roc_auc']:.3f}, PR AUC {m['pr_auc']:.3f} "
+                f"(calibrated on {margins} margins)"
+            )
+        rocs = [m["roc_auc"] for m, _ in info["by_seed"].values()]
+        prs = [m["pr_auc"] for m, _ in info["by_seed"].values()]
+        print(
+            f"  mean: ROC AUC {np.mean(rocs):.3f} ({min(rocs):.3f} to {max(rocs):.3f}), "
+            f"PR AUC {np.mean(prs):.3f} ({min(prs):.3f} to {max(prs):.3f})"
         )
     rounded = {
         n: {k: (round(v, 4) if not math.isnan(v) else None) for k, v in m.items()}
