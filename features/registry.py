@@ -314,8 +314,11 @@ _BEHIND = [
         "days",
         f"Days the {s} stage is behind its planned end: completion minus planned end when "
         f"completed by as_of, else days past the planned end so far (0 while it is ahead).",
-        f"the {s} stage is {{value:.1f}} days behind plan",
-        f"{_STAGE_NAMES_ZH[s]}阶段落后计划 {{value:.1f}} 天",
+        # "past its planned end date", not "behind plan": the figure is cumulative (an
+        # upstream slip is in it), so beside stage_days' own-slip split it must not read as
+        # the days this stage added itself.
+        f"the {s} stage is {{value:.1f}} days past its planned end date",
+        f"{_STAGE_NAMES_ZH[s]}阶段超出计划完成日 {{value:.1f}} 天",
         direction="higher",
     )
     for s in STAGES

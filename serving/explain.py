@@ -393,8 +393,9 @@ class Explainer:
 
         ``lead`` (per row, a stage name, e.g. ``top_stage``): that stage's feature that raises
         the risk most, if one does, is said first, so that the reasons start with the stage the
-        planner is told the delay comes from (not "the quality stage is 4 days behind plan"
-        under a top stage of procurement, when procurement's own slip is there to be said).
+        planner is told the delay comes from (not "the quality stage is 4 days past its planned
+        end date" under a top stage of procurement, when procurement's own slip is there to be
+        said).
         ``first`` (per row, a sentence or None): said before all of them (the forecast's).
         ``picks``: ``_picks``' answer for these rows, when made already for another language."""
         n, k = contributions.shape

@@ -340,9 +340,10 @@ def test_placeholder_values_are_never_named_as_a_cause(served, features, explain
 def test_a_stage_is_not_said_to_be_behind_plan_when_it_only_carries_earlier_delay(
     features, explainer
 ):
-    """'the quality stage is 15.9 days behind plan' beside a bar where quality adds nothing
-    (its lateness came from procurement) read as a contradiction: with a forecast, a stage's
-    days behind plan are said only when the stage itself adds half a day or more."""
+    """'the quality stage is 15.9 days past its planned end date' beside a bar where quality
+    adds nothing (its lateness came from procurement) read as a contradiction: with a forecast,
+    a stage's days past its planned end are said only when the stage itself adds half a day or
+    more."""
     out = explainer.explain(features).frame()
     checked = 0
     for stage in ("confirmation", "planning", "procurement", "production", "quality"):
