@@ -30,7 +30,7 @@ TOP = 200
 def main() -> None:
     from otd_risk.cli import quiet_libraries
 
-    quiet_libraries()  # as the CLI: no MLflow progress bars or advice in the figures
+    quiet_libraries(registry=True)  # as the CLI: no MLflow progress bars or advice in the figures
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", nargs="+", default=list(DEFAULT_WORLDS), metavar="ORDERS:SEED")
     args = parser.parse_args()

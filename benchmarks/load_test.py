@@ -287,7 +287,7 @@ def stop_server(proc: subprocess.Popen) -> None:
 def main() -> None:
     from otd_risk.cli import quiet_libraries
 
-    quiet_libraries()  # as the CLI: no MLflow progress bars or advice in the figures
+    quiet_libraries(registry=True)  # as the CLI: no MLflow progress bars or advice in the figures
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="Length of the steady phase.")
     parser.add_argument("--rate", type=float, default=40.0, help="Requests per second to hold.")

@@ -25,7 +25,7 @@ BASELINES = ("typical_durations", "cell_rate", "logistic", "planner_rule")
 def main() -> None:
     from otd_risk.cli import quiet_libraries
 
-    quiet_libraries()  # as the CLI: no MLflow progress bars or advice in the figures
+    quiet_libraries(registry=True)  # as the CLI: no MLflow progress bars or advice in the figures
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", nargs="+", default=list(DEFAULT_WORLDS), metavar="ORDERS:SEED")
     parser.add_argument("--orders-only", action="store_true", help="drop the optional tables")

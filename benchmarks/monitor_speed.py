@@ -26,7 +26,7 @@ import pandas as pd
 def main() -> None:
     from otd_risk.cli import quiet_libraries
 
-    quiet_libraries()  # as the CLI: no MLflow progress bars or advice in the figures
+    quiet_libraries(registry=True)  # as the CLI: no MLflow progress bars or advice in the figures
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--rows", type=int, default=100_000)

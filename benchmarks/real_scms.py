@@ -243,7 +243,7 @@ def _table(figures: dict[str, dict[str, float]]) -> None:
 def main() -> None:
     from otd_risk.cli import quiet_libraries
 
-    quiet_libraries()  # as the CLI: no MLflow progress bars or advice in the figures
+    quiet_libraries(registry=True)  # as the CLI: no MLflow progress bars or advice in the figures
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", type=Path, default=DEFAULT_SRC, help="the SCMS zip")
     parser.add_argument(

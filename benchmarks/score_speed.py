@@ -208,7 +208,7 @@ def time_steps(world_dir: Path, home: Path) -> None:
 def main() -> None:
     from otd_risk.cli import quiet_libraries
 
-    quiet_libraries()  # as the CLI: no MLflow progress bars or advice in the figures
+    quiet_libraries(registry=True)  # as the CLI: no MLflow progress bars or advice in the figures
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--open", type=int, default=100_000, help="open orders to score")
     parser.add_argument("--home", type=Path, default=None, help="keep the setup here")

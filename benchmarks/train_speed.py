@@ -16,7 +16,7 @@ import pandas as pd
 def main() -> None:
     from otd_risk.cli import quiet_libraries
 
-    quiet_libraries()  # as the CLI: no MLflow progress bars or advice in the figures
+    quiet_libraries(registry=True)  # as the CLI: no MLflow progress bars or advice in the figures
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)

@@ -34,14 +34,20 @@ COMMAND_MODULES = (
 )
 
 
-def quiet_libraries() -> None:
+def quiet_libraries(*, registry: bool = False) -> None:
     """Keep the terminal for otd-risk's own output: MLflow's progress bars and its advice on
     pickled models (ours holds only a booster file and JSON) would bury it. Call before MLflow
-    is first imported (the commands import it lazily; the benchmarks call this first too)."""
+    is first imported (the commands import it lazily; the benchmarks call this first too).
+    ``registry``: also its registry's "Created version" prints (the benchmarks, which register
+    versions without a command around them; the commands do it where they register)."""
     import os
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    if registry:
+        from otd_risk.commands.common import quiet_mlflow_registry
+
+        quiet_mlflow_registry()
 
 
 @app.callback()
