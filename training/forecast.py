@@ -557,10 +557,9 @@ class MaskedSums:
 
     def __init__(self, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=np.float64)
-        self.k = len(values)
         bits = (np.arange(256)[:, None] >> np.arange(8)) & 1  # 256 x 8: byte -> its bits
         self.tables = []
-        for start in range(0, self.k, 8):
+        for start in range(0, len(values), 8):
             group = values[start : start + 8]
             table = np.zeros((256, values.shape[1]))
             for j in range(len(group)):  # in order: each subset's sum is the same every time
