@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Annotated
@@ -14,8 +15,22 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-console = Console(log_path=False)  # progress lines: the time and the step, not our source line
-err_console = Console(stderr=True)
+PIPED_WIDTH = 160
+"""Columns of the tables written to a file or a pipe (a cron log, CI)."""
+
+
+def _width(stream) -> int | None:
+    """None (Rich measures the terminal) on a terminal or with ``COLUMNS`` set; else
+    :data:`PIPED_WIDTH`. Rich's own default off a terminal is 80 columns, which squeezes the
+    at-risk list and the metrics tables of a nightly log into one word per line."""
+    if os.environ.get("COLUMNS") or (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    return PIPED_WIDTH
+
+
+# progress lines: the time and the step, not our source line
+console = Console(log_path=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
 
 DataOption = Annotated[
     str | None,
