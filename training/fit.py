@@ -345,7 +345,7 @@ def fit_risk_model(
     sampled = len(candidates) > 1 and len(fit_pos) > SEARCH_MAX_ROWS
     if sampled:
         s_fit, s_cal = _sample_rows(train, fit_pos, seed), _sample_rows(train, cal_pos, seed)
-        search_fit = _rows_of(fit_set, X, y, weight, s_fit)
+        search_fit = fit_set.subset(np.searchsorted(fit_pos, s_fit).tolist())
         search_cal = lgb.Dataset(
             X[s_cal], y[s_cal], reference=search_fit, params={"feature_pre_filter": False}
         )
@@ -383,7 +383,7 @@ def fit_risk_model(
         oof[cal_pos] = margin
         for k in range(calibration_folds - 1):
             inside, out = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
-            fold_set = _rows_of(all_set, X, y, weight, inside)
+            fold_set = all_set.subset(inside.tolist())
             oof[out] = lgb.train(params_used, fold_set, num_boost_round=best).predict(
                 X[out], raw_score=True
             )
@@ -416,28 +416,6 @@ def fit_risk_model(
     }
     return RiskModel(
         booster, encoding.feature_names, levels, calibrator, stage_map, feature_specs, info
-    )
-
-
-def _rows_of(
-    parent: lgb.Dataset,
-    X: np.ndarray,
-    y: np.ndarray,
-    weight: np.ndarray | None,
-    positions: np.ndarray,
-) -> lgb.Dataset:
-    """The rows ``positions`` of ``X`` binned as ``parent`` bins them (its bin mappers, names
-    and categorical columns, through ``reference``): the same trees as
-    ``parent.subset(positions)``. Not ``subset`` itself: LightGBM 4.7's subsets of a small
-    share of a Dataset aborted the process once (``malloc(): invalid size``), and subsets have
-    a history of such reports upstream (LightGBM issues 2744, 3520); a Dataset of its own rows
-    is a plain construction, at the cost of one copy of those rows."""
-    return lgb.Dataset(
-        X[positions],
-        y[positions],
-        weight=None if weight is None else weight[positions],
-        reference=parent,
-        params=parent.get_params(),
     )
 
 
