@@ -24,8 +24,10 @@ that adds the most days beyond its plan if the order is late (observed for compl
 the expected days); without one, given ``expected_slips`` (per
 stage, learned from the dataset's history by ``serving.cause.expected_stage_slips``) the stage
 with the largest own slip, observed so far or expected (``serving.cause.likely_cause``), which
-agrees with the true cause far more often than the largest SHAP stage; otherwise, or when no
-stage is behind or expected to slip, the stage with the largest contribution.
+agrees with the true cause far more often than the largest SHAP stage. Where neither names a
+stage (an export whose stages have no ``planned_end``: nothing adds days beyond a plan), the
+stage the order is in when it has run half a day or more longer than usual
+(``<stage>_days_over_typical``); otherwise the stage with the largest contribution.
 
 ``reasons`` are up to three sentences: the features with the largest positive contributions whose
 value is known, each the registry's template filled with the order's value and ``ctx_*`` context;
@@ -171,6 +173,13 @@ class Explainer:
             if f"{stage}_days_behind" in names
         ]
         """(process stage, feature) of each ``<stage>_days_behind`` feature."""
+        self._over_typical = [
+            (stage, f"{stage}_days_over_typical")
+            for stage in STAGES
+            if f"{stage}_days_over_typical" in names
+        ]
+        """(process stage, feature) of each ``<stage>_days_over_typical`` feature."""
+        self._slack = names.index("slack_days") if "slack_days" in names else None
 
     def explain(
         self,
@@ -224,7 +233,8 @@ class Explainer:
         fc: Forecast | None,
         expected_slips: Mapping[str, float] | None,
     ) -> np.ndarray:
-        """The forecast's cause, else the slips' (``serving.cause``), else the largest stage."""
+        """The forecast's cause, else the slips' (``serving.cause``), else the stage the order
+        is stuck in (:meth:`_overrun_stage`), else the largest stage."""
         top = _STAGE_NAMES[stages.argmax(axis=1)]
         cause: np.ndarray | None
         if fc is not None:
@@ -233,7 +243,29 @@ class Explainer:
             cause = likely_cause_stages(rows, expected_slips, stage_shap=stages[:, _PROCESS_STAGES])
         else:
             cause = None
+        overrun = self._overrun_stage(rows)
+        if overrun is not None:
+            cause = overrun if cause is None else np.where(pd.notna(cause), cause, overrun)
         return top if cause is None else np.where(pd.notna(cause), cause, top)
+
+    def _overrun_stage(self, rows: Rows) -> np.ndarray | None:
+        """Per row, the stage the order is in when it has run at least half a day longer than
+        its typical duration (``<stage>_days_over_typical``), else None. The cause where no
+        stage plan says one: an export without ``planned_end`` has no forecast by stage, and
+        without this every order's top stage was the catch-all ``order`` (owner: order
+        management) - on Olist's orders, all 172 open ones, though each sat in shipping for
+        months. A stage that runs longer than usual is where someone should look."""
+        if not self._over_typical:
+            return None
+        days = np.column_stack(
+            [np.asarray(rows[f], dtype=np.float64) for _, f in self._over_typical]
+        )
+        filled = np.where(np.isfinite(days), days, -np.inf)
+        best = filled.argmax(axis=1)
+        most = filled[np.arange(len(filled)), best]
+        names = np.asarray([stage for stage, _ in self._over_typical], dtype=object)
+        # numpy's stubs take where(c, x, None) for the one-argument form (as in forecast_cause).
+        return np.where(most >= 0.5, names[best], None)  # type: ignore[return-value]
 
     def _said(
         self,
@@ -248,6 +280,10 @@ class Explainer:
         """The reasons of each row in each of ``langs``: the forecast's first, then SHAP's."""
         said: dict[str, list[list[str]]] = {}
         suppress = None if fc is None else self._carried_delay(fc)
+        if suppress is not None and self._slack is not None:
+            # The forecast's first sentence of a past-due order says how long ago the due date
+            # passed: slack_days' own sentence would say it again.
+            suppress[:, self._slack] |= past_due > 0
         picked: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         for code in langs:
             if code in said:
