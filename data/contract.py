@@ -183,6 +183,8 @@ CAPACITY = Table(
 
 TABLES: dict[str, Table] = {t.name: t for t in (ORDERS, ORDER_STAGES, PURCHASE_ORDERS, CAPACITY)}
 """All contract tables by name, in dependency order (orders first)."""
+OPTIONAL_TABLES: tuple[str, ...] = tuple(name for name in TABLES if name != "orders")
+"""The tables a dataset may lack."""
 
 EVENT_COLUMNS: dict[str, tuple[str, ...]] = {
     "orders": ("created_at", "delivered_at", "cancelled_at"),

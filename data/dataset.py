@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytz
 
-from data.contract import CONTRACT_VERSION, EVENT_COLUMNS, TABLES
+from data.contract import CONTRACT_VERSION, EVENT_COLUMNS, OPTIONAL_TABLES, TABLES
 
 
 def to_utc_timestamp(value: object, tz: str = "UTC") -> pd.Timestamp:
@@ -71,7 +71,7 @@ class Dataset:
     def tables(self) -> dict[str, pd.DataFrame]:
         """The present tables by contract name."""
         out = {"orders": self.orders}
-        for name in ("order_stages", "purchase_orders", "capacity"):
+        for name in OPTIONAL_TABLES:
             frame = getattr(self, name)
             if frame is not None:
                 out[name] = frame

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from data.contract import OPTIONAL_TABLES
 from data.urls import redact_url
 from training.config import RegistryConfig
 from training.evaluate import LOWER_IS_BETTER, better, classification_metrics
@@ -117,6 +118,7 @@ def promotion_gate(
     features_for: Callable[[RiskModel], pd.DataFrame] | None = None,
     force: bool = False,
     log: Callable[[str], None] | None = None,
+    missing_tables: Sequence[str] = OPTIONAL_TABLES,
 ) -> GateDecision:
     """Decide whether ``new_version`` becomes champion: on ``settings.promotion_metric`` over
     the SAME validation examples it must beat every baseline (``baselines``: name -> score;
@@ -126,7 +128,7 @@ def promotion_gate(
     champion that cannot score them loses, and the reason is given. ``force`` promotes
     regardless and says so. Sets the alias when promoted; otherwise the version stays
     registered, unpromoted, and the text says which baseline won, by how much, and what to
-    try."""
+    try (``missing_tables``: the optional tables the dataset lacks, the only ones to suggest)."""
     metric = settings.promotion_metric
     labels = dict(labels or {})
     new_score = classification_metrics(y_valid, new_prob)[metric]
@@ -176,9 +178,10 @@ def promotion_gate(
             f"{metric} {new_score:.4f} does not beat the {labels.get(worst, worst)}'s "
             f"{baseline_scores[worst]:.4f} ({margin:.4f} {direction} is better){also}: what "
             "this export holds is not enough for the model to earn its place. Try more "
-            "history, more tables (order_stages, purchase_orders, capacity), extra order "
-            "columns as features (OTD_RISK_EXTRA_ORDER_FEATURES), or --force to promote anyway"
-            + ("" if current is None else f" ({reason})")
+            "history, "
+            + (f"more tables ({', '.join(missing_tables)}), " if missing_tables else "")
+            + "extra order columns as features (OTD_RISK_EXTRA_ORDER_FEATURES), or --force to "
+            "promote anyway" + ("" if current is None else f" ({reason})")
         )
     if promoted and baseline_scores:
         reason += f"; beats every baseline on {metric}"

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.contract import CONTRACT_VERSION, STAGES
+from data.contract import CONTRACT_VERSION, OPTIONAL_TABLES, STAGES
 from data.dataset import Dataset
 from data.urls import redact_url
 from features.build import build_features_at, history_feature_frame
@@ -930,6 +930,7 @@ def register_and_gate(
             **champion.feature_options(cut.orders.columns),
         ),
         force=force,
+        missing_tables=[name for name in OPTIONAL_TABLES if name not in cut.tables()],
     )
     mlflow.log_params(
         {

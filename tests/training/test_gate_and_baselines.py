@@ -64,6 +64,8 @@ def test_where_a_linear_model_wins_the_first_version_is_not_promoted(additive_wo
     assert "registered but NOT promoted" in out
     assert "does not beat the logistic regression" in out  # names the baseline, and its score
     assert "--force" in out and "more history" in out  # and what to try
+    # ...but not the tables it has already: the simulated world holds all four.
+    assert "more tables" not in out and "order_stages" not in out.split("Try more history")[1]
     settings = Settings(home=home)
     assert champion_version(settings) is None  # the first version too: nothing serves
 
