@@ -519,6 +519,13 @@ def forecast_cause(stage_days: np.ndarray) -> np.ndarray:
     )
 
 
+NO_MORE_DAYS = "0.0"
+"""A past-due order's forecast of days still to come, as the reasons write it, when the forecast
+says "delivered now" (time has overtaken it): "expected in 0.0 more days" read as "arrives
+today" for orders stuck for months (Olist's), so its sentence says it could arrive any day and
+gives the interval's upper end."""
+
+
 def forecast_reasons(
     fc: Forecast, top: np.ndarray, past_due: np.ndarray, lang: str
 ) -> list[str | None]:
@@ -534,9 +541,11 @@ def forecast_reasons(
         more = np.maximum(0.0, fc.days_late[late] - past_due[late])
         low = np.maximum(0.0, fc.p10[late] - past_due[late])
         high = np.maximum(low, fc.p90[late] - past_due[late])
-        text = t("reason.past_due", lang)
+        text, now = t("reason.past_due", lang), t("reason.past_due_now", lang)
         out[late] = _format_distinct(
-            lambda d, m, lo, hi: text.format(days=d, more=m, low=lo, high=hi),
+            lambda d, m, lo, hi: (now if m == NO_MORE_DAYS else text).format(
+                days=d, more=m, low=lo, high=hi
+            ),
             [
                 _one_decimal(past_due[late]),
                 _one_decimal(more),
@@ -581,7 +590,7 @@ def _forecast_reasons_each(
             high = max(low, fc.p90[r] - past_due[r])
             out.append(
                 t(
-                    "reason.past_due",
+                    "reason.past_due_now" if f"{more:.1f}" == NO_MORE_DAYS else "reason.past_due",
                     lang,
                     days=f"{past_due[r]:.1f}",
                     more=f"{more:.1f}",

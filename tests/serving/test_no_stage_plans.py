@@ -67,3 +67,20 @@ def test_a_past_due_order_is_told_once_that_its_due_date_passed(unplanned):
     for reasons in frame.loc[past, "reasons"]:
         assert reasons[0].startswith("the due date passed")
         assert sum("the due date passed" in r for r in reasons) == 1, reasons
+
+
+def test_a_past_due_order_the_forecast_calls_delivered_now_could_arrive_any_day(unplanned):
+    """ "expected in 0.0 more days" read as "arrives today" for orders stuck for months; the
+    frame's path (many rows) and the one-order path say the same sentence."""
+    model, features, frame = unplanned
+    past = np.flatnonzero((features["slack_days"] < 0).to_numpy())
+    more = frame["predicted_days_late"].to_numpy() - frame["past_due_days"].to_numpy()
+    now = [i for i in past if f"{max(0.0, more[i]):.1f}" == "0.0"]
+    assert now, "the world must have past-due orders the forecast calls delivered now"
+    explainer = Explainer(model)
+    for i in past:
+        first = frame["reasons"].iloc[i][0]
+        assert ("it could arrive any day (80%: within" in first) == (i in now), first
+        assert ("expected in" in first) == (i not in now), first
+        alone = explainer.explain(features.iloc[[i]]).frame()["reasons"].iloc[0][0]
+        assert alone == first
