@@ -243,9 +243,10 @@ class Explainer:
             cause = likely_cause_stages(rows, expected_slips, stage_shap=stages[:, _PROCESS_STAGES])
         else:
             cause = None
-        overrun = self._overrun_stage(rows)
-        if overrun is not None:
-            cause = overrun if cause is None else np.where(pd.notna(cause), cause, overrun)
+        if cause is None or not pd.notna(cause).all():
+            overrun = self._overrun_stage(rows)
+            if overrun is not None:
+                cause = overrun if cause is None else np.where(pd.notna(cause), cause, overrun)
         return top if cause is None else np.where(pd.notna(cause), cause, top)
 
     def _overrun_stage(self, rows: Rows) -> np.ndarray | None:
@@ -253,16 +254,15 @@ class Explainer:
         its typical duration (``<stage>_days_over_typical``), else None. The cause where no
         stage plan says one: an export without ``planned_end`` has no forecast by stage, and
         without this every order's top stage was the catch-all ``order`` (owner: order
-        management) - on Olist's orders, all 172 open ones, though each sat in shipping for
-        months. A stage that runs longer than usual is where someone should look."""
+        management) - on Olist's orders, all 172 open ones, though nearly all had sat in
+        shipping or the warehouse for months. A stage that runs longer than usual is where
+        someone should look."""
         if not self._over_typical:
             return None
         days = np.column_stack(
             [np.asarray(rows[f], dtype=np.float64) for _, f in self._over_typical]
         )
-        filled = np.where(np.isfinite(days), days, -np.inf)
-        best = filled.argmax(axis=1)
-        most = filled[np.arange(len(filled)), best]
+        best, most = _largest(days)
         names = np.asarray([stage for stage, _ in self._over_typical], dtype=object)
         # numpy's stubs take where(c, x, None) for the one-argument form (as in forecast_cause).
         return np.where(most >= 0.5, names[best], None)  # type: ignore[return-value]
@@ -510,13 +510,19 @@ def forecast_cause(stage_days: np.ndarray) -> np.ndarray:
     """Per row, the stage that adds the most days beyond its plan in ``stage_days`` (what it
     added so far when completed; ``cause_days``' forecast otherwise); None where no stage adds
     any."""
-    filled = np.where(np.isfinite(stage_days), stage_days, -np.inf)
-    best = filled.argmax(axis=1)
-    most = filled[np.arange(len(filled)), best]
+    best, most = _largest(stage_days)
     # numpy's stubs take where(c, x, None) for the one-argument form; it is an object array.
     return np.where(  # type: ignore[return-value]
         most > 0, np.asarray(STAGES, dtype=object)[best], None
     )
+
+
+def _largest(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``days`` (rows x stages, NaN = not known): the column of the largest known
+    value and that value (-inf where none is known)."""
+    filled = np.where(np.isfinite(days), days, -np.inf)
+    best = filled.argmax(axis=1)
+    return best, filled[np.arange(len(filled)), best]
 
 
 NO_MORE_DAYS = "0.0"
@@ -588,12 +594,13 @@ def _forecast_reasons_each(
             more = max(0.0, fc.days_late[r] - past_due[r])
             low = max(0.0, fc.p10[r] - past_due[r])
             high = max(low, fc.p90[r] - past_due[r])
+            still = f"{more:.1f}"
             out.append(
                 t(
-                    "reason.past_due_now" if f"{more:.1f}" == NO_MORE_DAYS else "reason.past_due",
+                    "reason.past_due_now" if still == NO_MORE_DAYS else "reason.past_due",
                     lang,
                     days=f"{past_due[r]:.1f}",
-                    more=f"{more:.1f}",
+                    more=still,
                     low=f"{low:.1f}",
                     high=f"{high:.1f}",
                 )

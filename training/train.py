@@ -930,7 +930,7 @@ def register_and_gate(
             **champion.feature_options(cut.orders.columns),
         ),
         force=force,
-        missing_tables=[name for name in OPTIONAL_TABLES if name not in cut.tables()],
+        missing_tables=[name for name in OPTIONAL_TABLES if getattr(cut, name) is None],
     )
     mlflow.log_params(
         {
